@@ -1,0 +1,122 @@
+"""Typed dependencies: the session, the settings and who is asking (by cookie or token)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from app.errors import AuthenticationFailed, PermissionDenied
+from app.models import Role, User, UserSession
+from app.services import auth
+from app.settings import Settings
+
+SESSION_COOKIE = "smiley_session"
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as db:
+        yield db
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[Session, Depends(get_db)]
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies; the web error handler redirects to /login."""
+
+
+class PasswordChangeRequired(Exception):
+    """The user logs in with a password somebody else chose; the page handler redirects."""
+
+
+def get_web_login(request: Request, db: SessionDep) -> tuple[UserSession, User] | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    found = auth.resolve_session(db, token)
+    if found is not None:
+        request.state.csrf_token = found[0].csrf_token
+    return found
+
+
+WebLogin = Annotated[tuple[UserSession, User] | None, Depends(get_web_login)]
+
+
+def get_web_user_any(login: WebLogin) -> User:
+    """The logged-in user, even one who must still change a generated password."""
+    if login is None:
+        raise LoginRequired()
+    return login[1]
+
+
+def get_web_user(user: Annotated[User, Depends(get_web_user_any)]) -> User:
+    if user.must_change_password:
+        raise PasswordChangeRequired()
+    return user
+
+
+WebUserAnyState = Annotated[User, Depends(get_web_user_any)]
+WebUser = Annotated[User, Depends(get_web_user)]
+
+
+def _role_check(*roles: Role) -> Callable[[User], User]:
+    def check(user: User) -> User:
+        if user.role not in roles:
+            raise PermissionDenied(
+                "this needs the " + " or ".join(role.value for role in roles) + " role"
+            )
+        return user
+
+    return check
+
+
+def web_role(*roles: Role) -> Callable[[User], User]:
+    check = _role_check(*roles)
+
+    def dependency(user: WebUser) -> User:
+        return check(user)
+
+    return dependency
+
+
+def get_api_user(request: Request, db: SessionDep) -> User:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed("send an API token as 'Authorization: Bearer <token>'")
+    user = auth.resolve_api_token(db, token.strip())
+    if user is None:
+        raise AuthenticationFailed(
+            "the API token is unknown, revoked, expired or its user inactive"
+        )
+    return user
+
+
+ApiUser = Annotated[User, Depends(get_api_user)]
+
+
+def api_role(*roles: Role) -> Callable[[User], User]:
+    check = _role_check(*roles)
+
+    def dependency(user: ApiUser) -> User:
+        return check(user)
+
+    return dependency
+
+
+WebAdmin = Annotated[User, Depends(web_role(Role.admin))]
+WebStaff = Annotated[User, Depends(web_role(Role.admin, Role.researcher))]
+ApiAdmin = Annotated[User, Depends(api_role(Role.admin))]
+ApiStaff = Annotated[User, Depends(api_role(Role.admin, Role.researcher))]
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

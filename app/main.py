@@ -1,0 +1,90 @@
+"""The ASGI app: both front doors, static files, and one place that turns errors into answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import api, web
+from app.api import errors as api_errors
+from app.api import health
+from app.db import get_engine, session_factory
+from app.deps import LoginRequired, PasswordChangeRequired
+from app.errors import DomainError
+from app.settings import Settings, get_settings
+from app.web import errors as web_errors
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or get_engine(settings)
+    # Fail at start, not at first request, when the secret key is unusable.
+    settings.resolved_secret_key  # noqa: B018
+
+    app = FastAPI(
+        title="Smiley",
+        summary="Human feedback for post-training language models",
+        version="0.1.0",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+
+    app.include_router(health.router)
+    app.include_router(api.router)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(request: Request, error: DomainError) -> Response:
+        if _is_api(request):
+            return api_errors.domain_error_response(error)
+        return web_errors.domain_error_page(request, error)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, error: RequestValidationError) -> Response:
+        if _is_api(request):
+            return api_errors.validation_error_response(request, error)
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        return web_errors.domain_error_page(request, DomainError(f"bad request: {problems}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if _is_api(request) or request.url.path.startswith("/static/"):
+            code = "not_found" if error.status_code == 404 else "http_error"
+            return api_errors.JSONResponse(
+                api_errors.error_body(code, str(error.detail)),
+                status_code=error.status_code,
+                headers=getattr(error, "headers", None),
+            )
+        page_error = DomainError(str(error.detail))
+        page_error.status_code = error.status_code
+        return web_errors.domain_error_page(request, page_error)
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, _: LoginRequired) -> Response:
+        return web_errors.login_redirect(request)
+
+    @app.exception_handler(PasswordChangeRequired)
+    async def _password_change(request: Request, _: PasswordChangeRequired) -> Response:
+        return web_errors.password_change_redirect(request)
+
+    return app

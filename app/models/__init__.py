@@ -1,0 +1,71 @@
+"""All models, imported here so Base.metadata is complete for Alembic and create_all."""
+
+from app.models.base import Base
+from app.models.content import Prompt, PromptCategory, Response, ResponseSource
+from app.models.labels import (
+    Comparison,
+    ComparisonItem,
+    Demonstration,
+    DemonstrationOrigin,
+    LabelSource,
+    Pair,
+)
+from app.models.projects import GuidelineVersion, Project
+from app.models.queues import (
+    Assignment,
+    AssignmentStatus,
+    Queue,
+    QueueKind,
+    QueueLabeler,
+    Task,
+    TaskResponse,
+)
+from app.models.system import WorkerHeartbeat
+from app.models.training import (
+    Model,
+    ModelRole,
+    Run,
+    RunKind,
+    RunMetric,
+    RunStatus,
+    Snapshot,
+    SnapshotKind,
+)
+from app.models.users import ApiToken, LoginAttempt, Role, User, UserSession
+
+__all__ = [
+    "ApiToken",
+    "Assignment",
+    "AssignmentStatus",
+    "Base",
+    "Comparison",
+    "ComparisonItem",
+    "Demonstration",
+    "DemonstrationOrigin",
+    "GuidelineVersion",
+    "LabelSource",
+    "LoginAttempt",
+    "Model",
+    "ModelRole",
+    "Pair",
+    "Project",
+    "Prompt",
+    "PromptCategory",
+    "Queue",
+    "QueueKind",
+    "QueueLabeler",
+    "Response",
+    "ResponseSource",
+    "Role",
+    "Run",
+    "RunKind",
+    "RunMetric",
+    "RunStatus",
+    "Snapshot",
+    "SnapshotKind",
+    "Task",
+    "TaskResponse",
+    "User",
+    "UserSession",
+    "WorkerHeartbeat",
+]

@@ -1,0 +1,172 @@
+"""Logging in: password checks with a rate limit, browser sessions and API tokens."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app.errors import AuthenticationFailed, NotFound, RateLimited
+from app.models import ApiToken, LoginAttempt, User, UserSession
+from app.models.base import utcnow
+from app.schemas.users import TokenCreate
+from app.security import hash_password, needs_rehash, new_token, token_hash, verify_password
+from app.settings import Settings
+
+TOKEN_PREFIX = "smy_"
+WRONG_CREDENTIALS = "wrong username or password"
+
+
+@dataclass(frozen=True)
+class NewSession:
+    token: str
+    session: UserSession
+
+
+def authenticate(
+    db: Session, settings: Settings, *, username: str, password: str, client_ip: str
+) -> User:
+    """Checks a username and password; counts failures per username and per address."""
+    username = username.strip().lower()[:64]
+    client_ip = client_ip[:64]
+    _check_rate_limit(db, settings, username=username, client_ip=client_ip)
+    user = db.scalar(select(User).where(User.username == username))
+    ok = verify_password(user.password_hash if user else None, password)
+    db.add(LoginAttempt(username=username, client_ip=client_ip, succeeded=ok))
+    db.commit()
+    if not ok or user is None:
+        raise AuthenticationFailed(WRONG_CREDENTIALS)
+    # Only someone who knows the password learns that the account is deactivated.
+    if not user.is_active:
+        raise AuthenticationFailed("this account is deactivated; ask an admin")
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+        db.commit()
+    return user
+
+
+def _check_rate_limit(db: Session, settings: Settings, *, username: str, client_ip: str) -> None:
+    since = utcnow() - timedelta(seconds=settings.login_window_seconds)
+    for column, value, limit in (
+        (LoginAttempt.username, username, settings.login_max_failures),
+        (LoginAttempt.client_ip, client_ip, settings.login_max_failures_per_ip),
+    ):
+        row = db.execute(
+            select(func.count(), func.min(LoginAttempt.attempted_at)).where(
+                column == value,
+                LoginAttempt.succeeded.is_(False),
+                LoginAttempt.attempted_at > since,
+            )
+        ).one()
+        failures, oldest = row
+        if failures >= limit:
+            retry_after = _seconds_until(oldest + timedelta(seconds=settings.login_window_seconds))
+            raise RateLimited(
+                f"too many failed logins; try again in {math.ceil(retry_after / 60)} minute(s)",
+                retry_after=retry_after,
+            )
+
+
+def _seconds_until(moment: datetime) -> int:
+    return max(1, math.ceil((moment - utcnow()).total_seconds()))
+
+
+def start_session(
+    db: Session, settings: Settings, user: User, *, client_ip: str, user_agent: str
+) -> NewSession:
+    token = new_token()
+    session = UserSession(
+        user_id=user.id,
+        token_hash=token_hash(token),
+        csrf_token=secrets.token_urlsafe(32),
+        expires_at=utcnow() + timedelta(hours=settings.session_hours),
+        client_ip=client_ip[:64],
+        user_agent=user_agent[:256],
+    )
+    db.add(session)
+    # Old expired sessions are swept whenever someone logs in; nothing else needs them.
+    db.execute(delete(UserSession).where(UserSession.expires_at < utcnow()))
+    db.commit()
+    return NewSession(token=token, session=session)
+
+
+def resolve_session(db: Session, token: str) -> tuple[UserSession, User] | None:
+    """The live session and its active user for a cookie value, or None."""
+    row = db.execute(
+        select(UserSession, User)
+        .join(User, User.id == UserSession.user_id)
+        .where(UserSession.token_hash == token_hash(token))
+    ).first()
+    if row is None:
+        return None
+    session, user = row
+    now = utcnow()
+    if session.expires_at <= now or not user.is_active:
+        return None
+    # Touch at most once a minute: a write on every request would serialise SQLite.
+    if (now - session.last_seen_at).total_seconds() > 60:
+        session.last_seen_at = now
+        db.commit()
+    return session, user
+
+
+def end_session(db: Session, token: str) -> None:
+    db.execute(delete(UserSession).where(UserSession.token_hash == token_hash(token)))
+    db.commit()
+
+
+def create_api_token(db: Session, user: User, data: TokenCreate) -> tuple[ApiToken, str]:
+    token = new_token(TOKEN_PREFIX)
+    record = ApiToken(
+        user_id=user.id,
+        name=data.name.strip(),
+        token_hash=token_hash(token),
+        prefix=token[: len(TOKEN_PREFIX) + 6],
+        expires_at=utcnow() + timedelta(days=data.expires_in_days)
+        if data.expires_in_days
+        else None,
+    )
+    db.add(record)
+    db.commit()
+    return record, token
+
+
+def resolve_api_token(db: Session, token: str) -> User | None:
+    row = db.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == token_hash(token))
+    ).first()
+    if row is None:
+        return None
+    record, user = row
+    now = utcnow()
+    if record.revoked_at is not None or not user.is_active:
+        return None
+    if record.expires_at is not None and record.expires_at <= now:
+        return None
+    if record.last_used_at is None or (now - record.last_used_at).total_seconds() > 60:
+        record.last_used_at = now
+        db.commit()
+    return user
+
+
+def list_api_tokens(db: Session, user: User) -> list[ApiToken]:
+    return list(
+        db.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id.desc()))
+    )
+
+
+def revoke_api_token(db: Session, user: User, token_id: int) -> ApiToken:
+    record = db.get(ApiToken, token_id)
+    # Someone else's token is "not found", not "forbidden": ids reveal nothing.
+    if record is None or record.user_id != user.id:
+        raise NotFound(f"no token with id {token_id}")
+    if record.revoked_at is None:
+        record.revoked_at = utcnow()
+        db.commit()
+    return record

@@ -1,0 +1,109 @@
+"""Settings: the only module that reads the environment (prefix SMILEY_)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_BROKER_URL = "filesystem://"
+SECRET_KEY_FILE = "secret_key"
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SMILEY_", env_file=None, extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("smiley-data"),
+        description="Folder for the SQLite database, the embedded broker, snapshots and models.",
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; SQLite under data_dir when not given."
+    )
+    broker_url: str = Field(
+        default=EMBEDDED_BROKER_URL,
+        description="Celery broker; 'filesystem://' is the embedded broker under data_dir.",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="Signs CSRF cookies; generated once into data_dir/secret_key when not given.",
+    )
+    cookie_secure: bool = Field(
+        default=False, description="Mark cookies Secure (set it when served over HTTPS)."
+    )
+    session_hours: float = Field(default=12.0, gt=0, description="How long a login lasts.")
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed logins per username within the window before 429."
+    )
+    login_max_failures_per_ip: int = Field(
+        default=20, ge=1, description="Failed logins per client address within the window."
+    )
+    login_window_seconds: int = Field(default=900, ge=1)
+    worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    worker_stale_seconds: float = Field(
+        default=30.0, gt=0, description="A worker silent for longer counts as down."
+    )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'smiley.sqlite3'}"
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    def ensure_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.uses_embedded_broker:
+            for sub in ("queue", "processed"):
+                (self.broker_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def resolved_secret_key(self) -> str:
+        """The configured key, else one generated once and kept (mode 0600) in the data folder."""
+        if self.secret_key:
+            if len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+                raise ValueError(
+                    f"SMILEY_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters"
+                )
+            return self.secret_key
+        path = self.data_dir / SECRET_KEY_FILE
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            # Written aside then hard-linked into place: when web and worker start together,
+            # exactly one key wins and nobody reads a half-written file.
+            tmp = path.with_name(f".{SECRET_KEY_FILE}.{os.getpid()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        key = path.read_text().strip()
+        if len(key) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(f"{path} holds a key shorter than {MIN_SECRET_KEY_LENGTH} characters")
+        return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

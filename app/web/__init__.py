@@ -1,0 +1,13 @@
+"""The browser front door: Jinja2 pages with htmx fragments, CSRF-checked on every post."""
+
+from fastapi import APIRouter, Depends
+
+from app.web import account, auth, home, projects, users
+from app.web.csrf import verify_csrf
+
+router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
+router.include_router(auth.router)
+router.include_router(home.router)
+router.include_router(account.router)
+router.include_router(users.router)
+router.include_router(projects.router)

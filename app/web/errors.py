@@ -1,0 +1,50 @@
+"""Domain errors and auth redirects as pages (or htmx redirects)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from app.errors import DomainError, RateLimited
+from app.web.rendering import render
+
+
+def login_redirect(request: Request) -> Response:
+    target = request.url.path
+    if request.url.query:
+        target += "?" + request.url.query
+    url = "/login" if target == "/" else f"/login?next={quote(target, safe='')}"
+    if request.headers.get("hx-request"):
+        # htmx would swap a redirected login page into a fragment; make it navigate instead.
+        return Response(status_code=401, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
+def password_change_redirect(request: Request) -> Response:
+    url = "/account/password"
+    if request.headers.get("hx-request"):
+        return Response(status_code=403, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
+def domain_error_page(request: Request, error: DomainError) -> HTMLResponse:
+    response = render(
+        request,
+        "error.html",
+        {"error": error, "user_for_nav": None},
+        status_code=error.status_code,
+    )
+    if isinstance(error, RateLimited):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def not_found_page(request: Request, message: str) -> HTMLResponse:
+    return render(
+        request,
+        "error.html",
+        {"error": DomainError(message), "title": "Not found"},
+        status_code=404,
+    )

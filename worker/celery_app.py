@@ -1,0 +1,53 @@
+"""The Celery app: broker from settings, a `gpu` queue for training and generation, a `default`
+queue for light jobs. Job state lives in the database; messages only carry ids."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from celery import Celery
+from kombu import Queue
+
+from app.settings import Settings, get_settings
+
+GPU_QUEUE = "gpu"
+DEFAULT_QUEUE = "default"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("smiley", broker=settings.broker_url, include=["worker.tasks"])
+    app.conf.update(
+        task_queues=[Queue(DEFAULT_QUEUE), Queue(GPU_QUEUE)],
+        task_default_queue=DEFAULT_QUEUE,
+        task_routes={"smiley.jobs.*": {"queue": GPU_QUEUE}},
+        # Results live in the database (runs, heartbeats), never in a result backend.
+        task_ignore_result=True,
+        # A task is acknowledged after it ran and a worker takes one message at a time, so a
+        # long training job never sits prefetched behind another.
+        task_acks_late=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+    if settings.uses_embedded_broker:
+        settings.ensure_data_dir()
+        queue_dir = str(settings.broker_dir / "queue")
+        app.conf.update(
+            broker_transport_options={
+                "data_folder_in": queue_dir,
+                "data_folder_out": queue_dir,
+                "processed_folder": str(settings.broker_dir / "processed"),
+                "store_processed": False,
+            },
+            # The filesystem transport has no fan-out exchange, which remote control needs.
+            worker_enable_remote_control=False,
+        )
+    return app
+
+
+@lru_cache
+def get_celery_app() -> Celery:
+    return make_celery(get_settings())
+
+
+celery_app = get_celery_app()

@@ -1,0 +1,77 @@
+"""Each worker writes a heartbeat row every few seconds; /healthz reads it.
+
+The embedded broker has no broadcast channel, so Celery's own ping cannot reach workers there.
+The database can, on every topology."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import datetime
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from app.db import get_engine, session_factory
+from app.models import WorkerHeartbeat
+from app.models.base import utcnow
+from app.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    def __init__(self, name: str, queues: list[str]) -> None:
+        self.name = name
+        self.queues = ",".join(sorted(queues))
+        self.started_at: datetime = utcnow()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="smiley-heartbeat", daemon=True)
+        self._sessions = session_factory(get_engine())
+
+    def start(self) -> None:
+        self.beat()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        with self._sessions() as db:
+            db.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.name == self.name))
+            db.commit()
+
+    def beat(self) -> None:
+        with self._sessions() as db:
+            record_beat(db, self.name, self.queues, self.started_at)
+
+    def _run(self) -> None:
+        interval = get_settings().worker_heartbeat_seconds
+        while not self._stop.wait(interval):
+            try:
+                self.beat()
+            except Exception:
+                # A database blip must not kill the worker; the next beat retries and /healthz
+                # shows the worker as stale meanwhile.
+                log.exception("worker heartbeat failed")
+
+
+def record_beat(db: Session, name: str, queues: str, started_at: datetime) -> None:
+    record = db.get(WorkerHeartbeat, name)
+    if record is None:
+        record = WorkerHeartbeat(
+            name=name,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            queues=queues,
+            started_at=started_at,
+            last_seen_at=utcnow(),
+        )
+        db.add(record)
+    else:
+        record.pid = os.getpid()
+        record.queues = queues
+        record.started_at = started_at
+        record.last_seen_at = utcnow()
+    db.commit()

@@ -1,0 +1,1 @@
+"""One module per job kind (SFT, reward model, DPO, PPO, RLOO, generation), routed to `gpu`."""

@@ -11,8 +11,11 @@ from fastapi.responses import JSONResponse
 from app.errors import AuthenticationFailed, DomainError, RateLimited
 
 
-def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, **extra}}
+def error_body(
+    code: str, message: str, *, field: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    # "field" is always present, so clients can read every error the same way.
+    return {"error": {"code": code, "message": message, "field": field, **extra}}
 
 
 def domain_error_response(error: DomainError) -> JSONResponse:
@@ -37,8 +40,15 @@ def validation_error_response(_: Request, error: RequestValidationError) -> JSON
         }
         for problem in error.errors()
     ]
+    field = None
     if any(problem["type"] == "json_invalid" for problem in problems):
         message = "the request body is not valid JSON"
     else:
         message = "; ".join(f"{p['location']}: {p['message']}" for p in problems)
-    return JSONResponse(error_body("invalid_request", message, problems=problems), status_code=422)
+        # The one field at fault, without its source ("body.username" -> "username").
+        fields = {".".join(str(part) for part in problem["loc"][1:]) for problem in error.errors()}
+        if len(fields) == 1:
+            field = fields.pop() or None
+    return JSONResponse(
+        error_body("invalid_request", message, field=field, problems=problems), status_code=422
+    )

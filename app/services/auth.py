@@ -35,10 +35,11 @@ def authenticate(
     client_ip = client_ip[:64]
     _check_rate_limit(db, settings, username=username, client_ip=client_ip)
     user = db.scalar(select(User).where(User.username == username))
-    ok = verify_password(user.password_hash if user else None, password)
-    db.add(LoginAttempt(username=username, client_ip=client_ip, succeeded=ok))
+    password_ok = verify_password(user.password_hash if user else None, password)
+    logged_in = password_ok and user is not None and user.is_active
+    db.add(LoginAttempt(username=username, client_ip=client_ip, succeeded=logged_in))
     db.commit()
-    if not ok or user is None:
+    if not password_ok or user is None:
         raise AuthenticationFailed(WRONG_CREDENTIALS)
     # Only someone who knows the password learns that the account is deactivated.
     if not user.is_active:

@@ -58,10 +58,12 @@ def check_broker(settings: Settings) -> Check:
         if queue_dir.is_dir() and os.access(queue_dir, os.W_OK):
             return Check(True, f"embedded (filesystem) at {settings.broker_dir}")
         return Check(False, f"embedded broker folder {queue_dir} is missing or not writable")
-    from worker.celery_app import get_celery_app
+    from worker.celery_app import make_celery
 
     try:
-        with get_celery_app().connection_for_write() as connection:
+        # The broker of the settings given, not the process-wide app's (built from the
+        # environment): otherwise a wrong URL here would be reported as reachable.
+        with make_celery(settings).connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=2)
     except Exception as error:
         return Check(False, f"{type(error).__name__}: {error}".splitlines()[0])

@@ -115,7 +115,10 @@ def reset_password(db: Session, user_id: int) -> tuple[User, str]:
     return user, temporary
 
 
-def change_password(db: Session, user: User, data: PasswordChange) -> None:
+def change_password(
+    db: Session, user: User, data: PasswordChange, *, keep_session_id: int | None = None
+) -> None:
+    """Sets a new password and ends every other login of the user (all but `keep_session_id`)."""
     if not verify_password(user.password_hash, data.current_password):
         raise AuthenticationFailed("the current password is wrong", field="current_password")
     if data.new_password == data.current_password:
@@ -124,6 +127,12 @@ def change_password(db: Session, user: User, data: PasswordChange) -> None:
         )
     user.password_hash = hash_password(data.new_password)
     user.must_change_password = False
+    # Whoever may have learned the old password loses their session with it.
+    db.execute(
+        delete(UserSession).where(
+            UserSession.user_id == user.id, UserSession.id != (keep_session_id or -1)
+        )
+    )
     db.commit()
 
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from app.deps import SessionDep, WebUser, WebUserAnyState
-from app.errors import DomainError
+from app.deps import SessionDep, WebLogin, WebUser, WebUserAnyState
+from app.errors import DomainError, InvalidInput
 from app.models import User
 from app.schemas.users import PasswordChange, TokenCreate
 from app.services import auth, users
@@ -28,15 +28,17 @@ def change_password(
     request: Request,
     db: SessionDep,
     user: WebUserAnyState,
+    login: WebLogin,
     current_password: Annotated[str, Form(max_length=512)] = "",
     new_password: Annotated[str, Form(max_length=512)] = "",
     confirm_password: Annotated[str, Form(max_length=512)] = "",
 ) -> Response:
     try:
         if new_password != confirm_password:
-            raise DomainError("the two new passwords differ", field="confirm_password")
+            raise InvalidInput("the two new passwords differ", field="confirm_password")
         data = PasswordChange(current_password=current_password, new_password=new_password)
-        users.change_password(db, user, data)
+        # This browser stays logged in; every other session of the user ends.
+        users.change_password(db, user, data, keep_session_id=login[0].id if login else None)
     except (ValidationError, DomainError) as error:
         status = error.status_code if isinstance(error, DomainError) else 422
         return render(

@@ -9,7 +9,7 @@ import secrets
 
 from fastapi import Request, Response
 
-from app.deps import SettingsDep, WebLogin
+from app.deps import SESSION_COOKIE, LoginRequired, SettingsDep, WebLogin
 from app.errors import CsrfFailed
 from app.security import constant_time_equal, sign
 
@@ -53,6 +53,10 @@ async def verify_csrf(request: Request, login: WebLogin, settings: SettingsDep) 
         # Logging out without a live session changes nothing, so there is nothing to forge;
         # refusing it would strand a user whose session expired on a 403 page.
         return
+    if login is None and request.cookies.get(SESSION_COOKIE) and request.url.path != "/login":
+        # A form posted from a page whose session has since expired: the token cannot match
+        # any more, and the honest answer is "log in again", not "forged request".
+        raise LoginRequired()
     sent = request.headers.get("x-csrf-token")
     if not sent:
         form = await request.form()

@@ -89,8 +89,14 @@ def form_errors(error: Exception) -> dict[str, str]:
     if isinstance(error, ValidationError):
         found: dict[str, str] = {}
         for problem in error.errors():
-            field = str(problem["loc"][0]) if problem["loc"] else "form"
-            found.setdefault(field, problem["msg"].removeprefix("Value error, "))
+            location = problem["loc"]
+            field = str(location[0]) if location else "form"
+            message = problem["msg"].removeprefix("Value error, ")
+            # A list field (one item a line in the form, blank lines skipped) names the item at fault.
+            if len(location) > 1 and isinstance(location[1], int):
+                detail = f" ({location[2]})" if len(location) > 2 else ""
+                message = f"item {location[1] + 1}{detail}: {message}"
+            found.setdefault(field, message)
         return found
     field = getattr(error, "field", None) or "form"
     return {field: getattr(error, "message", str(error))}

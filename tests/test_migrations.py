@@ -1,0 +1,66 @@
+"""The migrations build exactly the models' schema, and undo it, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+from app import migrate
+from app.db import make_engine
+from app.models import Base
+from tests.conftest import create_postgres_database, drop_postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+        return
+    url, admin = create_postgres_database("smiley_migrations")
+    try:
+        yield url
+    finally:
+        drop_postgres_database(admin, url)
+
+
+def _diff(url: str) -> list[object]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            return list(compare_metadata(context, Base.metadata))
+    finally:
+        engine.dispose()
+
+
+def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_upgraded_database_matches_the_models(fresh_url: str) -> None:
+    migrate.upgrade(fresh_url)
+    assert _diff(fresh_url) == []
+    assert _tables(fresh_url) == set(Base.metadata.tables)
+
+
+def test_upgrade_downgrade_round_trip(fresh_url: str) -> None:
+    migrate.upgrade(fresh_url)
+    migrate.downgrade(fresh_url, "base")
+    assert _tables(fresh_url) == set()
+    migrate.upgrade(fresh_url)
+    assert _diff(fresh_url) == []
+
+
+def test_migration_history_is_linear() -> None:
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    assert len(script.get_heads()) == 1

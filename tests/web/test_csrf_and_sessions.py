@@ -1,0 +1,402 @@
+"""CSRF on every web form, and the life of a browser session: login, expiry, logout, limits."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.deps import SESSION_COOKIE
+from app.models import ApiToken, Base, LoginAttempt, Role, User, UserSession
+from app.models.base import utcnow
+from app.schemas.projects import ProjectCreate
+from app.services import projects
+from app.web.csrf import ANON_COOKIE
+from tests.conftest import PASSWORD, csrf_from, make_token, make_user, web_login
+
+NEW_PASSWORD = "an entirely new secret"
+CSRF_MESSAGE = "the form's security token is missing or stale; reload the page and try again"
+
+# Every POST route of the web app: a form that would succeed with the right CSRF token, and
+# the status it then answers. A new route must be added here (see the coverage test).
+WEB_FORMS: dict[str, tuple[dict[str, str], int]] = {
+    "/login": ({"username": "root-admin", "password": PASSWORD, "next": "/projects"}, 303),
+    "/logout": ({}, 303),
+    "/account/password": (
+        {
+            "current_password": PASSWORD,
+            "new_password": NEW_PASSWORD,
+            "confirm_password": NEW_PASSWORD,
+        },
+        303,
+    ),
+    "/account/tokens": ({"name": "scripts"}, 201),
+    "/account/tokens/{token_id}/revoke": ({}, 303),
+    "/admin/users": ({"username": "newbie", "role": "labeler", "password": PASSWORD}, 303),
+    "/admin/users/{user_id}/role": ({"role": "researcher"}, 303),
+    "/admin/users/{user_id}/deactivate": ({}, 303),
+    "/admin/users/{user_id}/activate": ({}, 303),
+    "/admin/users/{user_id}/reset-password": ({}, 200),
+    "/projects": ({"name": "Fresh", "flags": "helpful: Helpful"}, 303),
+    "/projects/{project_id}/edit": ({"name": "Renamed", "flags": "helpful: Helpful"}, 303),
+}
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def snapshot(db: Session) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table as the database holds it (not as objects in memory)."""
+    db.expire_all()
+    return {
+        table.name: [
+            tuple(row) for row in db.execute(table.select().order_by(*table.primary_key.columns))
+        ]
+        for table in Base.metadata.sorted_tables
+    }
+
+
+def _texts(pattern: str, page: str) -> list[str]:
+    return [html.unescape(found) for found in re.findall(pattern, page, re.S)]
+
+
+def notice(page: str) -> str | None:
+    found = _texts(r'data-testid="notice">(.*?)</p>', page)
+    return found[0] if found else None
+
+
+def error_message(page: str) -> str:
+    found = _texts(r'data-testid="error-message">(.*?)</p>', page)
+    assert len(found) == 1, page
+    return found[0]
+
+
+def login_error(page: str) -> str | None:
+    found = _texts(r'data-testid="login-error">(.*?)</p>', page)
+    return found[0] if found else None
+
+
+def hidden_next(page: str) -> str:
+    found = _texts(r'<input type="hidden" name="next" value="([^"]*)">', page)
+    assert len(found) == 1, page
+    return found[0]
+
+
+def web_post_paths(app: FastAPI) -> list[str]:
+    """Every POST route of the app outside /api, found through app.routes.
+
+    Since FastAPI 0.137 an included router sits in app.routes as one nested entry, so the
+    routes are flattened with iter_route_contexts (what FastAPI's own OpenAPI code uses);
+    older versions list every route in app.routes directly."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:
+        found = [(route, route.path, route.methods) for route in app.routes]
+    else:
+        found = [(each.route, each.path, each.methods) for each in iter_route_contexts(app.routes)]
+    return sorted(
+        path
+        for route, path, methods in found
+        if isinstance(route, APIRoute) and "POST" in (methods or ()) and not path.startswith("/api")
+    )
+
+
+def login(
+    client: TestClient, username: str, password: str = PASSWORD, next_url: str | None = None
+) -> httpx.Response:
+    page = client.get("/login")
+    data = {"username": username, "password": password, "csrf_token": csrf_from(page.text)}
+    if next_url is not None:
+        data["next"] = next_url
+    return client.post("/login", data=data)
+
+
+def session_count(db: Session) -> int:
+    return db.scalar(select(func.count()).select_from(UserSession)) or 0
+
+
+@pytest.fixture
+def other_client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, base_url="http://testserver", follow_redirects=False) as other:
+        yield other
+
+
+@pytest.fixture
+def path_ids(db: Session, admin: User, labeler: User) -> dict[str, int]:
+    """Real ids for the path parameters of WEB_FORMS."""
+    make_token(db, admin, "admin-token")
+    token = db.scalar(select(ApiToken).where(ApiToken.user_id == admin.id))
+    assert token is not None
+    project = projects.create_project(db, ProjectCreate(name="Alpha"), acting=admin)
+    return {"user_id": labeler.id, "token_id": token.id, "project_id": project.id}
+
+
+# --- CSRF -----------------------------------------------------------------------------------
+
+
+def test_every_web_post_route_has_a_csrf_case(app: FastAPI) -> None:
+    assert web_post_paths(app) == sorted(WEB_FORMS)
+
+
+def test_every_web_post_without_the_right_csrf_token_is_refused(
+    app: FastAPI,
+    client: TestClient,
+    other_client: TestClient,
+    db: Session,
+    admin: User,
+    path_ids: dict[str, int],
+) -> None:
+    csrf = web_login(client, admin.username)
+    # A real token, but of somebody else's session.
+    someone_elses = web_login(other_client, "lena")
+    assert someone_elses != csrf
+    before = snapshot(db)
+
+    paths = web_post_paths(app)
+    assert len(paths) == len(WEB_FORMS)
+    for template in paths:
+        form, _ = WEB_FORMS[template]
+        path = template.format(**path_ids)
+        attempts: list[tuple[str, dict[str, str], dict[str, str]]] = [
+            ("no token", form, {}),
+            ("empty token", {**form, "csrf_token": ""}, {}),
+            ("wrong token", {**form, "csrf_token": csrf[:-4] + "AAAA"}, {}),
+            ("other session's token", {**form, "csrf_token": someone_elses}, {}),
+            ("wrong header", form, {"X-CSRF-Token": "not-the-token"}),
+        ]
+        for what, data, headers in attempts:
+            response = client.post(path, data=data, headers=headers)
+            assert response.status_code == 403, (path, what)
+            assert error_message(response.text) == CSRF_MESSAGE, (path, what)
+        assert snapshot(db) == before, path
+
+    # The refused logout did not log anyone out.
+    assert client.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("template", sorted(WEB_FORMS))
+def test_x_csrf_token_header_is_accepted_in_place_of_the_form_field(
+    client: TestClient,
+    db: Session,
+    admin: User,
+    labeler: User,
+    path_ids: dict[str, int],
+    template: str,
+) -> None:
+    csrf = web_login(client, admin.username)
+    if template.endswith("/activate"):
+        labeler.is_active = False
+        db.commit()
+    form, status = WEB_FORMS[template]
+    before = snapshot(db)
+    response = client.post(template.format(**path_ids), data=form, headers={"X-CSRF-Token": csrf})
+    assert response.status_code == status, response.text
+    assert snapshot(db) != before
+
+
+def test_login_form_csrf_is_bound_to_the_visitors_cookie(
+    client: TestClient, db: Session, admin: User
+) -> None:
+    page = client.get("/login")
+    token = csrf_from(page.text)
+    assert client.cookies[ANON_COOKIE] == token
+    before = snapshot(db)
+
+    # A token the attacker got from their own visit does not match this browser's cookie.
+    with TestClient(client.app, base_url="http://testserver") as attacker:
+        theirs = csrf_from(attacker.get("/login").text)
+    assert theirs != token
+    data = {"username": "root-admin", "password": PASSWORD}
+    assert client.post("/login", data={**data, "csrf_token": theirs}).status_code == 403
+    # A cookie the attacker made up is not signed with the app's key.
+    client.cookies.set(ANON_COOKIE, "made-up.0000")
+    refused = client.post("/login", data={**data, "csrf_token": "made-up.0000"})
+    assert refused.status_code == 403
+    assert error_message(refused.text) == CSRF_MESSAGE
+    assert snapshot(db) == before
+
+
+def test_logout_without_a_session_needs_no_token(client: TestClient) -> None:
+    response = client.post("/logout")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login"
+    assert notice(client.get("/login").text) is None
+
+
+# --- sessions -------------------------------------------------------------------------------
+
+
+def test_forged_session_cookie_is_sent_to_login(client: TestClient, admin: User) -> None:
+    client.cookies.set(SESSION_COOKIE, "forged-" + "x" * 40)
+    home = client.get("/")
+    assert home.status_code == 303
+    assert home.headers["location"] == "/login"
+    page = client.get("/projects")
+    assert page.status_code == 303
+    assert page.headers["location"] == "/login?next=%2Fprojects"
+    # The login form itself is shown, not a redirect loop.
+    assert client.get("/login").status_code == 200
+
+
+def test_expired_session_is_sent_to_login(client: TestClient, db: Session, admin: User) -> None:
+    web_login(client, admin.username)
+    assert client.get("/").status_code == 200
+    db.execute(update(UserSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+    db.commit()
+
+    response = client.get("/admin/users")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=%2Fadmin%2Fusers"
+    assert client.get("/login").status_code == 200
+
+
+def test_logout_ends_the_session_even_if_the_cookie_is_replayed(
+    client: TestClient, db: Session, admin: User
+) -> None:
+    csrf = web_login(client, admin.username)
+    cookie = client.cookies[SESSION_COOKIE]
+    assert session_count(db) == 1
+
+    response = client.post("/logout", data={"csrf_token": csrf})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login"
+    assert SESSION_COOKIE not in client.cookies
+    assert session_count(db) == 0
+    assert notice(client.get("/login").text) == "You are logged out."
+
+    client.cookies.set(SESSION_COOKIE, cookie)
+    replayed = client.get("/")
+    assert replayed.status_code == 303
+    assert replayed.headers["location"] == "/login"
+
+
+def test_login_page_redirects_a_logged_in_user(client: TestClient, admin: User) -> None:
+    web_login(client, admin.username)
+    assert client.get("/login?next=/projects").headers["location"] == "/projects"
+    assert client.get("/login?next=//evil.example").headers["location"] == "/"
+
+
+@pytest.mark.parametrize(
+    ("next_url", "landing"),
+    [
+        ("/projects?archived=true", "/projects?archived=true"),
+        ("/admin/users", "/admin/users"),
+        ("//evil.example", "/"),
+        ("//evil.example/path", "/"),
+        ("https://evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("javascript:alert(1)", "/"),
+        ("", "/"),
+    ],
+)
+def test_login_next_honours_only_same_site_paths(
+    client: TestClient, admin: User, next_url: str, landing: str
+) -> None:
+    page = client.get("/login", params={"next": next_url})
+    assert hidden_next(page.text) == landing
+    response = login(client, admin.username, next_url=next_url)
+    assert response.status_code == 303
+    assert response.headers["location"] == landing
+
+
+def test_login_returns_to_the_page_that_asked_for_it(client: TestClient, admin: User) -> None:
+    asked = client.get("/projects?archived=true")
+    assert asked.status_code == 303
+    assert asked.headers["location"] == "/login?next=%2Fprojects%3Farchived%3Dtrue"
+    page = client.get(asked.headers["location"])
+    assert hidden_next(page.text) == "/projects?archived=true"
+    response = client.post(
+        "/login",
+        data={
+            "username": admin.username,
+            "password": PASSWORD,
+            "next": hidden_next(page.text),
+            "csrf_token": csrf_from(page.text),
+        },
+    )
+    assert response.headers["location"] == "/projects?archived=true"
+
+
+def test_sixth_login_after_five_failures_is_rate_limited(
+    client: TestClient, db: Session, labeler: User, admin: User
+) -> None:
+    for attempt in range(5):
+        failed = login(client, "lena", f"wrong password {attempt}")
+        assert failed.status_code == 401, attempt
+        assert login_error(failed.text) == "wrong username or password"
+
+    # Even the right password is refused now, and the username is matched case-insensitively.
+    for username in ("lena", " LENA "):
+        limited = login(client, username, PASSWORD)
+        assert limited.status_code == 429
+        assert 1 <= int(limited.headers["retry-after"]) <= 900
+        assert login_error(limited.text) == "too many failed logins; try again in 15 minute(s)"
+        assert f'name="username" type="text" value="{username}"' in limited.text
+    assert session_count(db) == 0
+    assert db.scalar(select(func.count()).select_from(LoginAttempt)) == 5
+
+    # The limit is per username: others from the same address still log in.
+    assert login(client, admin.username).status_code == 303
+
+
+def test_deactivated_user_learns_it_only_with_the_right_password(
+    client: TestClient, db: Session
+) -> None:
+    make_user(db, "gone", Role.labeler, active=False)
+    wrong = login(client, "gone", "not the password")
+    assert wrong.status_code == 401
+    assert login_error(wrong.text) == "wrong username or password"
+    right = login(client, "gone", PASSWORD)
+    assert right.status_code == 401
+    assert login_error(right.text) == "this account is deactivated; ask an admin"
+    assert SESSION_COOKIE not in client.cookies
+    assert session_count(db) == 0
+
+
+def test_user_whose_password_must_change_is_sent_there_after_login(
+    client: TestClient, db: Session, labeler: User
+) -> None:
+    labeler.must_change_password = True
+    db.commit()
+    response = login(client, "lena", next_url="/projects")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/account/password"
+    assert client.get("/account/password").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "target"),
+    [
+        ("/", "/login"),
+        ("/projects", "/login?next=%2Fprojects"),
+        ("/account/tokens", "/login?next=%2Faccount%2Ftokens"),
+    ],
+)
+def test_htmx_request_without_login_gets_401_with_hx_redirect(
+    client: TestClient, path: str, target: str
+) -> None:
+    response = client.get(path, headers={"HX-Request": "true"})
+    assert response.status_code == 401
+    assert response.headers["hx-redirect"] == target
+    assert "location" not in response.headers
+    assert response.text == ""
+
+
+def test_htmx_request_with_an_expired_session_gets_401_with_hx_redirect(
+    client: TestClient, db: Session, admin: User
+) -> None:
+    web_login(client, admin.username)
+    db.execute(update(UserSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+    db.commit()
+    response = client.get("/admin/users", headers={"HX-Request": "true"})
+    assert response.status_code == 401
+    assert response.headers["hx-redirect"] == "/login?next=%2Fadmin%2Fusers"

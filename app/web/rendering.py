@@ -92,7 +92,7 @@ def form_errors(error: Exception) -> dict[str, str]:
             location = problem["loc"]
             field = str(location[0]) if location else "form"
             message = problem["msg"].removeprefix("Value error, ")
-            # A list field (one item a line in the form, blank lines skipped) names the item at fault.
+            # A list field (one item a line, blank lines skipped) names the item at fault.
             if len(location) > 1 and isinstance(location[1], int):
                 detail = f" ({location[2]})" if len(location) > 2 else ""
                 message = f"item {location[1] + 1}{detail}: {message}"

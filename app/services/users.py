@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, exists, func, or_, select
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from app.models import (
+    ApiToken,
     Assignment,
     Comparison,
     Demonstration,
@@ -105,12 +106,18 @@ def _is_last_admin(db: Session, user: User) -> bool:
 
 
 def reset_password(db: Session, user_id: int) -> tuple[User, str]:
-    """Gives the user a generated temporary password and logs them out everywhere."""
+    """Gives the user a generated temporary password, logs them out everywhere and revokes
+    their API tokens: a reset usually means the old credentials can no longer be trusted."""
     user = get_user(db, user_id)
     temporary = generate_password()
     user.password_hash = hash_password(temporary)
     user.must_change_password = True
     _end_all_sessions(db, user.id)
+    db.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
     db.commit()
     return user, temporary
 

@@ -310,3 +310,13 @@ def test_ensure_first_admin_does_nothing_when_any_user_exists(db: Session, label
     assert users.ensure_first_admin(db) is None
     assert db.scalars(select(User.username)).all() == ["lena"]
     assert users.count_active_admins(db) == 0
+
+
+def test_reset_password_revokes_the_users_api_tokens(db: Session) -> None:
+    user = make_user(db, "tokened")
+    other = make_user(db, "bystander")
+    token = make_token(db, user)
+    other_token = make_token(db, other)
+    users.reset_password(db, user.id)
+    assert auth.resolve_api_token(db, token) is None
+    assert auth.resolve_api_token(db, other_token) == other

@@ -40,7 +40,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock at BEGIN. A deferred transaction that reads and then
+        # writes fails at once ("database is locked", the busy timeout cannot help) when another
+        # connection wrote in between; taking the lock first makes writers wait their turn.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @lru_cache

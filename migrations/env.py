@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from alembic import context
+from sqlalchemy import JSON
 
 from app.db import make_engine
 from app.models import Base
@@ -50,6 +51,9 @@ def _render_item(type_: str, obj: object, autogen_context: Any) -> str | bool:
     # Migrations stay free of app imports: UTCDateTime is a plain timestamptz in the database.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, JSON) and "postgresql" in obj._variant_mapping:
+        autogen_context.imports.add("from sqlalchemy.dialects import postgresql")
+        return 'sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")'
     return False
 
 

@@ -31,7 +31,7 @@ from app.models.training import (
     Snapshot,
     SnapshotKind,
 )
-from app.models.users import ApiToken, LoginAttempt, Role, User, UserSession
+from app.models.users import ApiToken, LabelerProfile, LoginAttempt, Role, User, UserSession
 
 __all__ = [
     "ApiToken",
@@ -44,6 +44,7 @@ __all__ = [
     "DemonstrationOrigin",
     "GuidelineVersion",
     "LabelSource",
+    "LabelerProfile",
     "LoginAttempt",
     "Model",
     "ModelRole",

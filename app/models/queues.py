@@ -32,8 +32,10 @@ class AssignmentStatus(enum.StrEnum):
     submitted = "submitted"
     skipped = "skipped"
     expired = "expired"
-    # Returned to the queue by an admin (for example after a guideline change).
+    # Returned to the queue by an admin; the label it produced (if any) is kept.
     released = "released"
+    # Judged under a guideline version an admin has since re-queued; its label is kept.
+    superseded = "superseded"
 
 
 class Queue(CreatedAt, Base):

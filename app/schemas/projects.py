@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 FLAG_KEY = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
@@ -45,6 +46,22 @@ DEFAULT_FLAGS: tuple[Flag, ...] = tuple(
 )
 
 
+CENT = Decimal("0.01")
+
+
+def _to_cents(value: Decimal | None) -> Decimal | None:
+    # Always two places (and never "-0.00"), as the Numeric(12, 2) column gives it back.
+    return None if value is None else abs(value).quantize(CENT)
+
+
+# What one label costs, in any one currency; None: not set. JSON carries it as a string.
+Cost = Annotated[
+    Decimal | None,
+    Field(ge=0, max_digits=12, decimal_places=2, examples=["0.35"]),
+    AfterValidator(_to_cents),
+]
+
+
 def _unique_flags(flags: list[Flag]) -> list[Flag]:
     keys = [flag.key for flag in flags]
     duplicates = sorted({key for key in keys if keys.count(key) > 1})
@@ -59,6 +76,8 @@ class ProjectCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=20_000)
     flags: list[Flag] = Field(default_factory=lambda: list(DEFAULT_FLAGS), max_length=50)
+    cost_per_demonstration: Cost = None
+    cost_per_comparison: Cost = None
 
     @field_validator("name")
     @classmethod
@@ -78,6 +97,9 @@ class ProjectUpdate(BaseModel):
     description: str | None = Field(default=None, max_length=20_000)
     flags: list[Flag] | None = Field(default=None, max_length=50)
     is_archived: bool | None = None
+    # Unlike the fields above, an explicit null here clears the cost; leaving it out keeps it.
+    cost_per_demonstration: Cost = None
+    cost_per_comparison: Cost = None
 
     @field_validator("name")
     @classmethod
@@ -100,6 +122,8 @@ class ProjectOut(BaseModel):
     description: str
     flags: list[Flag]
     is_archived: bool
+    cost_per_demonstration: Decimal | None
+    cost_per_comparison: Decimal | None
     created_at: datetime
     updated_at: datetime
 
@@ -111,6 +135,8 @@ class ProjectOut(BaseModel):
             description=project.description,
             flags=[Flag(**flag) for flag in project.label_schema.get("flags", [])],
             is_archived=project.is_archived,
+            cost_per_demonstration=project.cost_per_demonstration,
+            cost_per_comparison=project.cost_per_comparison,
             created_at=project.created_at,
             updated_at=project.updated_at,
         )

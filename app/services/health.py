@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.models import WorkerHeartbeat
@@ -45,8 +45,16 @@ class Health:
 
 def check_database(engine: Engine) -> Check:
     try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        # A raw DB-API round trip, outside any transaction: on SQLite a SQLAlchemy transaction
+        # begins IMMEDIATE (app/db.py) and would queue behind writers just to say "alive".
+        connection = engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+            cursor.close()
+        finally:
+            connection.close()
     except Exception as error:
         return Check(False, f"{type(error).__name__}: {error}".splitlines()[0])
     return Check(True, engine.dialect.name)

@@ -30,6 +30,8 @@ def create_project(db: Session, data: ProjectCreate, *, acting: User) -> Project
         name=data.name,
         description=data.description,
         label_schema={"flags": [flag.model_dump() for flag in data.flags]},
+        cost_per_demonstration=data.cost_per_demonstration,
+        cost_per_comparison=data.cost_per_comparison,
         created_by_id=acting.id,
     )
     db.add(project)
@@ -51,6 +53,11 @@ def update_project(db: Session, project_id: int, data: ProjectUpdate) -> Project
         }
     if data.is_archived is not None:
         project.is_archived = data.is_archived
+    # A cost sent as null is cleared, so these go by what was sent rather than by None.
+    if "cost_per_demonstration" in data.model_fields_set:
+        project.cost_per_demonstration = data.cost_per_demonstration
+    if "cost_per_comparison" in data.model_fields_set:
+        project.cost_per_comparison = data.cost_per_comparison
     _commit_unique_name(db, project.name)
     return project
 

@@ -2,7 +2,17 @@
 
 from fastapi import APIRouter, Depends
 
-from app.web import account, auth, home, projects, users
+from app.web import (
+    account,
+    agreement,
+    auth,
+    demographics,
+    guidelines,
+    home,
+    projects,
+    queues,
+    users,
+)
 from app.web.csrf import verify_csrf
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
@@ -11,3 +21,7 @@ router.include_router(home.router)
 router.include_router(account.router)
 router.include_router(users.router)
 router.include_router(projects.router)
+router.include_router(guidelines.router)
+router.include_router(queues.router)
+router.include_router(agreement.router)
+router.include_router(demographics.router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -12,7 +13,7 @@ from app.deps import SessionDep, WebAdmin, WebStaff
 from app.errors import DomainError
 from app.models import User
 from app.schemas.projects import DEFAULT_FLAGS, Flag, ProjectCreate, ProjectOut, ProjectUpdate
-from app.services import projects
+from app.services import guidelines, projects
 from app.web.rendering import form_errors, redirect, render
 
 router = APIRouter(prefix="/projects")
@@ -20,6 +21,15 @@ router = APIRouter(prefix="/projects")
 
 def flags_text(flags: list[Flag] | tuple[Flag, ...]) -> str:
     return "\n".join(f"{flag.key}: {flag.label}" for flag in flags)
+
+
+def cost_text(cost: Decimal | None) -> str:
+    return "" if cost is None else str(cost)
+
+
+def parse_cost(text: str) -> str | None:
+    """An empty field means "not set"; anything else is for the schema to check."""
+    return text.strip() or None
 
 
 def parse_flags(text: str) -> list[dict[str, str]]:
@@ -65,7 +75,13 @@ def list_projects(
 
 @router.get("/new")
 def new_project(request: Request, admin: WebAdmin) -> Response:
-    values = {"name": "", "description": "", "flags": flags_text(DEFAULT_FLAGS)}
+    values = {
+        "name": "",
+        "description": "",
+        "flags": flags_text(DEFAULT_FLAGS),
+        "cost_per_demonstration": "",
+        "cost_per_comparison": "",
+    }
     return _form(request, admin, project=None, values=values)
 
 
@@ -77,10 +93,24 @@ def create_project(
     name: Annotated[str, Form(max_length=1000)] = "",
     description: Annotated[str, Form(max_length=40_000)] = "",
     flags: Annotated[str, Form(max_length=40_000)] = "",
+    cost_per_demonstration: Annotated[str, Form(max_length=64)] = "",
+    cost_per_comparison: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    values = {"name": name, "description": description, "flags": flags}
+    values = {
+        "name": name,
+        "description": description,
+        "flags": flags,
+        "cost_per_demonstration": cost_per_demonstration,
+        "cost_per_comparison": cost_per_comparison,
+    }
     try:
-        data = ProjectCreate(name=name, description=description, flags=parse_flags(flags))
+        data = ProjectCreate(
+            name=name,
+            description=description,
+            flags=parse_flags(flags),
+            cost_per_demonstration=parse_cost(cost_per_demonstration),
+            cost_per_comparison=parse_cost(cost_per_comparison),
+        )
         project = projects.create_project(db, data, acting=admin)
     except (ValidationError, DomainError) as error:
         status = error.status_code if isinstance(error, DomainError) else 422
@@ -98,7 +128,13 @@ def create_project(
 @router.get("/{project_id}")
 def show_project(request: Request, db: SessionDep, user: WebStaff, project_id: int) -> Response:
     project = ProjectOut.from_model(projects.get_project(db, project_id))
-    return render(request, "projects/detail.html", {"project": project}, user=user)
+    current_guideline = guidelines.current_guideline(db, project_id)
+    return render(
+        request,
+        "projects/detail.html",
+        {"project": project, "current_guideline": current_guideline},
+        user=user,
+    )
 
 
 @router.get("/{project_id}/edit")
@@ -109,6 +145,8 @@ def edit_project(request: Request, db: SessionDep, admin: WebAdmin, project_id: 
         "description": project.description,
         "flags": flags_text(project.flags),
         "is_archived": "on" if project.is_archived else "",
+        "cost_per_demonstration": cost_text(project.cost_per_demonstration),
+        "cost_per_comparison": cost_text(project.cost_per_comparison),
     }
     return _form(request, admin, project=project, values=values)
 
@@ -123,15 +161,27 @@ def update_project(
     description: Annotated[str, Form(max_length=40_000)] = "",
     flags: Annotated[str, Form(max_length=40_000)] = "",
     is_archived: Annotated[str, Form(max_length=8)] = "",
+    cost_per_demonstration: Annotated[str, Form(max_length=64)] = "",
+    cost_per_comparison: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     current = ProjectOut.from_model(projects.get_project(db, project_id))
-    values = {"name": name, "description": description, "flags": flags, "is_archived": is_archived}
+    values = {
+        "name": name,
+        "description": description,
+        "flags": flags,
+        "is_archived": is_archived,
+        "cost_per_demonstration": cost_per_demonstration,
+        "cost_per_comparison": cost_per_comparison,
+    }
     try:
+        # The form always sends both costs, so an emptied field clears the cost.
         data = ProjectUpdate(
             name=name,
             description=description,
             flags=parse_flags(flags),
             is_archived=is_archived == "on",
+            cost_per_demonstration=parse_cost(cost_per_demonstration),
+            cost_per_comparison=parse_cost(cost_per_comparison),
         )
         project = projects.update_project(db, project_id, data)
     except (ValidationError, DomainError) as error:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 00:52:05.835944
+Create Date: 2026-11-23 01:40:40.015214
 """
 
 from collections.abc import Sequence
@@ -113,6 +113,23 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_api_tokens_user_id"), ["user_id"], unique=False)
 
     op.create_table(
+        "labeler_profiles",
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("age_range", sa.String(length=32), nullable=True),
+        sa.Column("gender", sa.String(length=32), nullable=True),
+        sa.Column("region", sa.String(length=64), nullable=True),
+        sa.Column("education", sa.String(length=64), nullable=True),
+        sa.Column("first_language", sa.String(length=64), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_labeler_profiles_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_labeler_profiles")),
+    )
+    op.create_table(
         "projects",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
@@ -123,6 +140,8 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("is_archived", sa.Boolean(), nullable=False),
+        sa.Column("cost_per_demonstration", sa.Numeric(precision=12, scale=2), nullable=True),
+        sa.Column("cost_per_comparison", sa.Numeric(precision=12, scale=2), nullable=True),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column(
@@ -130,6 +149,14 @@ def upgrade() -> None:
             sa.DateTime(timezone=True),
             server_default=sa.text("(CURRENT_TIMESTAMP)"),
             nullable=False,
+        ),
+        sa.CheckConstraint(
+            "cost_per_comparison IS NULL OR cost_per_comparison >= 0",
+            name=op.f("ck_projects_cost_per_comparison_non_negative"),
+        ),
+        sa.CheckConstraint(
+            "cost_per_demonstration IS NULL OR cost_per_demonstration >= 0",
+            name=op.f("ck_projects_cost_per_demonstration_non_negative"),
         ),
         sa.ForeignKeyConstraint(
             ["created_by_id"], ["users.id"], name=op.f("fk_projects_created_by_id_users")
@@ -571,6 +598,7 @@ def upgrade() -> None:
                 "skipped",
                 "expired",
                 "released",
+                "superseded",
                 name="assignment_status",
                 native_enum=False,
                 create_constraint=True,
@@ -1035,6 +1063,7 @@ def downgrade() -> None:
 
     op.drop_table("user_sessions")
     op.drop_table("projects")
+    op.drop_table("labeler_profiles")
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_tokens_user_id"))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select
@@ -71,6 +72,11 @@ def user_json(user: User) -> Json:
     }
 
 
+def _money(amount: Decimal | None) -> str | None:
+    """A cost as the API writes it: a string with two decimal places."""
+    return None if amount is None else f"{amount:.2f}"
+
+
 def project_json(project: Project) -> Json:
     return {
         "id": project.id,
@@ -78,6 +84,8 @@ def project_json(project: Project) -> Json:
         "description": project.description,
         "flags": project.label_schema["flags"],
         "is_archived": project.is_archived,
+        "cost_per_demonstration": _money(project.cost_per_demonstration),
+        "cost_per_comparison": _money(project.cost_per_comparison),
         "created_at": iso(project.created_at),
         "updated_at": iso(project.updated_at),
     }

@@ -79,6 +79,8 @@ def test_create_with_default_flags(
         "description": "",
         "flags": DESIGN_FLAGS,
         "is_archived": False,
+        "cost_per_demonstration": None,
+        "cost_per_comparison": None,
         "created_at": project_json(project)["created_at"],
         "updated_at": project_json(project)["updated_at"],
     }

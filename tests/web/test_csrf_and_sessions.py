@@ -17,12 +17,23 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.deps import SESSION_COOKIE
-from app.models import ApiToken, Base, LoginAttempt, Role, User, UserSession
+from app.models import (
+    ApiToken,
+    Base,
+    GuidelineVersion,
+    LoginAttempt,
+    Queue,
+    QueueLabeler,
+    Role,
+    User,
+    UserSession,
+)
 from app.models.base import utcnow
 from app.schemas.projects import ProjectCreate
 from app.services import projects
 from app.web.csrf import ANON_COOKIE
 from tests.conftest import PASSWORD, csrf_from, make_token, make_user, web_login
+from tests.factories import make_prompt, make_queue, make_responses
 
 NEW_PASSWORD = "an entirely new secret"
 CSRF_MESSAGE = "the form's security token is missing or stale; reload the page and try again"
@@ -49,7 +60,28 @@ WEB_FORMS: dict[str, tuple[dict[str, str], int]] = {
     "/admin/users/{user_id}/reset-password": ({}, 200),
     "/projects": ({"name": "Fresh", "flags": "helpful: Helpful"}, 303),
     "/projects/{project_id}/edit": ({"name": "Renamed", "flags": "helpful: Helpful"}, 303),
+    "/projects/{project_id}/guidelines": ({"body": "Be kinder.", "note": "kinder"}, 303),
+    "/projects/{project_id}/guidelines/{version}/publish": ({}, 303),
+    "/projects/{project_id}/queues": ({"name": "Fresh queue", "kind": "comparison"}, 303),
+    "/queues/{queue_id}/edit": (
+        {
+            "name": "Renamed",
+            "overlap": "1",
+            "priority": "0",
+            "lease_seconds": "1800",
+            "max_active_leases": "3",
+        },
+        303,
+    ),
+    "/queues/{queue_id}/pause": ({}, 303),
+    "/queues/{queue_id}/resume": ({}, 303),
+    "/queues/{queue_id}/labelers": ({}, 303),
+    "/queues/{queue_id}/tasks": ({"all_untasked": "on"}, 303),
+    "/account/profile": ({"age_range": "25-34", "first_language": "Welsh"}, 303),
 }
+# Written and in WEB_FORMS, but their router may not be included in app/web yet; the tests
+# check them once they are. Remove an entry when its route is in the app for good.
+PENDING: set[str] = set()
 
 # --- helpers --------------------------------------------------------------------------------
 
@@ -137,14 +169,30 @@ def path_ids(db: Session, admin: User, labeler: User) -> dict[str, int]:
     token = db.scalar(select(ApiToken).where(ApiToken.user_id == admin.id))
     assert token is not None
     project = projects.create_project(db, ProjectCreate(name="Alpha"), acting=admin)
-    return {"user_id": labeler.id, "token_id": token.id, "project_id": project.id}
+    # A draft to publish (and to save the next version after).
+    db.add(GuidelineVersion(project_id=project.id, version=1, body="Be kind."))
+    # A comparison queue listing the labeler (so clearing the list changes it), and a prompt
+    # with two responses but no task in it yet (so "all untasked" adds one).
+    queue = make_queue(db, project, open_to_all=False)
+    db.add(QueueLabeler(queue_id=queue.id, user_id=labeler.id))
+    make_responses(db, make_prompt(db, project), 2)
+    db.commit()
+    return {
+        "user_id": labeler.id,
+        "token_id": token.id,
+        "project_id": project.id,
+        "version": 1,
+        "queue_id": queue.id,
+    }
 
 
 # --- CSRF -----------------------------------------------------------------------------------
 
 
 def test_every_web_post_route_has_a_csrf_case(app: FastAPI) -> None:
-    assert web_post_paths(app) == sorted(WEB_FORMS)
+    routed = web_post_paths(app)
+    assert routed == sorted(set(WEB_FORMS) - (PENDING - set(routed)))
+    assert not PENDING - WEB_FORMS.keys(), "a pending route needs its form too"
 
 
 def test_every_web_post_without_the_right_csrf_token_is_refused(
@@ -162,7 +210,7 @@ def test_every_web_post_without_the_right_csrf_token_is_refused(
     before = snapshot(db)
 
     paths = web_post_paths(app)
-    assert len(paths) == len(WEB_FORMS)
+    assert len(paths) == len(WEB_FORMS.keys() - (PENDING - set(paths)))
     for template in paths:
         form, _ = WEB_FORMS[template]
         path = template.format(**path_ids)
@@ -185,6 +233,7 @@ def test_every_web_post_without_the_right_csrf_token_is_refused(
 
 @pytest.mark.parametrize("template", sorted(WEB_FORMS))
 def test_x_csrf_token_header_is_accepted_in_place_of_the_form_field(
+    app: FastAPI,
     client: TestClient,
     db: Session,
     admin: User,
@@ -192,9 +241,16 @@ def test_x_csrf_token_header_is_accepted_in_place_of_the_form_field(
     path_ids: dict[str, int],
     template: str,
 ) -> None:
+    if template in PENDING and template not in web_post_paths(app):
+        pytest.skip(f"{template} is not included in the app yet")
     csrf = web_login(client, admin.username)
     if template.endswith("/activate"):
         labeler.is_active = False
+        db.commit()
+    if template.endswith("/resume"):
+        queue = db.get(Queue, path_ids["queue_id"])
+        assert queue is not None
+        queue.is_paused = True
         db.commit()
     form, status = WEB_FORMS[template]
     before = snapshot(db)

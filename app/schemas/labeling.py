@@ -1,0 +1,157 @@
+"""What labelers send and receive while working through a queue."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.models import AssignmentStatus, DemonstrationOrigin, PromptCategory, QueueKind
+
+MAX_TEXT = 100_000
+
+
+class SkipReason(enum.StrEnum):
+    unclear_prompt = "unclear_prompt"
+    lacks_expertise = "lacks_expertise"
+    harmful_content = "harmful_content"
+    broken_task = "broken_task"
+    other = "other"
+
+
+SKIP_REASON_LABELS = {
+    SkipReason.unclear_prompt: "The prompt is unclear",
+    SkipReason.lacks_expertise: "I lack the expertise",
+    SkipReason.harmful_content: "Content I should not work on",
+    SkipReason.broken_task: "The task is broken (missing or garbled text)",
+    SkipReason.other: "Other (say why)",
+}
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(pattern="^(system|user|assistant)$")
+    content: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+class ItemJudgement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    response_id: int
+    score: int = Field(ge=1, le=7, description="1 (worst) to 7 (best).")
+    rank: int | None = Field(
+        default=None,
+        ge=1,
+        description="1 is best; equal ranks are ties. None only when all "
+        "responses are unacceptable.",
+    )
+    flags: list[str] = Field(default_factory=list, max_length=20)
+    flag_note: str = Field(default="", max_length=2000)
+
+
+class ComparisonSubmit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[ItemJudgement] = Field(min_length=2, max_length=9)
+    all_unacceptable: bool = False
+    comment: str = Field(default="", max_length=10_000)
+    idempotency_key: str | None = Field(default=None, min_length=8, max_length=64)
+    idle_seconds: float = Field(default=0.0, ge=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _ranking_complete(self) -> ComparisonSubmit:
+        ids = [item.response_id for item in self.items]
+        if len(set(ids)) != len(ids):
+            raise ValueError("each response may be judged once")
+        ranked = [item.rank is not None for item in self.items]
+        if self.all_unacceptable and any(ranked):
+            raise ValueError("'all responses are unacceptable' takes no ranking")
+        if not self.all_unacceptable and not all(ranked):
+            raise ValueError("the ranking is incomplete: give every response a rank")
+        return self
+
+
+class DemonstrationSubmit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # The assistant's next turn, optionally followed by further user/assistant turns.
+    messages: list[Message] = Field(min_length=1, max_length=50)
+    origin: DemonstrationOrigin = DemonstrationOrigin.written
+    draft_response_id: int | None = None
+    idempotency_key: str | None = Field(default=None, min_length=8, max_length=64)
+    idle_seconds: float = Field(default=0.0, ge=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _turns_alternate(self) -> DemonstrationSubmit:
+        roles = [message.role for message in self.messages]
+        expected = ["assistant" if index % 2 == 0 else "user" for index in range(len(roles))]
+        if roles != expected:
+            raise ValueError(
+                "turns must alternate assistant, user, assistant, … starting with the assistant"
+            )
+        if roles[-1] != "assistant":
+            raise ValueError("a demonstration ends with an assistant turn")
+        if (self.origin == DemonstrationOrigin.edited_draft) != (
+            self.draft_response_id is not None
+        ):
+            raise ValueError("draft_response_id goes with origin 'edited_draft', and only with it")
+        return self
+
+
+class SkipSubmit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: SkipReason
+    note: str = Field(default="", max_length=2000)
+
+    @field_validator("note")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _other_needs_note(self) -> SkipSubmit:
+        if self.reason == SkipReason.other and not self.note:
+            raise ValueError("say why when the reason is 'other'")
+        return self
+
+
+class ShownResponse(BaseModel):
+    """A response as a labeler sees it: no source, no model, no author."""
+
+    id: int
+    content: str
+
+
+class AssignmentOut(BaseModel):
+    id: int
+    status: AssignmentStatus
+    leased_at: datetime
+    lease_expires_at: datetime
+    queue_id: int
+    queue_name: str
+    kind: QueueKind
+    task_id: int
+    prompt_messages: list[Message]
+    prompt_category: PromptCategory
+    responses: list[ShownResponse]
+    guideline_version: int | None
+
+
+class LeaseResult(BaseModel):
+    assignment: AssignmentOut | None
+    message: str
+
+
+class SubmitResult(BaseModel):
+    assignment_id: int
+    label_id: int
+    replayed: bool = Field(description="True when this idempotency key was already submitted.")
+    pairs: int = 0
+    warnings: list[str] = Field(default_factory=list)
+
+
+class RequeueResult(BaseModel):
+    superseded: int

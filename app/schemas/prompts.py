@@ -1,0 +1,124 @@
+"""Request and response shapes for prompts and their candidate responses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from app.models.content import PromptCategory, ResponseSource
+
+MAX_CONTENT_LENGTH = 100_000
+MAX_MESSAGES = 1_000
+
+
+def _not_blank(value: str, what: str) -> str:
+    if not value.strip():
+        raise ValueError(f"{what} cannot be blank")
+    return value
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    # Kept exactly as written: leading spaces and newlines can matter to a model.
+    content: str = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
+
+    _content = field_validator("content")(
+        classmethod(lambda cls, v: _not_blank(v, "a message's content"))
+    )
+
+
+class PromptCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[Message] = Field(max_length=MAX_MESSAGES)
+    category: PromptCategory = PromptCategory.other
+    source: str = Field(default="manual", min_length=1, max_length=200)
+
+    @field_validator("messages")
+    @classmethod
+    def _messages(cls, value: list[Message]) -> list[Message]:
+        if not value:
+            raise ValueError("a prompt needs at least one message")
+        if any(message.role == "system" for message in value[1:]):
+            raise ValueError("a system message can only come first")
+        if value[-1].role != "user":
+            raise ValueError("a prompt must end with a user turn")
+        return value
+
+    _source = field_validator("source")(
+        classmethod(lambda cls, v: _not_blank(v, "a prompt's source").strip())
+    )
+
+
+class PromptOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    project_id: int
+    messages: list[dict[str, Any]]
+    category: PromptCategory
+    source: str
+    content_hash: str
+    created_by_id: int | None
+    created_at: datetime
+
+
+class PromptPage(BaseModel):
+    items: list[PromptOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class ResponseCreate(BaseModel):
+    """A candidate response. Staff may add imported or human-written ones; a model response
+    must name its registered model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
+    source: ResponseSource = ResponseSource.imported
+    source_name: str = Field(default="", max_length=200)
+    # Checked even when left out: a model response without its model is refused.
+    model_id: int | None = Field(default=None, validate_default=True)
+
+    _content = field_validator("content")(
+        classmethod(lambda cls, v: _not_blank(v, "a response's content"))
+    )
+
+    @field_validator("model_id")
+    @classmethod
+    def _model_matches_source(cls, value: int | None, info: ValidationInfo) -> int | None:
+        source = info.data.get("source")
+        if source == ResponseSource.model and value is None:
+            raise ValueError("a model response needs its model_id")
+        if source is not None and source != ResponseSource.model and value is not None:
+            raise ValueError("model_id is only for responses with source 'model'")
+        return value
+
+    @field_validator("source_name")
+    @classmethod
+    def _source_name(cls, value: str) -> str:
+        return value.strip()
+
+
+class ResponseOut(BaseModel):
+    """Staff only: the source says which response came from where, which labelers never see."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    prompt_id: int
+    content: str
+    source: ResponseSource
+    source_name: str
+    author_id: int | None
+    model_id: int | None
+    run_id: int | None
+    sampling: dict[str, Any] | None
+    parent_id: int | None
+    created_at: datetime

@@ -1,0 +1,1 @@
+"""Agreement between labelers: pure metrics (metrics.py) and their reading of the database."""

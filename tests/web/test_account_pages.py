@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import re
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -13,27 +12,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import ApiToken, Base, Role, User
+from app.models import ApiToken, Role, User
 from app.models.base import utcnow
 from app.schemas.users import UserCreate
 from app.services import users
 from tests.conftest import PASSWORD, bearer, csrf_from, make_token, web_login
+from tests.web.helpers import snapshot
 
 NEW_PASSWORD = "an entirely new secret"
 TOKEN = re.compile(r"^smy_[A-Za-z0-9_-]{43}$")
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def snapshot(db: Session) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table as the database holds it (not as objects in memory)."""
-    db.expire_all()
-    return {
-        table.name: [
-            tuple(row) for row in db.execute(table.select().order_by(*table.primary_key.columns))
-        ]
-        for table in Base.metadata.sorted_tables
-    }
 
 
 def _texts(pattern: str, page: str) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -14,8 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import Base, Role, User, UserSession
+from app.models import Role, User, UserSession
 from tests.conftest import PASSWORD, csrf_from, make_user, web_login
+from tests.web.helpers import snapshot
 
 GENERATED_PASSWORD = re.compile(r"^[a-z2-9]{5}(-[a-z2-9]{5}){3}$")
 USERNAME_RULE = (
@@ -24,17 +24,6 @@ USERNAME_RULE = (
 )
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def snapshot(db: Session) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table as the database holds it (not as objects in memory)."""
-    db.expire_all()
-    return {
-        table.name: [
-            tuple(row) for row in db.execute(table.select().order_by(*table.primary_key.columns))
-        ]
-        for table in Base.metadata.sorted_tables
-    }
 
 
 def _texts(pattern: str, page: str) -> list[str]:

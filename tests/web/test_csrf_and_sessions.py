@@ -6,7 +6,6 @@ import html
 import re
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +18,6 @@ from sqlalchemy.orm import Session
 from app.deps import SESSION_COOKIE
 from app.models import (
     ApiToken,
-    Base,
     GuidelineVersion,
     LoginAttempt,
     Queue,
@@ -34,6 +32,7 @@ from app.services import projects
 from app.web.csrf import ANON_COOKIE
 from tests.conftest import PASSWORD, csrf_from, make_token, make_user, web_login
 from tests.factories import make_prompt, make_queue, make_responses
+from tests.web.helpers import snapshot
 
 NEW_PASSWORD = "an entirely new secret"
 CSRF_MESSAGE = "the form's security token is missing or stale; reload the page and try again"
@@ -84,17 +83,6 @@ WEB_FORMS: dict[str, tuple[dict[str, str], int]] = {
 PENDING: set[str] = set()
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def snapshot(db: Session) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table as the database holds it (not as objects in memory)."""
-    db.expire_all()
-    return {
-        table.name: [
-            tuple(row) for row in db.execute(table.select().order_by(*table.primary_key.columns))
-        ]
-        for table in Base.metadata.sorted_tables
-    }
 
 
 def _texts(pattern: str, page: str) -> list[str]:

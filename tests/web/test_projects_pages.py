@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Base, Project, User
+from app.models import Project, User
 from app.schemas.projects import Flag, ProjectCreate
 from app.services import projects
 from tests.conftest import web_login
+from tests.web.helpers import snapshot
 
 DEFAULT_FLAG_LINES = "\n".join(
     [
@@ -33,17 +33,6 @@ DEFAULT_FLAG_LINES = "\n".join(
 FLAG_KEY_RULE = "a flag key is lower-case letters, digits and '_', starting with a letter"
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def snapshot(db: Session) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table as the database holds it (not as objects in memory)."""
-    db.expire_all()
-    return {
-        table.name: [
-            tuple(row) for row in db.execute(table.select().order_by(*table.primary_key.columns))
-        ]
-        for table in Base.metadata.sorted_tables
-    }
 
 
 def _texts(pattern: str, page: str) -> list[str]:

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from app.models import (
     Assignment,
     AssignmentStatus,
-    Base,
     Project,
     Prompt,
     Queue,
@@ -29,6 +28,7 @@ from app.models.base import utcnow
 from app.schemas.queues import QueueCreate
 from app.services import queues
 from tests.conftest import make_user, web_login
+from tests.web.helpers import snapshot
 
 SETTINGS = {
     "overlap": "1",
@@ -41,17 +41,6 @@ SETTINGS = {
 }
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def snapshot(db: Session) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table as the database holds it (not as objects in memory)."""
-    db.expire_all()
-    return {
-        table.name: [
-            tuple(row) for row in db.execute(table.select().order_by(*table.primary_key.columns))
-        ]
-        for table in Base.metadata.sorted_tables
-    }
 
 
 def _texts(pattern: str, page: str) -> list[str]:

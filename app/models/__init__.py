@@ -32,6 +32,7 @@ from app.models.training import (
     SnapshotKind,
 )
 from app.models.users import ApiToken, LabelerProfile, LoginAttempt, Role, User, UserSession
+from app.models.workbench import Draft, GuidelineRead
 
 __all__ = [
     "ApiToken",
@@ -42,6 +43,8 @@ __all__ = [
     "ComparisonItem",
     "Demonstration",
     "DemonstrationOrigin",
+    "Draft",
+    "GuidelineRead",
     "GuidelineVersion",
     "LabelSource",
     "LabelerProfile",

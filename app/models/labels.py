@@ -85,6 +85,12 @@ class Comparison(CreatedAt, Base):
     comment: Mapped[str] = mapped_column(Text, default="")
     time_spent_seconds: Mapped[float | None] = mapped_column(Float)
     idempotency_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # A labeler's rewrite of a response is stored as its own two-item comparison
+    # ("edited ≻ original", no task, so it stays out of agreement), linked to the comparison
+    # it was made in.
+    rewrite_in_comparison_id: Mapped[int | None] = mapped_column(
+        ForeignKey("comparisons.id", ondelete="CASCADE"), index=True
+    )
 
 
 class ComparisonItem(Base):

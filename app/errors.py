@@ -25,6 +25,13 @@ class AuthenticationFailed(DomainError):
     status_code = 401
 
 
+class WrongPassword(DomainError):
+    """A signed-in user's current password did not match (not 401: their login is fine)."""
+
+    code = "wrong_password"
+    status_code = 403
+
+
 class PermissionDenied(DomainError):
     code = "permission_denied"
     status_code = 403

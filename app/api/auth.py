@@ -25,8 +25,10 @@ def me(user: ApiUser) -> UserOut:
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT)
-def change_password(data: PasswordChange, db: SessionDep, user: ApiUser) -> None:
-    users.change_password(db, user, data)
+def change_password(
+    data: PasswordChange, request: Request, db: SessionDep, settings: SettingsDep, user: ApiUser
+) -> None:
+    users.change_password(db, settings, user, data, client_ip=client_ip(request))
 
 
 @router.post("/auth/token", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from app.errors import AuthenticationFailed, NotFound, RateLimited
+from app.errors import AuthenticationFailed, NotFound, RateLimited, WrongPassword
 from app.models import ApiToken, LoginAttempt, User, UserSession
 from app.models.base import utcnow
 from app.schemas.users import TokenCreate
@@ -48,6 +48,22 @@ def authenticate(
         user.password_hash = hash_password(password)
         db.commit()
     return user
+
+
+def check_current_password(
+    db: Session, settings: Settings, user: User, password: str, *, client_ip: str
+) -> None:
+    """Re-checks the password of a signed-in user (before a password change).
+
+    Failures count towards the same limits as failed logins: a stolen session or token must
+    not become a way to guess the password without limit."""
+    client_ip = client_ip[:64]
+    _check_rate_limit(db, settings, username=user.username, client_ip=client_ip)
+    if verify_password(user.password_hash, password):
+        return
+    db.add(LoginAttempt(username=user.username, client_ip=client_ip, succeeded=False))
+    db.commit()
+    raise WrongPassword("the current password is wrong", field="current_password")
 
 
 def _check_rate_limit(db: Session, settings: Settings, *, username: str, client_ip: str) -> None:

@@ -6,7 +6,7 @@ from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput, NotFound
 from app.models import (
     ApiToken,
     Assignment,
@@ -18,7 +18,9 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.schemas.users import PasswordChange, UserCreate, UserUpdate
-from app.security import generate_password, hash_password, verify_password
+from app.security import generate_password, hash_password
+from app.services import auth
+from app.settings import Settings
 
 
 def list_users(db: Session, *, include_inactive: bool = True) -> list[User]:
@@ -123,11 +125,16 @@ def reset_password(db: Session, user_id: int) -> tuple[User, str]:
 
 
 def change_password(
-    db: Session, user: User, data: PasswordChange, *, keep_session_id: int | None = None
+    db: Session,
+    settings: Settings,
+    user: User,
+    data: PasswordChange,
+    *,
+    client_ip: str,
+    keep_session_id: int | None = None,
 ) -> None:
     """Sets a new password and ends every other login of the user (all but `keep_session_id`)."""
-    if not verify_password(user.password_hash, data.current_password):
-        raise AuthenticationFailed("the current password is wrong", field="current_password")
+    auth.check_current_password(db, settings, user, data.current_password, client_ip=client_ip)
     if data.new_password == data.current_password:
         raise InvalidInput(
             "the new password must differ from the current one", field="new_password"

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from app.deps import SessionDep, WebLogin, WebUser, WebUserAnyState
+from app.deps import SessionDep, SettingsDep, WebLogin, WebUser, WebUserAnyState, client_ip
 from app.errors import DomainError, InvalidInput
 from app.models import User
 from app.schemas.users import PasswordChange, TokenCreate
@@ -27,6 +27,7 @@ def password_form(request: Request, user: WebUserAnyState) -> Response:
 def change_password(
     request: Request,
     db: SessionDep,
+    settings: SettingsDep,
     user: WebUserAnyState,
     login: WebLogin,
     current_password: Annotated[str, Form(max_length=512)] = "",
@@ -38,7 +39,14 @@ def change_password(
             raise InvalidInput("the two new passwords differ", field="confirm_password")
         data = PasswordChange(current_password=current_password, new_password=new_password)
         # This browser stays logged in; every other session of the user ends.
-        users.change_password(db, user, data, keep_session_id=login[0].id if login else None)
+        users.change_password(
+            db,
+            settings,
+            user,
+            data,
+            client_ip=client_ip(request),
+            keep_session_id=login[0].id if login else None,
+        )
     except (ValidationError, DomainError) as error:
         status = error.status_code if isinstance(error, DomainError) else 422
         return render(

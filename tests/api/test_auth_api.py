@@ -613,11 +613,6 @@ def test_change_password_clears_must_change_password(
     ("body", "status", "expected"),
     [
         (
-            {"current_password": "not the password", "new_password": NEW_PASSWORD},
-            401,
-            error("authentication_failed", "the current password is wrong", "current_password"),
-        ),
-        (
             {"current_password": PASSWORD, "new_password": PASSWORD},
             422,
             error(
@@ -642,7 +637,7 @@ def test_change_password_clears_must_change_password(
             validation_error("Extra inputs are not permitted", "confirm"),
         ),
     ],
-    ids=["wrong-current", "same", "short", "missing", "unknown-field"],
+    ids=["same", "short", "missing", "unknown-field"],
 )
 def test_refused_password_change_keeps_the_old_one(
     client: TestClient, db: Session, labeler: User, body: Json, status: int, expected: Json
@@ -655,4 +650,29 @@ def test_refused_password_change_keeps_the_old_one(
     assert response.status_code == status
     assert response.json() == expected
     assert db_state(db) == before
+    assert verify_password(reload(db, labeler).password_hash, PASSWORD)
+
+
+def test_wrong_current_password_is_refused_counted_and_rate_limited(
+    client: TestClient, db: Session, settings: Settings, labeler: User
+) -> None:
+    """Not 401 (the token is fine), and a stolen token cannot guess the password forever."""
+    headers = bearer(make_token(db, labeler))
+    wrong = {"current_password": "not the password", "new_password": NEW_PASSWORD}
+
+    for attempt in range(settings.login_max_failures):
+        response = client.post(f"{API}/me/password", headers=headers, json=wrong)
+        assert response.status_code == 403, attempt
+        assert "www-authenticate" not in response.headers
+        assert response.json() == error(
+            "wrong_password", "the current password is wrong", "current_password"
+        )
+    assert count(db, LoginAttempt, LoginAttempt.username == "lena") == settings.login_max_failures
+
+    # Now even the right password waits: the limit is the login limit, shared with /login.
+    right = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    limited = client.post(f"{API}/me/password", headers=headers, json=right)
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) > 0
+    assert limited.json()["error"]["code"] == "rate_limited"
     assert verify_password(reload(db, labeler).password_hash, PASSWORD)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from app.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput, NotFound, WrongPassword
 from app.models import (
     ApiToken,
     Assignment,
@@ -196,27 +196,41 @@ def test_reset_password_ends_sessions_and_returns_a_working_temporary_password(
     assert logged_in is labeler
 
 
-def test_change_password_with_wrong_current_password_fails(db: Session, labeler: User) -> None:
+def test_change_password_with_wrong_current_password_fails(
+    db: Session, settings: Settings, labeler: User
+) -> None:
     change = PasswordChange(current_password="not my password", new_password="a brand new one")
-    with pytest.raises(AuthenticationFailed) as caught:
-        users.change_password(db, labeler, change)
+    with pytest.raises(WrongPassword) as caught:
+        users.change_password(db, settings, labeler, change, client_ip="10.0.0.9")
     assert caught.value.field == "current_password"
     assert verify_password(labeler.password_hash, PASSWORD) is True
 
 
-def test_change_password_to_the_same_password_is_invalid(db: Session, labeler: User) -> None:
+def test_change_password_to_the_same_password_is_invalid(
+    db: Session, settings: Settings, labeler: User
+) -> None:
     with pytest.raises(InvalidInput) as caught:
         users.change_password(
-            db, labeler, PasswordChange(current_password=PASSWORD, new_password=PASSWORD)
+            db,
+            settings,
+            labeler,
+            PasswordChange(current_password=PASSWORD, new_password=PASSWORD),
+            client_ip="10.0.0.9",
         )
     assert caught.value.field == "new_password"
 
 
-def test_change_password_replaces_the_hash_and_clears_the_flag(db: Session) -> None:
+def test_change_password_replaces_the_hash_and_clears_the_flag(
+    db: Session, settings: Settings
+) -> None:
     user, generated = users.create_user(db, UserCreate(username="newbie"))
     assert generated is not None
     users.change_password(
-        db, user, PasswordChange(current_password=generated, new_password="a brand new one")
+        db,
+        settings,
+        user,
+        PasswordChange(current_password=generated, new_password="a brand new one"),
+        client_ip="10.0.0.9",
     )
     assert user.must_change_password is False
     assert verify_password(user.password_hash, "a brand new one") is True

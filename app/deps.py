@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from app.errors import AuthenticationFailed, PermissionDenied
+from app.errors import AuthenticationFailed, NotFound, PermissionDenied
 from app.models import Role, User, UserSession
 from app.services import auth
 from app.settings import Settings
@@ -26,6 +26,27 @@ def get_db(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+# Ids are 32-bit integer columns on PostgreSQL: a larger id in a URL names nothing, and must
+# say so rather than reach the database (where it would be an overflow error, a 500).
+MAX_ID = 2**31 - 1
+
+
+def ids_in_range(request: Request) -> None:
+    """Router-wide: an id in the path that no row can have is a 404, before any lookup."""
+    for name, value in request.path_params.items():
+        if not (name.endswith("_id") or name == "version"):
+            continue
+        try:
+            number = int(value)
+        except ValueError:
+            continue  # not a number at all: the route's own validation says so
+        if not -MAX_ID - 1 <= number <= MAX_ID:
+            if name == "version":
+                raise NotFound(f"no version {number}")
+            raise NotFound(f"no {name.removesuffix('_id').replace('_', ' ')} with id {number}")
+
+
 SessionDep = Annotated[Session, Depends(get_db)]
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -19,8 +19,10 @@ from app.deps import LoginRequired, PasswordChangeRequired
 from app.errors import DomainError
 from app.settings import Settings, get_settings
 from app.web import errors as web_errors
+from app.web.security_headers import SECURITY_HEADERS, SecurityHeadersMiddleware, swagger_ui
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+DOCS_URL = "/api/v1/docs"
 
 
 def _is_api(request: Request) -> bool:
@@ -38,7 +40,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         summary="Human feedback for post-training language models",
         version="0.1.0",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        # Served below instead, so that the page's Content-Security-Policy can name its scripts.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
@@ -49,6 +52,25 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(api.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_route(DOCS_URL, swagger_ui, methods=["GET"], include_in_schema=False)
+    app.add_middleware(SecurityHeadersMiddleware)
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, error: Exception) -> Response:
+        # Starlette answers these from its outermost middleware, outside the one that adds the
+        # security headers, so they are set here. The error is still raised on, and logged.
+        if _is_api(request):
+            return api_errors.JSONResponse(
+                api_errors.error_body("internal_error", "something went wrong on our side"),
+                status_code=500,
+                headers=SECURITY_HEADERS,
+            )
+        return PlainTextResponse(
+            "Something went wrong on our side. Your last change may not have been saved; "
+            "go back and try again.",
+            status_code=500,
+            headers=SECURITY_HEADERS,
+        )
 
     @app.exception_handler(DomainError)
     async def _domain_error(request: Request, error: DomainError) -> Response:

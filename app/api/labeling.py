@@ -1,4 +1,6 @@
-"""/api/v1 labeling: lease the next task, read it, submit a comparison or demonstration, skip.
+"""/api/v1 labeling, for the labeler who owns the assignment: lease the next task, read it, save
+a draft, renew an expired lease, submit a comparison or demonstration, skip; plus the
+labeler's queues and the guideline they work under.
 
 Labels carry an optional idempotency key: a client that retries after a lost answer gets the
 first submission back (replayed: true), never a second label."""
@@ -8,11 +10,17 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from app.deps import ApiAdmin, ApiUser, SessionDep
-from app.models import Assignment
+from app.errors import NotFound
+from app.models import Assignment, User
 from app.schemas.labeling import (
     AssignmentOut,
     ComparisonSubmit,
     DemonstrationSubmit,
+    DraftOut,
+    DraftSave,
+    DraftSaved,
+    GuidelineStatusOut,
+    LabelerQueueOut,
     LeaseResult,
     Message,
     RequeueResult,
@@ -20,13 +28,15 @@ from app.schemas.labeling import (
     SkipSubmit,
     SubmitResult,
 )
-from app.services import assignments
+from app.services import assignments, drafts, guideline_reads, overview
 
 router = APIRouter(tags=["labeling"])
 
 
 def _out(db: SessionDep, assignment: Assignment) -> AssignmentOut:
     task, queue, prompt, responses = assignments.assignment_view(db, assignment)
+    offered = assignments.draft_response(db, task)
+    draft = drafts.get_draft(db, assignment)
     return AssignmentOut(
         id=assignment.id,
         status=assignment.status,
@@ -38,10 +48,13 @@ def _out(db: SessionDep, assignment: Assignment) -> AssignmentOut:
         task_id=task.id,
         prompt_messages=[Message(**message) for message in prompt.messages],
         prompt_category=prompt.category,
+        project_id=queue.project_id,
         responses=[
             ShownResponse(id=response.id, content=response.content) for response in responses
         ],
+        draft_response=ShownResponse(id=offered.id, content=offered.content) if offered else None,
         guideline_version=assignments.current_guideline_number(db, queue.project_id),
+        draft_revision=draft.revision if draft else None,
     )
 
 
@@ -52,7 +65,39 @@ def _result(done: assignments.Submitted) -> SubmitResult:
         replayed=done.replayed,
         pairs=done.pairs,
         warnings=list(done.warnings),
+        rewrites=list(done.rewrites),
     )
+
+
+def _guideline_status(db: SessionDep, user: User, project_id: int) -> GuidelineStatusOut:
+    found = guideline_reads.current_for_labeler(db, user, project_id)
+    return GuidelineStatusOut(
+        project_id=project_id,
+        version=found.version.version if found.version else None,
+        published_at=found.version.published_at if found.version else None,
+        last_read_version=found.last_read_version,
+        changed_since_read=found.changed_since_read,
+    )
+
+
+@router.get("/me/queues", response_model=list[LabelerQueueOut])
+def my_queues(db: SessionDep, user: ApiUser) -> list[LabelerQueueOut]:
+    """The queues you may work on now, highest priority first; empty for admins and
+    researchers, who take no tasks."""
+    return [
+        LabelerQueueOut(
+            queue_id=line.queue.id,
+            queue_name=line.queue.name,
+            kind=line.queue.kind,
+            priority=line.queue.priority,
+            project_id=line.project.id,
+            project_name=line.project.name,
+            left=line.left,
+            done_today=line.done_today,
+            held=line.held,
+        )
+        for line in overview.labeler_queues(db, user)
+    ]
 
 
 @router.post("/queues/{queue_id}/lease", response_model=LeaseResult)
@@ -73,6 +118,38 @@ def my_assignments(
 @router.get("/assignments/{assignment_id}", response_model=AssignmentOut)
 def get_assignment(assignment_id: int, db: SessionDep, user: ApiUser) -> AssignmentOut:
     return _out(db, assignments.get_own_assignment(db, assignment_id, user))
+
+
+@router.get("/assignments/{assignment_id}/draft", response_model=DraftOut)
+def get_draft(assignment_id: int, db: SessionDep, user: ApiUser) -> DraftOut:
+    """Your saved work on this assignment's task (from this lease or an earlier one)."""
+    draft = drafts.get_draft(db, assignments.get_own_assignment(db, assignment_id, user))
+    if draft is None:
+        raise NotFound(f"no draft saved for assignment {assignment_id}")
+    return DraftOut(
+        task_id=draft.task_id,
+        assignment_id=draft.assignment_id,
+        content=draft.content,
+        revision=draft.revision,
+        updated_at=draft.updated_at,
+    )
+
+
+@router.put("/assignments/{assignment_id}/draft", response_model=DraftSaved)
+def save_draft(assignment_id: int, data: DraftSave, db: SessionDep, user: ApiUser) -> DraftSaved:
+    draft = drafts.save_draft(db, assignment_id, user, data.content, data.base_revision)
+    return DraftSaved(revision=draft.revision, updated_at=draft.updated_at)
+
+
+@router.post(
+    "/assignments/{assignment_id}/renew",
+    response_model=AssignmentOut,
+    status_code=status.HTTP_201_CREATED,
+)
+def renew(assignment_id: int, db: SessionDep, user: ApiUser) -> AssignmentOut:
+    """After a lease expired: the same task as a new assignment, when it still has room for
+    you (409 otherwise). Your draft carries over."""
+    return _out(db, assignments.renew_assignment(db, assignment_id, user))
 
 
 @router.post(
@@ -105,3 +182,16 @@ def skip(assignment_id: int, data: SkipSubmit, db: SessionDep, user: ApiUser) ->
 @router.post("/queues/{queue_id}/requeue-superseded", response_model=RequeueResult)
 def requeue_superseded(queue_id: int, db: SessionDep, _: ApiAdmin) -> RequeueResult:
     return RequeueResult(superseded=assignments.requeue_superseded(db, queue_id))
+
+
+@router.get("/projects/{project_id}/guideline/status", response_model=GuidelineStatusOut)
+def guideline_status(project_id: int, db: SessionDep, user: ApiUser) -> GuidelineStatusOut:
+    """The current guideline version and whether it changed since you last marked it read."""
+    return _guideline_status(db, user, project_id)
+
+
+@router.post("/projects/{project_id}/guideline/read", response_model=GuidelineStatusOut)
+def mark_guideline_read(project_id: int, db: SessionDep, user: ApiUser) -> GuidelineStatusOut:
+    """Records that you read the current version (nothing to record while none is published)."""
+    guideline_reads.mark_read(db, user, project_id)
+    return _guideline_status(db, user, project_id)

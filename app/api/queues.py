@@ -20,7 +20,7 @@ from app.schemas.queues import (
     TaskPage,
     TasksAdd,
 )
-from app.services import queues
+from app.services import queues, tasks
 from app.services.prompts import MAX_ID
 
 router = APIRouter(tags=["queues"])
@@ -33,9 +33,9 @@ def _queue_out(db: Session, queue: Queue) -> QueueOut:
     return QueueOut.from_model(queue, queues.labeler_ids(db, queue.id))
 
 
-def _tasks_out(db: Session, tasks: list[Task]) -> list[TaskOut]:
-    responses = queues.response_ids_by_task(db, [task.id for task in tasks])
-    return [TaskOut.from_model(task, responses[task.id]) for task in tasks]
+def _tasks_out(db: Session, found: list[Task]) -> list[TaskOut]:
+    responses = tasks.response_ids_by_task(db, [task.id for task in found])
+    return [TaskOut.from_model(task, responses[task.id]) for task in found]
 
 
 @router.get("/projects/{project_id}/queues", response_model=list[QueueOut])
@@ -81,17 +81,17 @@ def set_labelers(queue_id: int, data: LabelersSet, db: SessionDep, _: ApiAdmin) 
     "/queues/{queue_id}/tasks", response_model=list[TaskOut], status_code=status.HTTP_201_CREATED
 )
 def add_tasks(queue_id: int, data: TasksAdd, db: SessionDep, _: ApiAdmin) -> list[TaskOut]:
-    return _tasks_out(db, queues.add_tasks(db, queue_id, data))
+    return _tasks_out(db, tasks.add_tasks(db, queue_id, data))
 
 
 @router.get("/queues/{queue_id}/tasks", response_model=TaskPage)
 def list_tasks(
     queue_id: int, db: SessionDep, _: ApiStaff, limit: Limit = 50, offset: Offset = 0
 ) -> TaskPage:
-    found = queues.list_tasks(db, queue_id, limit, offset)
+    found = tasks.list_tasks(db, queue_id, limit, offset)
     return TaskPage(
         items=_tasks_out(db, found),
-        total=queues.count_tasks(db, queue_id),
+        total=tasks.count_tasks(db, queue_id),
         limit=limit,
         offset=offset,
     )
@@ -104,5 +104,5 @@ def queue_progress(queue_id: int, db: SessionDep, _: ApiStaff) -> QueueProgress:
 
 @router.put("/tasks/{task_id}/gold", response_model=TaskOut)
 def set_gold(task_id: int, data: GoldAnswer, db: SessionDep, _: ApiAdmin) -> TaskOut:
-    task = queues.set_gold(db, task_id, data.model_dump())
+    task = tasks.set_gold(db, task_id, data.model_dump())
     return _tasks_out(db, [task])[0]

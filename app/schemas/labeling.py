@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.models import AssignmentStatus, DemonstrationOrigin, PromptCategory, QueueKind
+from app.schemas.common import Text
 
 MAX_TEXT = 100_000
+MAX_COMMENT = 10_000
+MAX_NOTE = 2000
+MAX_ID = 2**31 - 1
+
+FlagKey = Annotated[Text, Field(min_length=1, max_length=100)]
+IdempotencyKey = Annotated[Text, Field(min_length=8, max_length=64)]
 
 
 class SkipReason(enum.StrEnum):
@@ -33,7 +41,7 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: str = Field(pattern="^(system|user|assistant)$")
-    content: str = Field(min_length=1, max_length=MAX_TEXT)
+    content: Text = Field(min_length=1, max_length=MAX_TEXT)
 
 
 class ItemJudgement(BaseModel):
@@ -47,8 +55,25 @@ class ItemJudgement(BaseModel):
         description="1 is best; equal ranks are ties. None only when all "
         "responses are unacceptable.",
     )
-    flags: list[str] = Field(default_factory=list, max_length=20)
-    flag_note: str = Field(default="", max_length=2000)
+    flags: list[FlagKey] = Field(default_factory=list, max_length=20)
+    flag_note: Text = Field(default="", max_length=MAX_NOTE)
+
+
+class Rewrite(BaseModel):
+    """ "Edit as a new candidate": the labeler's better version of one of the shown responses.
+    It is stored as a new response and judged better than the original."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    response_id: int
+    content: Text = Field(min_length=1, max_length=MAX_TEXT)
+
+    @field_validator("content")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a rewrite cannot be empty")
+        return value
 
 
 class ComparisonSubmit(BaseModel):
@@ -56,8 +81,9 @@ class ComparisonSubmit(BaseModel):
 
     items: list[ItemJudgement] = Field(min_length=2, max_length=9)
     all_unacceptable: bool = False
-    comment: str = Field(default="", max_length=10_000)
-    idempotency_key: str | None = Field(default=None, min_length=8, max_length=64)
+    comment: Text = Field(default="", max_length=MAX_COMMENT)
+    rewrites: list[Rewrite] = Field(default_factory=list, max_length=9)
+    idempotency_key: IdempotencyKey | None = None
     idle_seconds: float = Field(default=0.0, ge=0, le=86_400)
 
     @model_validator(mode="after")
@@ -70,6 +96,14 @@ class ComparisonSubmit(BaseModel):
             raise ValueError("'all responses are unacceptable' takes no ranking")
         if not self.all_unacceptable and not all(ranked):
             raise ValueError("the ranking is incomplete: give every response a rank")
+        rewritten = [rewrite.response_id for rewrite in self.rewrites]
+        if len(set(rewritten)) != len(rewritten):
+            raise ValueError("each response may be rewritten once")
+        foreign = sorted(set(rewritten) - set(ids))
+        if foreign:
+            raise ValueError(
+                "a rewrite names a judged response; not judged: " + ", ".join(map(str, foreign))
+            )
         return self
 
 
@@ -80,7 +114,7 @@ class DemonstrationSubmit(BaseModel):
     messages: list[Message] = Field(min_length=1, max_length=50)
     origin: DemonstrationOrigin = DemonstrationOrigin.written
     draft_response_id: int | None = None
-    idempotency_key: str | None = Field(default=None, min_length=8, max_length=64)
+    idempotency_key: IdempotencyKey | None = None
     idle_seconds: float = Field(default=0.0, ge=0, le=86_400)
 
     @model_validator(mode="after")
@@ -104,7 +138,7 @@ class SkipSubmit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: SkipReason
-    note: str = Field(default="", max_length=2000)
+    note: Text = Field(default="", max_length=MAX_NOTE)
 
     @field_validator("note")
     @classmethod
@@ -136,8 +170,15 @@ class AssignmentOut(BaseModel):
     task_id: int
     prompt_messages: list[Message]
     prompt_category: PromptCategory
+    project_id: int
+    # A comparison task's responses, in this assignment's shuffled order; empty for a
+    # demonstration task.
     responses: list[ShownResponse]
+    # The model draft a demonstration task may offer to start from (origin "edited_draft").
+    draft_response: ShownResponse | None
     guideline_version: int | None
+    # The revision of the labeler's saved work on this task, if any (GET .../draft has it).
+    draft_revision: int | None
 
 
 class LeaseResult(BaseModel):
@@ -151,7 +192,56 @@ class SubmitResult(BaseModel):
     replayed: bool = Field(description="True when this idempotency key was already submitted.")
     pairs: int = 0
     warnings: list[str] = Field(default_factory=list)
+    rewrites: list[int] = Field(
+        default_factory=list, description="Ids of the responses the rewrites became."
+    )
 
 
 class RequeueResult(BaseModel):
     superseded: int
+
+
+class DraftSave(BaseModel):
+    """The workbench's state, saved as the labeler types; checked for shape only on submit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: dict[str, Any]
+    base_revision: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_ID,
+        description="The revision this edit started from (0: no draft yet). When given and "
+        "another tab has saved since, the save is refused (409) instead of overwriting.",
+    )
+
+
+class DraftSaved(BaseModel):
+    revision: int
+    updated_at: datetime
+
+
+class DraftOut(DraftSaved):
+    task_id: int
+    assignment_id: int = Field(description="The assignment it was last saved under.")
+    content: dict[str, Any]
+
+
+class LabelerQueueOut(BaseModel):
+    queue_id: int
+    queue_name: str
+    kind: QueueKind
+    priority: int
+    project_id: int
+    project_name: str
+    left: int = Field(description="Tasks you could lease now.")
+    done_today: int = Field(description="Labels you submitted here since midnight UTC.")
+    held: list[int] = Field(description="Your unexpired assignments here, to resume.")
+
+
+class GuidelineStatusOut(BaseModel):
+    project_id: int
+    version: int | None = Field(description="The current published version, if any.")
+    published_at: datetime | None
+    last_read_version: int | None
+    changed_since_read: bool

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.models import (
+    Assignment,
+    AssignmentStatus,
     Comparison,
     Demonstration,
     Model,
@@ -17,8 +21,11 @@ from app.models import (
     Role,
     Run,
     RunStatus,
+    Task,
     User,
 )
+from app.models.base import utcnow
+from app.services.leasing import holds_slot
 
 
 @dataclass
@@ -94,3 +101,111 @@ def queues_for_labeler(db: Session, user: User) -> list[QueueLine]:
         .order_by(Queue.priority.desc(), Queue.name)
     )
     return [QueueLine(queue=queue, project=project) for queue, project in rows]
+
+
+@dataclass
+class LabelerQueue:
+    queue: Queue
+    project: Project
+    # Tasks this labeler could lease now.
+    left: int
+    # Labels they submitted in this queue since midnight UTC.
+    done_today: int
+    # Their unexpired leases in this queue, oldest first, to resume.
+    held: list[int]
+
+
+def labeler_queues(db: Session, user: User, *, now: datetime | None = None) -> list[LabelerQueue]:
+    """The queues a labeler may work on now, with what is left for them, what they did today
+    and what they hold. Other roles take no tasks, so they get none."""
+    if user.role != Role.labeler or not user.is_active:
+        return []
+    now = now or utcnow()
+    lines = queues_for_labeler(db, user)
+    ids = [line.queue.id for line in lines]
+    left = _left_by_queue(db, ids, user.id, now)
+    done = _done_today_by_queue(db, ids, user.id, now)
+    held = _held_by_queue(db, ids, user.id, now)
+    return [
+        LabelerQueue(
+            queue=line.queue,
+            project=line.project,
+            left=left.get(line.queue.id, 0),
+            done_today=done.get(line.queue.id, 0),
+            held=held.get(line.queue.id, []),
+        )
+        for line in lines
+    ]
+
+
+def _left_by_queue(
+    db: Session, queue_ids: Sequence[int], labeler_id: int, now: datetime
+) -> dict[int, int]:
+    """The same tasks lease_next_task would offer: not retired, below their overlap, and not
+    held, done or skipped by this labeler."""
+    live = (
+        select(Assignment.task_id, func.count().label("taken"))
+        .where(holds_slot(now))
+        .group_by(Assignment.task_id)
+        .subquery()
+    )
+    mine = select(Assignment.task_id).where(
+        Assignment.labeler_id == labeler_id,
+        or_(
+            holds_slot(now),
+            Assignment.status == AssignmentStatus.skipped,
+        ),
+    )
+    rows = db.execute(
+        select(Task.queue_id, func.count())
+        .outerjoin(live, live.c.task_id == Task.id)
+        .where(
+            Task.queue_id.in_(queue_ids),
+            Task.retired_at.is_(None),
+            Task.id.not_in(mine),
+            func.coalesce(live.c.taken, 0) < Task.overlap,
+        )
+        .group_by(Task.queue_id)
+    )
+    return {queue_id: count for queue_id, count in rows}
+
+
+def _done_today_by_queue(
+    db: Session, queue_ids: Sequence[int], labeler_id: int, now: datetime
+) -> dict[int, int]:
+    # Superseded labels were submitted too (re-queueing keeps them).
+    midnight = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
+    rows = db.execute(
+        select(Task.queue_id, func.count())
+        .select_from(Assignment)
+        .join(Task, Task.id == Assignment.task_id)
+        .where(
+            Task.queue_id.in_(queue_ids),
+            Assignment.labeler_id == labeler_id,
+            Assignment.status.in_([AssignmentStatus.submitted, AssignmentStatus.superseded]),
+            Assignment.finished_at >= midnight,
+            Assignment.finished_at < midnight + timedelta(days=1),
+        )
+        .group_by(Task.queue_id)
+    )
+    return {queue_id: count for queue_id, count in rows}
+
+
+def _held_by_queue(
+    db: Session, queue_ids: Sequence[int], labeler_id: int, now: datetime
+) -> dict[int, list[int]]:
+    rows = db.execute(
+        select(Task.queue_id, Assignment.id)
+        .join(Task, Task.id == Assignment.task_id)
+        .where(
+            Task.queue_id.in_(queue_ids),
+            Assignment.labeler_id == labeler_id,
+            Assignment.status == AssignmentStatus.active,
+            Assignment.lease_expires_at > now,
+        )
+        .order_by(Assignment.leased_at, Assignment.id)
+    )
+    found: dict[int, list[int]] = {}
+    for queue_id, assignment_id in rows:
+        found.setdefault(queue_id, []).append(assignment_id)
+    return found

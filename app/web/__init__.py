@@ -2,20 +2,25 @@
 
 from fastapi import APIRouter, Depends
 
+from app.deps import ids_in_range
 from app.web import (
     account,
     agreement,
     auth,
+    dashboard,
     demographics,
     guidelines,
     home,
     projects,
     queues,
     users,
+    workbench,
 )
 from app.web.csrf import verify_csrf
 
-router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
+router = APIRouter(
+    dependencies=[Depends(verify_csrf), Depends(ids_in_range)], include_in_schema=False
+)
 router.include_router(auth.router)
 router.include_router(home.router)
 router.include_router(account.router)
@@ -24,4 +29,6 @@ router.include_router(projects.router)
 router.include_router(guidelines.router)
 router.include_router(queues.router)
 router.include_router(agreement.router)
+router.include_router(dashboard.router)
 router.include_router(demographics.router)
+router.include_router(workbench.router)

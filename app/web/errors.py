@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -11,10 +11,22 @@ from app.errors import DomainError, RateLimited
 from app.web.rendering import render
 
 
+def _return_to(request: Request) -> str:
+    """Where to go after logging in: the page asked for, or for a POST (an htmx save or a form
+    sent after the session ended) the page it was sent from, since the POST route has no page."""
+    if request.method in ("GET", "HEAD"):
+        target = request.url.path
+        return target + "?" + request.url.query if request.url.query else target
+    sent_from = request.headers.get("hx-current-url") or request.headers.get("referer") or ""
+    parsed = urlsplit(sent_from)
+    # Only this site's own pages: a forged header must not turn login into an open redirect.
+    if parsed.netloc != request.url.netloc or not parsed.path.startswith("/"):
+        return "/"
+    return parsed.path + ("?" + parsed.query if parsed.query else "")
+
+
 def login_redirect(request: Request) -> Response:
-    target = request.url.path
-    if request.url.query:
-        target += "?" + request.url.query
+    target = _return_to(request)
     url = "/login" if target == "/" else f"/login?next={quote(target, safe='')}"
     if request.headers.get("hx-request"):
         # htmx would swap a redirected login page into a fragment; make it navigate instead.

@@ -6,8 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
-from markdown_it import MarkdownIt
-from markupsafe import Markup
 from pydantic import ValidationError
 
 from app.deps import SessionDep, WebAdmin, WebStaff
@@ -18,15 +16,6 @@ from app.services import guidelines, projects
 from app.web.rendering import form_errors, redirect, render
 
 router = APIRouter(prefix="/projects/{project_id}/guidelines")
-
-# html=False: raw HTML in a guideline is shown as text, never run. markdown-it also refuses
-# javascript:, vbscript: and data: links on its own.
-_markdown = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
-
-
-def guideline_html(body: str) -> Markup:
-    """A guideline's markdown as safe HTML (markdown-it escapes all text, html=False above)."""
-    return Markup(_markdown.render(body))
 
 
 def _versions_page(
@@ -139,7 +128,6 @@ def show_version(
         {
             "project": project,
             "guideline": found,
-            "body_html": guideline_html(found.body),
             "is_current": current is not None and current.version == found.version,
             "publishable": guidelines.is_publishable(found, current),
             "author": guidelines.authors(db, [found]).get(found.created_by_id or 0),

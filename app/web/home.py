@@ -1,4 +1,4 @@
-"""The role-aware home page."""
+"""The role-aware home page; a labeler's lists the queues they may work on."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app.deps import SessionDep, WebUser
-from app.services.overview import overview_for
+from app.models import Role
+from app.services.overview import labeler_queues, overview_for
 from app.web.rendering import render
 
 router = APIRouter()
@@ -14,4 +15,8 @@ router = APIRouter()
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, db: SessionDep, user: WebUser) -> HTMLResponse:
-    return render(request, "home.html", {"overview": overview_for(db, user)}, user=user)
+    context = {
+        "overview": overview_for(db, user),
+        "work": labeler_queues(db, user) if user.role == Role.labeler else [],
+    }
+    return render(request, "home.html", context, user=user)

@@ -15,8 +15,9 @@ from app.errors import DomainError, InvalidInput
 from app.models import QueueKind, User
 from app.schemas.queues import QueueCreate, QueueUpdate
 from app.services import projects, queues
+from app.services import tasks as task_service
 from app.services.prompts import MAX_ID, get_project_checked
-from app.services.queues import AddedTasks
+from app.services.tasks import AddedTasks
 from app.web.rendering import form_errors, redirect, render
 
 router = APIRouter()
@@ -180,7 +181,7 @@ def _detail_page(
     status_code: int = 200,
 ) -> Response:
     queue = queues.get_queue(db, queue_id)
-    tasks = queues.list_tasks(db, queue_id, TASKS_PER_PAGE, offset)
+    tasks = task_service.list_tasks(db, queue_id, TASKS_PER_PAGE, offset)
     listed = queues.labeler_ids(db, queue_id)
     return render(
         request,
@@ -195,10 +196,10 @@ def _detail_page(
             "listed": listed,
             "selected": set(listed if selected is None else selected),
             "prompt_ids": prompt_ids,
-            "untasked": queues.count_untasked_prompts(db, queue_id),
+            "untasked": task_service.count_untasked_prompts(db, queue_id),
             "tasks": tasks,
-            "task_responses": queues.response_ids_by_task(db, [task.id for task in tasks]),
-            "task_total": queues.count_tasks(db, queue_id),
+            "task_responses": task_service.response_ids_by_task(db, [task.id for task in tasks]),
+            "task_total": task_service.count_tasks(db, queue_id),
             "offset": offset,
             "per_page": TASKS_PER_PAGE,
         },
@@ -347,10 +348,10 @@ def add_tasks(
                 field="prompt_ids",
             )
         if untasked:
-            added = queues.add_tasks_for_untasked_prompts(db, queue_id)
+            added = task_service.add_tasks_for_untasked_prompts(db, queue_id)
         else:
             ids = _ids(prompt_ids, "prompt", "prompt_ids")
-            added = queues.add_tasks_for_prompts(db, queue_id, ids)
+            added = task_service.add_tasks_for_prompts(db, queue_id, ids)
     except DomainError as error:
         return _detail_page(
             request,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from fastapi import FastAPI
@@ -17,7 +18,16 @@ from httpx import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Base, GuidelineVersion, Project, QueueKind, Role, TaskResponse, User
+from app.models import (
+    Base,
+    Draft,
+    GuidelineVersion,
+    Project,
+    QueueKind,
+    Role,
+    TaskResponse,
+    User,
+)
 from app.models.base import utcnow
 from app.schemas.users import TokenCreate
 from app.services import assignments, auth
@@ -87,6 +97,8 @@ ADMIN_ONLY: dict[Endpoint, Call] = {
     ("POST", f"{API}/queues/{{queue_id}}/requeue-superseded"): Call(200),
     ("GET", f"{API}/projects/{{project_id}}/agreement/labelers.csv"): Call(200),
     ("GET", f"{API}/demographics"): Call(200),
+    # It names labelers next to their figures.
+    ("GET", f"{API}/projects/{{project_id}}/dashboard/labelers.csv"): Call(200),
 }
 # Admins and researchers: the project's data, its queues and how the labeling goes.
 STAFF: dict[Endpoint, Call] = {
@@ -103,6 +115,12 @@ STAFF: dict[Endpoint, Call] = {
     ("GET", f"{API}/queues/{{queue_id}}/progress"): Call(200),
     ("GET", f"{API}/projects/{{project_id}}/agreement"): Call(200),
     ("GET", f"{API}/tasks/{{task_id}}/consensus"): Call(200),
+    ("GET", f"{API}/projects/{{project_id}}/dashboard"): Call(200),
+    ("GET", f"{API}/projects/{{project_id}}/dashboard/queues.csv"): Call(200),
+    ("GET", f"{API}/projects/{{project_id}}/dashboard/agreement-over-time.csv"): Call(200),
+    ("GET", f"{API}/projects/{{project_id}}/dashboard/categories.csv"): Call(200),
+    ("GET", f"{API}/projects/{{project_id}}/dashboard/flags.csv"): Call(200),
+    ("GET", f"{API}/projects/{{project_id}}/dashboard/cost.csv"): Call(200),
 }
 # A labeler's own work. Leasing is for labelers alone; the assignment routes are open to
 # everyone signed in but act only on the caller's own assignments (another's is a 404).
@@ -126,6 +144,11 @@ LABELER: dict[Endpoint, Call] = {
         ids={"assignment_id": "demonstration_assignment_id"},
     ),
     ("POST", f"{API}/assignments/{{assignment_id}}/skip"): Call(200, {"reason": "unclear_prompt"}),
+    ("GET", f"{API}/assignments/{{assignment_id}}/draft"): Call(200),
+    ("PUT", f"{API}/assignments/{{assignment_id}}/draft"): Call(200, {"content": {"comment": "x"}}),
+    ("POST", f"{API}/assignments/{{assignment_id}}/renew"): Call(
+        201, ids={"assignment_id": "expired_assignment_id"}
+    ),
 }
 SIGNED_IN: dict[Endpoint, Call] = {
     ("GET", f"{API}/me"): Call(200),
@@ -143,6 +166,9 @@ SIGNED_IN: dict[Endpoint, Call] = {
         200, params={"from": 1, "to": 2}
     ),
     ("GET", f"{API}/projects/{{project_id}}/guidelines/{{version}}"): Call(200),
+    ("GET", f"{API}/me/queues"): Call(200),
+    ("GET", f"{API}/projects/{{project_id}}/guideline/status"): Call(200),
+    ("POST", f"{API}/projects/{{project_id}}/guideline/read"): Call(200),
 }
 # Reached without a token: it is how a script gets one.
 PUBLIC: dict[Endpoint, Call] = {
@@ -249,6 +275,22 @@ def ids_for(caller: User, db: Session, victim: User, project: Project) -> Ids:
     demonstration = assignments.lease_next_task(db, demo_queue.id, worker)
     assert demonstration is not None
 
+    # A lease of a third queue that ran out, for the renew route; and a saved draft.
+    late_queue = make_queue(db, project, QueueKind.comparison, name="late queue")
+    make_comparison_tasks(db, late_queue, project, 1, responses_each=2)
+    expired = assignments.lease_next_task(db, late_queue.id, worker)
+    assert expired is not None
+    expired.leased_at = utcnow() - timedelta(hours=2)
+    expired.lease_expires_at = utcnow() - timedelta(hours=1)
+    db.add(
+        Draft(
+            task_id=comparison.task_id,
+            labeler_id=worker.id,
+            assignment_id=comparison.id,
+            content={"comment": "half done"},
+        )
+    )
+
     spare = make_prompt(db, project, "Name a colour.")
     spare_responses = make_responses(db, spare, 2)
     db.commit()
@@ -266,6 +308,7 @@ def ids_for(caller: User, db: Session, victim: User, project: Project) -> Ids:
         "task_response_b": task_responses[1],
         "assignment_id": comparison.id,
         "demonstration_assignment_id": demonstration.id,
+        "expired_assignment_id": expired.id,
         "prompt_id": spare.id,
         "prompt_response_a": spare_responses[0].id,
         "prompt_response_b": spare_responses[1].id,
@@ -538,7 +581,7 @@ def test_assignment_routes_act_only_on_ones_own_assignments(
         key = LABELER[endpoint].ids.get("assignment_id", "assignment_id")
         expected[endpoint] = (404, error("not_found", f"no assignment {ids[key]} of yours"))
     assert answers == expected
-    assert len(endpoints) == 4
+    assert len(endpoints) == 7
     assert (mine.status_code, mine.json()) == (200, [])
     assert db_state(db, ALL_TABLES) == before
 
@@ -598,15 +641,27 @@ def test_openapi_lists_every_api_route_and_no_page(app: FastAPI, client: TestCli
         "/api/v1/assignments/{assignment_id}",
         "/api/v1/assignments/{assignment_id}/comparison",
         "/api/v1/assignments/{assignment_id}/demonstration",
+        "/api/v1/assignments/{assignment_id}/draft",
+        "/api/v1/assignments/{assignment_id}/renew",
         "/api/v1/assignments/{assignment_id}/skip",
         "/api/v1/auth/token",
         "/api/v1/demographics",
         "/api/v1/me",
         "/api/v1/me/password",
+        "/api/v1/me/queues",
         "/api/v1/projects",
         "/api/v1/projects/{project_id}",
         "/api/v1/projects/{project_id}/agreement",
         "/api/v1/projects/{project_id}/agreement/labelers.csv",
+        "/api/v1/projects/{project_id}/dashboard",
+        "/api/v1/projects/{project_id}/dashboard/agreement-over-time.csv",
+        "/api/v1/projects/{project_id}/dashboard/categories.csv",
+        "/api/v1/projects/{project_id}/dashboard/cost.csv",
+        "/api/v1/projects/{project_id}/dashboard/flags.csv",
+        "/api/v1/projects/{project_id}/dashboard/labelers.csv",
+        "/api/v1/projects/{project_id}/dashboard/queues.csv",
+        "/api/v1/projects/{project_id}/guideline/read",
+        "/api/v1/projects/{project_id}/guideline/status",
         "/api/v1/projects/{project_id}/guidelines",
         "/api/v1/projects/{project_id}/guidelines/current",
         "/api/v1/projects/{project_id}/guidelines/diff",

@@ -554,7 +554,9 @@ def test_demonstration_task_with_responses_is_422(
 
     assert response.status_code == 422
     assert response.json() == error(
-        "invalid_input", "a demonstration task has no responses", "items.1.response_ids"
+        "invalid_input",
+        "a demonstration task offers at most one draft response",
+        "items.1.response_ids",
     )
     assert db_state(db, TABLES) == before
 

@@ -27,6 +27,7 @@ from app.models import (
 )
 from app.schemas.queues import QueueCreate, QueueUpdate, TaskItem, TasksAdd
 from app.services import queues
+from app.services import tasks as task_service
 from tests.api.helpers import db_state
 from tests.conftest import make_user
 
@@ -294,7 +295,7 @@ def test_unknown_queue_is_404(db: Session) -> None:
         lambda: queues.set_paused(db, 999_999, True),
         lambda: queues.set_labelers(db, 999_999, []),
         lambda: queues.queue_progress(db, 999_999),
-        lambda: queues.add_tasks(db, 999_999, TasksAdd(items=[TaskItem(prompt_id=1)])),
+        lambda: task_service.add_tasks(db, 999_999, TasksAdd(items=[TaskItem(prompt_id=1)])),
     ):
         with pytest.raises(NotFound) as caught:
             call()
@@ -375,7 +376,7 @@ def test_demonstration_tasks_take_the_queues_overlap(
     queue = make_queue(db, project, admin, kind="demonstration", overlap=2, max_overlap=3)
     first, second = make_prompt(db, project), make_prompt(db, project)
 
-    tasks = queues.add_tasks(
+    tasks = task_service.add_tasks(
         db,
         queue.id,
         TasksAdd(items=[TaskItem(prompt_id=first.id), TaskItem(prompt_id=second.id, priority=7)]),
@@ -385,8 +386,8 @@ def test_demonstration_tasks_take_the_queues_overlap(
         (first.id, 2, 0, False),
         (second.id, 2, 7, False),
     ]
-    assert queues.response_ids_by_task(db, [t.id for t in tasks]) == {t.id: [] for t in tasks}
-    assert queues.count_tasks(db, queue.id) == 2
+    assert task_service.response_ids_by_task(db, [t.id for t in tasks]) == {t.id: [] for t in tasks}
+    assert task_service.count_tasks(db, queue.id) == 2
 
 
 def test_comparison_task_keeps_the_given_order(db: Session, admin: User, project: Project) -> None:
@@ -394,12 +395,12 @@ def test_comparison_task_keeps_the_given_order(db: Session, admin: User, project
     prompt = make_prompt(db, project, responses=3)
     a, b, c = response_ids(db, prompt)
 
-    [task] = queues.add_tasks(
+    [task] = task_service.add_tasks(
         db, queue.id, TasksAdd(items=[TaskItem(prompt_id=prompt.id, response_ids=[c, a, b])])
     )
 
     assert positions(db, task) == [(0, c), (1, a), (2, b)]
-    assert queues.response_ids_by_task(db, [task.id]) == {task.id: [c, a, b]}
+    assert task_service.response_ids_by_task(db, [task.id]) == {task.id: [c, a, b]}
     assert task.overlap == 3
 
 
@@ -408,7 +409,7 @@ def test_comparison_task_with_nine_responses_is_fine(
 ) -> None:
     queue = make_queue(db, project, admin)
     prompt = make_prompt(db, project, responses=9)
-    [task] = queues.add_tasks(
+    [task] = task_service.add_tasks(
         db,
         queue.id,
         TasksAdd(items=[TaskItem(prompt_id=prompt.id, response_ids=response_ids(db, prompt))]),
@@ -469,7 +470,7 @@ def test_bad_comparison_items_are_refused_and_nothing_is_added(
     before = db_state(db, TABLES)
 
     with pytest.raises(InvalidInput) as caught:
-        queues.add_tasks(db, queue.id, TasksAdd(items=[good, bad]))
+        task_service.add_tasks(db, queue.id, TasksAdd(items=[good, bad]))
 
     message, field = expected
     filled = message.format(a=ids[0], s=stranger_response, p=prompt.id, f=made["foreign"].id)
@@ -484,13 +485,13 @@ def test_demonstration_task_with_responses_is_refused(
     prompt = make_prompt(db, project, responses=2)
     before = db_state(db, TABLES)
     with pytest.raises(InvalidInput) as caught:
-        queues.add_tasks(
+        task_service.add_tasks(
             db,
             queue.id,
             TasksAdd(items=[TaskItem(prompt_id=prompt.id, response_ids=response_ids(db, prompt))]),
         )
     assert (caught.value.message, caught.value.field) == (
-        "a demonstration task has no responses",
+        "a demonstration task offers at most one draft response",
         "items.0.response_ids",
     )
     assert db_state(db, TABLES) == before
@@ -505,7 +506,7 @@ def test_gold_task_added_with_its_answer(db: Session, admin: User, project: Proj
     a, b, c = response_ids(db, prompt)
     gold = {"ranking": [[b], [a, c]]}
 
-    [task] = queues.add_tasks(
+    [task] = task_service.add_tasks(
         db,
         queue.id,
         TasksAdd(
@@ -547,7 +548,7 @@ def test_bad_gold_items_are_refused(
     before = db_state(db, TABLES)
     item = TaskItem(prompt_id=prompt.id, response_ids=response_ids(db, prompt), **fields)
     with pytest.raises(InvalidInput) as caught:
-        queues.add_tasks(db, queue.id, TasksAdd(items=[item]))
+        task_service.add_tasks(db, queue.id, TasksAdd(items=[item]))
     assert (caught.value.message, caught.value.field) == expected
     assert db_state(db, TABLES) == before
 
@@ -556,14 +557,14 @@ def test_set_gold_on_a_comparison_task(db: Session, admin: User, project: Projec
     queue = make_queue(db, project, admin)
     prompt = make_prompt(db, project, responses=3)
     a, b, c = response_ids(db, prompt)
-    [task] = queues.add_tasks(
+    [task] = task_service.add_tasks(
         db, queue.id, TasksAdd(items=[TaskItem(prompt_id=prompt.id, response_ids=[a, b, c])])
     )
 
-    queues.set_gold(db, task.id, {"ranking": [[c, a], [b]]})
+    task_service.set_gold(db, task.id, {"ranking": [[c, a], [b]]})
     assert stored_tasks(db, queue) == [(prompt.id, 1, True, {"ranking": [[c, a], [b]]})]
 
-    queues.set_gold(db, task.id, None)
+    task_service.set_gold(db, task.id, None)
     assert stored_tasks(db, queue) == [(prompt.id, 1, False, None)]
 
 
@@ -602,13 +603,13 @@ def test_bad_gold_rankings_are_refused(
     queue = make_queue(db, project, admin)
     prompt = make_prompt(db, project, responses=3)
     a, b, c = response_ids(db, prompt)
-    [task] = queues.add_tasks(
+    [task] = task_service.add_tasks(
         db, queue.id, TasksAdd(items=[TaskItem(prompt_id=prompt.id, response_ids=[a, b, c])])
     )
     before = db_state(db, TABLES)
 
     with pytest.raises(InvalidInput) as caught:
-        queues.set_gold(db, task.id, {"ranking": ranking(a, b, c)})
+        task_service.set_gold(db, task.id, {"ranking": ranking(a, b, c)})
 
     assert (caught.value.message, caught.value.field) == (expected.format(a=a, c=c), "ranking")
     assert db_state(db, TABLES) == before
@@ -618,13 +619,13 @@ def test_gold_on_a_demonstration_task_is_refused(
     db: Session, admin: User, project: Project
 ) -> None:
     queue = make_queue(db, project, admin, kind="demonstration")
-    [task] = queues.add_tasks_from_prompts(db, queue.id, [make_prompt(db, project).id])
+    [task] = task_service.add_tasks_from_prompts(db, queue.id, [make_prompt(db, project).id])
     before = db_state(db, TABLES)
     with pytest.raises(InvalidInput) as caught:
-        queues.set_gold(db, task.id, {"ranking": [[1], [2]]})
+        task_service.set_gold(db, task.id, {"ranking": [[1], [2]]})
     assert caught.value.message == "gold answers are only supported for comparison tasks"
     with pytest.raises(InvalidInput) as caught:
-        queues.add_tasks(
+        task_service.add_tasks(
             db,
             queue.id,
             TasksAdd(items=[TaskItem(prompt_id=task.prompt_id, is_gold=True)]),
@@ -638,7 +639,7 @@ def test_gold_on_a_demonstration_task_is_refused(
 
 def test_gold_on_an_unknown_task_is_404(db: Session) -> None:
     with pytest.raises(NotFound) as caught:
-        queues.set_gold(db, 999_999, {"ranking": [[1], [2]]})
+        task_service.set_gold(db, 999_999, {"ranking": [[1], [2]]})
     assert caught.value.message == "no task with id 999999"
 
 
@@ -650,7 +651,7 @@ def test_add_tasks_from_prompts_makes_demonstration_tasks(
 ) -> None:
     queue = make_queue(db, project, admin, kind="demonstration", overlap=2, max_overlap=2)
     first, second = make_prompt(db, project), make_prompt(db, project)
-    tasks = queues.add_tasks_from_prompts(db, queue.id, [second.id, first.id])
+    tasks = task_service.add_tasks_from_prompts(db, queue.id, [second.id, first.id])
     assert [t.prompt_id for t in tasks] == [second.id, first.id]
     assert stored_tasks(db, queue) == [(second.id, 2, False, None), (first.id, 2, False, None)]
 
@@ -682,7 +683,7 @@ def test_bad_prompt_lists_are_refused(
     }[case]
     before = db_state(db, TABLES)
     with pytest.raises(InvalidInput) as caught:
-        queues.add_tasks_from_prompts(db, queue.id, ids)
+        task_service.add_tasks_from_prompts(db, queue.id, ids)
     assert (caught.value.message, caught.value.field) == (
         expected.format(p=prompt.id, f=foreign.id),
         "prompt_ids",
@@ -696,13 +697,13 @@ def test_comparison_tasks_for_prompts_take_all_responses_and_skip_the_short(
     queue = make_queue(db, project, admin)
     two, none, three, one = (make_prompt(db, project, n) for n in (2, 0, 3, 1))
 
-    added = queues.add_comparison_tasks_for_prompts(
+    added = task_service.add_comparison_tasks_for_prompts(
         db, queue.id, [two.id, none.id, three.id, one.id]
     )
 
     assert [t.prompt_id for t in added.tasks] == [two.id, three.id]
     assert added.skipped_prompt_ids == [none.id, one.id]
-    assert queues.response_ids_by_task(db, [t.id for t in added.tasks]) == {
+    assert task_service.response_ids_by_task(db, [t.id for t in added.tasks]) == {
         added.tasks[0].id: response_ids(db, two),
         added.tasks[1].id: response_ids(db, three),
     }
@@ -716,13 +717,13 @@ def test_comparison_tasks_for_a_prompt_with_ten_responses_are_refused(
     fine, many = make_prompt(db, project, 2), make_prompt(db, project, 10)
     before = db_state(db, TABLES)
     with pytest.raises(InvalidInput) as caught:
-        queues.add_comparison_tasks_for_prompts(db, queue.id, [fine.id, many.id])
+        task_service.add_comparison_tasks_for_prompts(db, queue.id, [fine.id, many.id])
     assert caught.value.message == (
         f"prompt {many.id} has 10 responses; a comparison task shows at most 9: "
         "add its tasks one by one"
     )
     with pytest.raises(InvalidInput) as caught:
-        queues.add_comparison_tasks_for_prompts(db, demonstrations.id, [fine.id])
+        task_service.add_comparison_tasks_for_prompts(db, demonstrations.id, [fine.id])
     assert caught.value.message == "this is a demonstration queue: its tasks have no responses"
     assert db_state(db, TABLES) == before
 
@@ -732,25 +733,25 @@ def test_untasked_prompts_are_per_queue(db: Session, admin: User, project: Proje
     other = make_queue(db, project, admin, kind="demonstration", name="Write again")
     first, second, third = (make_prompt(db, project) for _ in range(3))
     make_prompt(db, make_project(db, "Foreign"))
-    queues.add_tasks_from_prompts(db, queue.id, [second.id])
-    queues.add_tasks_from_prompts(db, other.id, [first.id])
+    task_service.add_tasks_from_prompts(db, queue.id, [second.id])
+    task_service.add_tasks_from_prompts(db, other.id, [first.id])
 
-    assert queues.untasked_prompt_ids(db, queue.id) == [first.id, third.id]
-    assert queues.count_untasked_prompts(db, queue.id) == 2
-    added = queues.add_tasks_for_untasked_prompts(db, queue.id)
+    assert task_service.untasked_prompt_ids(db, queue.id) == [first.id, third.id]
+    assert task_service.count_untasked_prompts(db, queue.id) == 2
+    added = task_service.add_tasks_for_untasked_prompts(db, queue.id)
     assert [t.prompt_id for t in added.tasks] == [first.id, third.id]
-    assert queues.untasked_prompt_ids(db, queue.id) == []
-    assert queues.count_untasked_prompts(db, queue.id) == 0
-    assert queues.add_tasks_for_untasked_prompts(db, queue.id).tasks == []
+    assert task_service.untasked_prompt_ids(db, queue.id) == []
+    assert task_service.count_untasked_prompts(db, queue.id) == 0
+    assert task_service.add_tasks_for_untasked_prompts(db, queue.id).tasks == []
 
 
 def test_list_tasks_pages_in_creation_order(db: Session, admin: User, project: Project) -> None:
     queue = make_queue(db, project, admin, kind="demonstration")
-    tasks = queues.add_tasks_from_prompts(
+    tasks = task_service.add_tasks_from_prompts(
         db, queue.id, [make_prompt(db, project).id for _ in range(3)]
     )
-    assert [t.id for t in queues.list_tasks(db, queue.id, 2, 0)] == [tasks[0].id, tasks[1].id]
-    assert [t.id for t in queues.list_tasks(db, queue.id, 2, 2)] == [tasks[2].id]
+    assert [t.id for t in task_service.list_tasks(db, queue.id, 2, 0)] == [tasks[0].id, tasks[1].id]
+    assert [t.id for t in task_service.list_tasks(db, queue.id, 2, 2)] == [tasks[2].id]
 
 
 # --- progress ---------------------------------------------------------------------------------
@@ -798,13 +799,15 @@ def test_progress_counts_done_in_progress_left_pace_and_eta(
 ) -> None:
     queue = make_queue(db, project, admin, kind="demonstration", overlap=3, max_overlap=4)
     other_queue = make_queue(db, project, admin, kind="demonstration", name="Other")
-    tasks = queues.add_tasks_from_prompts(
+    tasks = task_service.add_tasks_from_prompts(
         db, queue.id, [make_prompt(db, project).id for _ in "abcd"]
     )
     # One task asked for a fourth labeler after a disagreement: 3 + 3 + 3 + 4 = 13 labels.
     tasks[3].overlap = 4
     db.commit()
-    [elsewhere] = queues.add_tasks_from_prompts(db, other_queue.id, [make_prompt(db, project).id])
+    [elsewhere] = task_service.add_tasks_from_prompts(
+        db, other_queue.id, [make_prompt(db, project).id]
+    )
     people = [make_user(db, f"labeler-{i}", Role.labeler) for i in range(4)]
     hour = timedelta(hours=1)
     minutes = timedelta(minutes=1)
@@ -843,7 +846,7 @@ def test_eta_is_none_without_recent_submissions_and_left_never_negative(
     db: Session, admin: User, project: Project
 ) -> None:
     queue = make_queue(db, project, admin, kind="demonstration")
-    [task] = queues.add_tasks_from_prompts(db, queue.id, [make_prompt(db, project).id])
+    [task] = task_service.add_tasks_from_prompts(db, queue.id, [make_prompt(db, project).id])
     people = [make_user(db, f"labeler-{i}") for i in range(3)]
 
     assign(db, task, people[0], AssignmentStatus.submitted, finished_ago=timedelta(hours=2))
@@ -865,7 +868,7 @@ def test_eta_is_none_without_recent_submissions_and_left_never_negative(
 
 def test_eta_rounds_to_whole_seconds(db: Session, admin: User, project: Project) -> None:
     queue = make_queue(db, project, admin, kind="demonstration", overlap=3, max_overlap=3)
-    [task] = queues.add_tasks_from_prompts(db, queue.id, [make_prompt(db, project).id])
+    [task] = task_service.add_tasks_from_prompts(db, queue.id, [make_prompt(db, project).id])
     people = [make_user(db, f"labeler-{i}") for i in range(3)]
     assign(db, task, people[0], AssignmentStatus.submitted, finished_ago=timedelta(minutes=1))
     assign(db, task, people[1], AssignmentStatus.submitted, finished_ago=timedelta(minutes=2))

@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 from app.deps import SESSION_COOKIE
 from app.models import (
     ApiToken,
+    Assignment,
     GuidelineVersion,
     LoginAttempt,
     Queue,
+    QueueKind,
     QueueLabeler,
     Role,
     User,
@@ -28,10 +30,17 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.schemas.projects import ProjectCreate
-from app.services import projects
+from app.services import assignments, projects
 from app.web.csrf import ANON_COOKIE
 from tests.conftest import PASSWORD, csrf_from, make_token, make_user, web_login
-from tests.factories import make_prompt, make_queue, make_responses
+from tests.factories import (
+    make_comparison_tasks,
+    make_prompt,
+    make_queue,
+    make_responses,
+    make_task,
+    publish_guideline,
+)
 from tests.web.helpers import snapshot
 
 NEW_PASSWORD = "an entirely new secret"
@@ -77,7 +86,20 @@ WEB_FORMS: dict[str, tuple[dict[str, str], int]] = {
     "/queues/{queue_id}/labelers": ({}, 303),
     "/queues/{queue_id}/tasks": ({"all_untasked": "on"}, 303),
     "/account/profile": ({"age_range": "25-34", "first_language": "Welsh"}, 303),
+    # The labeler's workbench (a labeler's session; see WORKBENCH below).
+    "/work/queues/{queue_id}/start": ({}, 303),
+    "/work/assignments/{assignment_id}/comparison": (
+        {"score_A": "6", "rank_A": "1", "score_B": "3", "rank_B": "2"},
+        303,
+    ),
+    "/work/assignments/{assignment_id}/demonstration": ({"turn": "An old pond."}, 303),
+    "/work/assignments/{assignment_id}/skip": ({"reason": "unclear_prompt"}, 303),
+    "/work/assignments/{assignment_id}/renew": ({}, 303),
+    "/work/assignments/{assignment_id}/draft": ({}, 200),
+    "/work/projects/{project_id}/guideline/read": ({}, 303),
+    "/work/preview": ({"turn": "*hi*"}, 200),
 }
+WORKBENCH = sorted(path for path in WEB_FORMS if path.startswith("/work/"))
 # Written and in WEB_FORMS, but their router may not be included in app/web yet; the tests
 # check them once they are. Remove an entry when its route is in the app for good.
 PENDING: set[str] = set()
@@ -171,6 +193,8 @@ def path_ids(db: Session, admin: User, labeler: User) -> dict[str, int]:
         "project_id": project.id,
         "version": 1,
         "queue_id": queue.id,
+        # Any id fills the workbench's paths here: the token is checked before the owner.
+        "assignment_id": 1,
     }
 
 
@@ -219,7 +243,7 @@ def test_every_web_post_without_the_right_csrf_token_is_refused(
     assert client.get("/").status_code == 200
 
 
-@pytest.mark.parametrize("template", sorted(WEB_FORMS))
+@pytest.mark.parametrize("template", sorted(set(WEB_FORMS) - set(WORKBENCH)))
 def test_x_csrf_token_header_is_accepted_in_place_of_the_form_field(
     app: FastAPI,
     client: TestClient,
@@ -245,6 +269,63 @@ def test_x_csrf_token_header_is_accepted_in_place_of_the_form_field(
     response = client.post(template.format(**path_ids), data=form, headers={"X-CSRF-Token": csrf})
     assert response.status_code == status, response.text
     assert snapshot(db) != before
+
+
+@pytest.fixture
+def work_ids(db: Session, admin: User, labeler: User) -> dict[str, int]:
+    """A project with a published guideline and one task of each kind leased to the labeler,
+    for the workbench's forms; {assignment_id} is the task the form is about."""
+    project = projects.create_project(db, ProjectCreate(name="Bench"), acting=admin)
+    publish_guideline(db, project, 1)
+    comparison_queue = make_queue(db, project, QueueKind.comparison)
+    make_comparison_tasks(db, comparison_queue, project, 2, responses_each=2)
+    demonstration_queue = make_queue(db, project, QueueKind.demonstration)
+    make_task(db, demonstration_queue, make_prompt(db, project, "Write a limerick."))
+    # Start resumes a task already held, so it gets a queue of its own to lease from.
+    start_queue = make_queue(db, project, QueueKind.comparison, name="start here")
+    make_comparison_tasks(db, start_queue, project, 1, responses_each=2)
+    db.commit()
+    comparison = assignments.lease_next_task(db, comparison_queue.id, labeler)
+    demonstration = assignments.lease_next_task(db, demonstration_queue.id, labeler)
+    assert comparison is not None and demonstration is not None
+    return {
+        "project_id": project.id,
+        "queue_id": start_queue.id,
+        "comparison": comparison.id,
+        "demonstration": demonstration.id,
+    }
+
+
+@pytest.mark.parametrize("template", WORKBENCH)
+def test_x_csrf_token_header_is_accepted_on_the_workbench(
+    client: TestClient, db: Session, labeler: User, work_ids: dict[str, int], template: str
+) -> None:
+    csrf = web_login(client, labeler.username)
+    kind = "demonstration" if template.endswith("/demonstration") else "comparison"
+    path = template.format(assignment_id=work_ids[kind], **work_ids)
+    form, status = WEB_FORMS[template]
+    headers = {"X-CSRF-Token": csrf}
+    if template.endswith("/renew"):
+        # Only an expired lease is taken again.
+        expired = db.get(Assignment, work_ids["comparison"])
+        assert expired is not None
+        expired.leased_at = utcnow() - timedelta(hours=2)
+        expired.lease_expires_at = utcnow() - timedelta(hours=1)
+        db.commit()
+    before = snapshot(db)
+
+    if template.endswith("/draft"):
+        response = client.post(path, json={"content": {"form": {}}}, headers=headers)
+    else:
+        response = client.post(path, data=form, headers=headers)
+
+    assert response.status_code == status, response.text
+    if template == "/work/preview":
+        # It only renders; nothing is stored.
+        assert "<em>hi</em>" in response.text
+        assert snapshot(db) == before
+    else:
+        assert snapshot(db) != before
 
 
 def test_login_form_csrf_is_bound_to_the_visitors_cookie(
@@ -444,3 +525,32 @@ def test_htmx_request_with_an_expired_session_gets_401_with_hx_redirect(
     response = client.get("/admin/users", headers={"HX-Request": "true"})
     assert response.status_code == 401
     assert response.headers["hx-redirect"] == "/login?next=%2Fadmin%2Fusers"
+
+
+@pytest.mark.parametrize(
+    ("sent_from", "target"),
+    [
+        (
+            "http://testserver/work/assignments/7?x=1",
+            "/login?next=%2Fwork%2Fassignments%2F7%3Fx%3D1",
+        ),
+        ("http://evil.example/work/assignments/7", "/login"),
+        (None, "/login"),
+    ],
+    ids=["same-site", "other-site", "none"],
+)
+def test_an_htmx_post_after_the_session_ended_returns_to_the_page_it_came_from(
+    client: TestClient, db: Session, labeler: User, sent_from: str | None, target: str
+) -> None:
+    """Not to the POST route itself, which has no page to come back to (a GET there is 405)."""
+    csrf = web_login(client, labeler.username)
+    db.execute(update(UserSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+    db.commit()
+    headers = {"HX-Request": "true", "X-CSRF-Token": csrf}
+    if sent_from:
+        headers["HX-Current-URL"] = sent_from
+
+    response = client.post("/work/assignments/7/skip", data={"reason": "other"}, headers=headers)
+
+    assert response.status_code == 401
+    assert response.headers["hx-redirect"] == target

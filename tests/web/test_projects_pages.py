@@ -193,7 +193,7 @@ def test_create_project_redirects_to_it_with_a_notice(
     page = client.get(response.headers["location"])
     assert page.status_code == 200
     assert notice(page.text) == "Created Helpful chat."
-    assert 'data-testid="project-description">Rate answers &amp; flag issues</p>' in page.text
+    assert 'data-testid="project-description">\n<p>Rate answers &amp; flag issues</p>' in page.text
     assert "<tr><td><code>rude</code></td><td>Rude or dismissive</td></tr>" in page.text
     assert notice(client.get(response.headers["location"]).text) is None
 

@@ -27,6 +27,7 @@ from app.models import (
 from app.models.base import utcnow
 from app.schemas.queues import QueueCreate
 from app.services import queues
+from app.services import tasks as task_service
 from tests.conftest import make_user, web_login
 from tests.web.helpers import snapshot
 
@@ -154,7 +155,7 @@ def test_queue_list_shows_progress_and_eta(
 ) -> None:
     queue = make_queue(db, project, admin, kind="demonstration", name="Write", overlap=2)
     make_queue(db, project, admin, name="Compare", priority=3)
-    tasks = queues.add_tasks_from_prompts(db, queue.id, [make_prompt(db, project).id])
+    tasks = task_service.add_tasks_from_prompts(db, queue.id, [make_prompt(db, project).id])
     now = utcnow()
     db.add(
         Assignment(
@@ -311,7 +312,7 @@ def test_progress_fragment_polls_until_the_work_is_done(
     client: TestClient, db: Session, admin: User, project: Project, admin_csrf: str
 ) -> None:
     queue = make_queue(db, project, admin, kind="demonstration")
-    [task] = queues.add_tasks_from_prompts(db, queue.id, [make_prompt(db, project).id])
+    [task] = task_service.add_tasks_from_prompts(db, queue.id, [make_prompt(db, project).id])
 
     fragment = client.get(f"/queues/{queue.id}/progress", headers={"HX-Request": "true"})
     assert fragment.status_code == 200
@@ -485,7 +486,7 @@ def test_add_comparison_tasks_for_all_untasked_prompts_skips_the_short(
 ) -> None:
     queue = make_queue(db, project, admin)
     tasked, ready, short = (make_prompt(db, project, n) for n in (2, 3, 1))
-    queues.add_tasks_for_prompts(db, queue.id, [tasked.id])
+    task_service.add_tasks_for_prompts(db, queue.id, [tasked.id])
     assert text_of(client.get(f"/queues/{queue.id}").text, "untasked-count") == "2"
 
     response = client.post(

@@ -47,8 +47,14 @@ def test_form_posted_after_the_session_expired_asks_to_log_in_again(
     session = db.scalars(select(UserSession).where(UserSession.user_id == admin.id)).one()
     session.expires_at = utcnow() - timedelta(minutes=1)
     db.commit()
-    response = client.post("/projects", data={"name": "Late", "flags": "", "csrf_token": csrf})
+    # Back to the form's page after logging in (a browser sends it as the Referer), not to
+    # the POST route, which has no page of its own.
+    response = client.post(
+        "/projects",
+        data={"name": "Late", "flags": "", "csrf_token": csrf},
+        headers={"Referer": "http://testserver/projects/new"},
+    )
     assert (response.status_code, response.headers["location"]) == (
         303,
-        "/login?next=%2Fprojects",
+        "/login?next=%2Fprojects%2Fnew",
     )

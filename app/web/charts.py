@@ -1,0 +1,196 @@
+"""Charts laid out in Python and drawn by templates as inline SVG: no chart library, no script.
+
+Every chart's numbers are also in a table or CSV beside it; the SVG is for the eye."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from app.schemas.agreement import AgreementPoint
+from app.schemas.queues import QueueProgress
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A polyline chart of agreement over time."""
+
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+    points: list[tuple[float, float, str]]  # x, y, tooltip
+    y_ticks: list[tuple[float, str]]
+    x_ticks: list[tuple[float, str]]
+
+    @property
+    def polyline(self) -> str:
+        return " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in self.points)
+
+
+def over_time_chart(points: list[AgreementPoint], width: int = 720, height: int = 240) -> Chart:
+    left, right, top, bottom = 48, width - 16, 12, height - 32
+    days = [point.start.toordinal() for point in points]
+    first, last = (min(days), max(days)) if days else (0, 0)
+    span = max(last - first, 1)
+
+    def x_of(day: int) -> float:
+        if first == last:
+            return (left + right) / 2
+        return left + (day - first) / span * (right - left)
+
+    def y_of(rate: float) -> float:
+        return bottom - rate * (bottom - top)
+
+    plotted = [
+        (
+            x_of(day),
+            y_of(point.pairwise_agreement or 0.0),
+            f"{point.start.isoformat()}: {(point.pairwise_agreement or 0.0):.0%} of "
+            f"{point.labeler_pairs} labeler pairs",
+        )
+        for day, point in zip(days, points, strict=True)
+    ]
+    x_days = sorted({first, last, (first + last) // 2}) if days else []
+    return Chart(
+        width=width,
+        height=height,
+        left=left,
+        right=right,
+        top=top,
+        bottom=bottom,
+        points=plotted,
+        y_ticks=[(y_of(rate), f"{rate:.0%}") for rate in (0.0, 0.25, 0.5, 0.75, 1.0)],
+        x_ticks=[(x_of(day), date.fromordinal(day).isoformat()) for day in x_days],
+    )
+
+
+# Labels are drawn at 11px beside their bar; a longer one is cut (its tooltip keeps it whole).
+LABEL_CHARS = 40
+
+
+def short_label(label: str, limit: int = LABEL_CHARS) -> str:
+    return label if len(label) <= limit else label[: limit - 1].rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str  # whole, for the tooltip
+    shown: str  # beside the bar
+    value: int
+    y: float  # top of the bar
+    width: float  # 0 for a value of 0: the row stays, with its label and number
+
+
+@dataclass(frozen=True)
+class BarChart:
+    """Horizontal bars, one row each, scaled to the largest value."""
+
+    width: int
+    height: int
+    left: int  # where bars start; labels end just before
+    bar_height: int
+    bars: list[Bar]
+
+    def value_x(self, bar: Bar) -> float:
+        return self.left + bar.width + 6
+
+
+def bar_chart(
+    rows: Sequence[tuple[str, int]],
+    *,
+    width: int = 720,
+    label_width: int = 260,
+    row_height: int = 26,
+    value_width: int = 56,
+) -> BarChart:
+    bar_height = row_height - 8
+    room = width - label_width - value_width
+    largest = max((value for _, value in rows), default=0)
+    bars = [
+        Bar(
+            label=label,
+            shown=short_label(label),
+            value=value,
+            y=4 + index * row_height,
+            width=value / largest * room if largest else 0.0,
+        )
+        for index, (label, value) in enumerate(rows)
+    ]
+    return BarChart(
+        width=width,
+        height=len(rows) * row_height + 8,
+        left=label_width,
+        bar_height=bar_height,
+        bars=bars,
+    )
+
+
+@dataclass(frozen=True)
+class Segment:
+    part: str  # done, in-progress, left
+    count: int
+    x: float
+    width: float
+
+
+@dataclass(frozen=True)
+class ProgressRow:
+    label: str  # as shown; the summary names the queue whole
+    y: float
+    summary: str  # also the row's tooltip
+    segments: list[Segment]  # empty for a queue without tasks
+
+
+@dataclass(frozen=True)
+class ProgressChart:
+    """One bar per queue: its labels done, in progress and left, as shares of those required."""
+
+    width: int
+    height: int
+    left: int
+    right: int
+    bar_height: int
+    rows: list[ProgressRow]
+
+
+def progress_chart(
+    rows: Sequence[tuple[str, QueueProgress]],
+    *,
+    width: int = 720,
+    label_width: int = 260,
+    row_height: int = 26,
+) -> ProgressChart:
+    left, right = label_width, width - 16
+    drawn = []
+    for index, (label, progress) in enumerate(rows):
+        segments = []
+        if progress.required:
+            x = float(left)
+            # done can pass required when a task's overlap was lowered after its labels came.
+            done = min(progress.done, progress.required)
+            busy = min(progress.in_progress, progress.required - done)
+            for part, count in (("done", done), ("in-progress", busy), ("left", progress.left)):
+                share = count / progress.required * (right - left)
+                segments.append(Segment(part=part, count=count, x=x, width=share))
+                x += share
+        drawn.append(
+            ProgressRow(
+                label=short_label(label),
+                y=4 + index * row_height,
+                summary=f"{label}: {progress.done} done, {progress.in_progress} in progress, "
+                f"{progress.left} left of {progress.required}",
+                segments=segments,
+            )
+        )
+    return ProgressChart(
+        width=width,
+        height=len(rows) * row_height + 8,
+        left=left,
+        right=right,
+        bar_height=row_height - 8,
+        rows=drawn,
+    )

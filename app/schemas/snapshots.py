@@ -1,0 +1,110 @@
+"""Request and response shapes for dataset snapshots (rules: app/services/snapshots)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.models.training import SnapshotKind
+from app.schemas.common import Text
+
+PreferenceSource = Literal["pairs", "consensus"]
+
+
+def _ids(value: list[int]) -> list[int]:
+    if any(item < 1 for item in value):
+        raise ValueError("ids must be positive")
+    return sorted(set(value))
+
+
+class SnapshotFilters(BaseModel):
+    """What labels a snapshot takes; stored verbatim (as JSON) in the snapshot row.
+
+    Empty lists mean "no restriction". The date range is on when each label was made (a
+    prompt's creation for prompt snapshots): created_from <= created_at < created_to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queue_ids: list[int] = Field(default_factory=list, max_length=1000)
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    guideline_version_ids: list[int] = Field(default_factory=list, max_length=1000)
+    # Per task: share of labeler pairs ordering a response pair the same way.
+    min_agreement: float | None = Field(default=None, ge=0, le=1)
+    exclude_flagged: bool = False
+    exclude_gold: bool = False
+    labeler_ids: list[int] = Field(default_factory=list, max_length=10000)
+    # Share of prompts (not rows) that go to the test split.
+    test_fraction: float = Field(default=0.1, ge=0, le=1)
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+
+    _queue_ids = field_validator("queue_ids")(classmethod(lambda cls, v: _ids(v)))
+    _version_ids = field_validator("guideline_version_ids")(classmethod(lambda cls, v: _ids(v)))
+    _labeler_ids = field_validator("labeler_ids")(classmethod(lambda cls, v: _ids(v)))
+
+    @field_validator("created_from", "created_to")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone (for example 2024-05-01T00:00:00Z)")
+        return value
+
+    @model_validator(mode="after")
+    def _range(self) -> SnapshotFilters:
+        if self.created_from and self.created_to and self.created_from >= self.created_to:
+            raise ValueError("created_from must be before created_to")
+        return self
+
+
+class SnapshotCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text = Field(min_length=1, max_length=200)
+    kind: SnapshotKind
+    # Preference snapshots only: every labeler's pairs, or one row per consensus pair.
+    source: PreferenceSource | None = None
+    filters: SnapshotFilters = Field(default_factory=SnapshotFilters)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a snapshot needs a name")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _source(self) -> SnapshotCreate:
+        if self.kind == SnapshotKind.preference and self.source is None:
+            self.source = "pairs"
+        if self.kind != SnapshotKind.preference and self.source is not None:
+            raise ValueError("source applies to preference snapshots only")
+        return self
+
+
+class SnapshotOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    project_id: int
+    name: str
+    kind: SnapshotKind
+    filters: dict[str, Any]
+    content_hash: str
+    row_counts: dict[str, int]
+    path: str
+    created_by_id: int | None
+    superseded_by_id: int | None
+    created_at: datetime
+
+
+class ExportOut(BaseModel):
+    """A raw-judgement or KTO export: files only, no snapshot row."""
+
+    kind: Literal["raw", "kto"]
+    project_id: int
+    filters: dict[str, Any]
+    content_hash: str
+    row_counts: dict[str, int]
+    path: str

@@ -1,0 +1,143 @@
+"""Which filters apply to which selection, checking them against the project, and turning them
+into SQL conditions.
+
+A filter that cannot apply to what is selected is an error, not silently ignored: a
+researcher who asks for "no flagged rows" in an SFT snapshot would otherwise believe
+demonstrations had been screened for flags (they carry none).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session
+
+from app.errors import InvalidInput
+from app.models import Comparison, Demonstration, GuidelineVersion, Prompt, Queue, Task, User
+from app.schemas.snapshots import SnapshotFilters
+from app.services.agreement.loading import load_ratings
+from app.services.agreement.metrics import pairwise_agreement_by
+from app.services.agreement.ratings import Ratings
+from app.services.projects import get_project
+
+ALL = frozenset(
+    {
+        "queue_ids",
+        "created_from",
+        "created_to",
+        "guideline_version_ids",
+        "min_agreement",
+        "exclude_flagged",
+        "exclude_gold",
+        "labeler_ids",
+    }
+)
+# What each selection can filter on, and why the rest cannot apply.
+APPLIES: dict[str, tuple[frozenset[str], str]] = {
+    "sft": (
+        ALL - {"min_agreement", "exclude_flagged"},
+        "demonstrations carry no flags and no agreement",
+    ),
+    "prompts": (
+        frozenset({"queue_ids", "created_from", "created_to", "exclude_gold"}),
+        "a prompts snapshot takes no labels",
+    ),
+    "pairs": (ALL, ""),
+    "consensus": (
+        frozenset({"queue_ids", "min_agreement", "exclude_flagged", "exclude_gold"}),
+        "a consensus is made from all of a task's judgements; use source 'pairs' to select "
+        "judgements by labeler, guideline version or date",
+    ),
+    "raw": (ALL, ""),
+    "kto": (ALL, ""),
+}
+
+
+def active_filters(filters: SnapshotFilters) -> set[str]:
+    values = filters.model_dump()
+    return {name for name in ALL if values[name] not in (None, False, [])}
+
+
+def check_filters(db: Session, project_id: int, filters: SnapshotFilters, selection: str) -> None:
+    """NotFound for a missing project; InvalidInput for a filter that cannot apply or names
+    a queue, guideline version or labeler that is not there."""
+    get_project(db, project_id)
+    allowed, why = APPLIES[selection]
+    for name in sorted(active_filters(filters) - allowed):
+        raise InvalidInput(f"{name} does not apply here: {why}", field=f"filters.{name}")
+    _all_found(
+        db,
+        filters.queue_ids,
+        select(Queue.id).where(Queue.project_id == project_id, Queue.id.in_(filters.queue_ids)),
+        f"queue in project {project_id}",
+        "filters.queue_ids",
+    )
+    _all_found(
+        db,
+        filters.guideline_version_ids,
+        select(GuidelineVersion.id).where(
+            GuidelineVersion.project_id == project_id,
+            GuidelineVersion.id.in_(filters.guideline_version_ids),
+        ),
+        f"guideline version in project {project_id}",
+        "filters.guideline_version_ids",
+    )
+    _all_found(
+        db,
+        filters.labeler_ids,
+        select(User.id).where(User.id.in_(filters.labeler_ids)),
+        "user",
+        "filters.labeler_ids",
+    )
+
+
+def _all_found(db: Session, wanted: list[int], query: Any, what: str, field: str) -> None:
+    if not wanted:
+        return
+    found = set(db.scalars(query))
+    missing = [item for item in wanted if item not in found]
+    if missing:
+        raise InvalidInput(f"no {what} with id {missing[0]}", field=field)
+
+
+def label_conditions(
+    label: type[Comparison] | type[Demonstration], project_id: int, filters: SnapshotFilters
+) -> list[ColumnElement[bool]]:
+    """WHERE conditions on labels of a project, for a query joining Prompt on the label's
+    prompt and outer-joining Task on its task (labels without a task have no queue and are
+    never gold)."""
+    conditions: list[ColumnElement[bool]] = [Prompt.project_id == project_id]
+    if filters.queue_ids:
+        conditions.append(Task.queue_id.in_(filters.queue_ids))
+    if filters.created_from is not None:
+        conditions.append(label.created_at >= filters.created_from)
+    if filters.created_to is not None:
+        conditions.append(label.created_at < filters.created_to)
+    if filters.guideline_version_ids:
+        conditions.append(label.guideline_version_id.in_(filters.guideline_version_ids))
+    if filters.labeler_ids:
+        conditions.append(label.labeler_id.in_(filters.labeler_ids))
+    if filters.exclude_gold:
+        conditions.append(or_(Task.id.is_(None), Task.is_gold.is_(False)))
+    return conditions
+
+
+def agreeing_tasks(db: Session, project_id: int, min_agreement: float) -> set[int]:
+    """Tasks whose pairwise agreement (agreeing labeler pairs / labeler pairs, over the
+    response pairs two or more labelers ordered) is at least `min_agreement`. A task with no
+    two labelers ordering the same pair has no agreement to show and is left out."""
+    ratings = load_ratings(db, project_ids=[project_id])
+    by_task = Ratings(
+        ratings.task,
+        ratings.labeler,
+        ratings.response,
+        ratings.rank,
+        ratings.score,
+        {"task": ratings.task},
+    )
+    return {
+        task
+        for task, found in pairwise_agreement_by(by_task, "task").items()
+        if found.rate is not None and found.rate >= min_agreement
+    }

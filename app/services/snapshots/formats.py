@@ -1,0 +1,135 @@
+"""Row shapes (TRL's dataset formats), their Arrow schemas, canonical JSON and the split.
+
+TRL reads these without conversion: conversational `messages` for SFTTrainer; `prompt`,
+`chosen`, `rejected` as lists of {"role", "content"} for RewardTrainer and DPOTrainer (the
+prompt turns apart from the chosen/rejected assistant turn); `prompt`, `completion`, `label`
+for KTOTrainer; `prompt` alone for online trainers. Every other column is provenance, which
+the trainers ignore.
+
+Canonical JSON, the bytes a snapshot's content hash is taken over: one row per line, keys in
+the order of the row's schema below, no spaces (separators "," and ":"), UTF-8 without
+escaping non-ASCII, "\\n" after every line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+TURN = pa.struct([("role", pa.string()), ("content", pa.string())])
+MESSAGES = pa.list_(TURN)
+FLAGS = pa.list_(pa.string())
+ID = pa.int64()
+
+SFT = pa.schema(
+    [
+        ("messages", MESSAGES),
+        ("prompt_id", ID),
+        ("demonstration_id", ID),
+        ("task_id", ID),
+        ("labeler_id", ID),
+        ("guideline_version_id", ID),
+    ]
+)
+PREFERENCE = pa.schema(
+    [
+        ("prompt", MESSAGES),
+        ("chosen", MESSAGES),
+        ("rejected", MESSAGES),
+        ("margin", pa.float64()),
+        ("weight", pa.float64()),
+        ("labeler_id", ID),
+        ("comparison_id", ID),
+        ("pair_id", ID),
+        ("flags_chosen", FLAGS),
+        ("flags_rejected", FLAGS),
+        ("guideline_version_id", ID),
+        ("task_id", ID),
+        ("prompt_id", ID),
+        ("chosen_response_id", ID),
+        ("rejected_response_id", ID),
+    ]
+)
+PROMPTS = pa.schema([("prompt", MESSAGES), ("prompt_id", ID)])
+JUDGEMENT_ITEM = pa.struct(
+    [
+        ("response_id", ID),
+        ("completion", MESSAGES),
+        ("score", ID),
+        ("rank", ID),
+        ("flags", FLAGS),
+        ("flag_note", pa.string()),
+    ]
+)
+RAW = pa.schema(
+    [
+        ("prompt", MESSAGES),
+        ("items", pa.list_(JUDGEMENT_ITEM)),
+        ("all_unacceptable", pa.bool_()),
+        ("comment", pa.string()),
+        ("comparison_id", ID),
+        ("task_id", ID),
+        ("labeler_id", ID),
+        ("source", pa.string()),
+        ("guideline_version_id", ID),
+        ("time_spent_seconds", pa.float64()),
+        ("created_at", pa.string()),
+        ("prompt_id", ID),
+    ]
+)
+KTO = pa.schema(
+    [
+        ("prompt", MESSAGES),
+        ("completion", MESSAGES),
+        ("label", pa.bool_()),
+        ("score", ID),
+        ("flags", FLAGS),
+        ("comparison_id", ID),
+        ("labeler_id", ID),
+        ("guideline_version_id", ID),
+        ("task_id", ID),
+        ("prompt_id", ID),
+        ("response_id", ID),
+    ]
+)
+
+
+def dumps(row: dict[str, Any]) -> str:
+    """One row as canonical JSON (without its newline)."""
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+
+
+def turns(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Stored messages as {"role", "content"} turns in that key order."""
+    return [{"role": message["role"], "content": message["content"]} for message in messages]
+
+
+def assistant(content: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": content}]
+
+
+def in_test(seed: int, prompt_hash: str, test_fraction: float) -> bool:
+    """Whether a prompt's rows go to the test split: a hash of the seed and the prompt's
+    content, so every row of a prompt lands on the same side, and the same side every run."""
+    digest = hashlib.sha256(f"{seed}:{prompt_hash}".encode()).hexdigest()
+    return int(digest, 16) / 2**256 < test_fraction
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A slice of rows in both forms, and which of them belong to the test split."""
+
+    table: pa.Table
+    lines: list[str]
+    test: list[bool]
+
+
+def chunk_from_rows(rows: list[dict[str, Any]], schema: pa.Schema, test: list[bool]) -> Chunk:
+    if any(list(row) != schema.names for row in rows):
+        raise ValueError("a row's keys differ from its schema's columns")
+    table = pa.Table.from_pylist(rows, schema=schema)
+    return Chunk(table, [dumps(row) for row in rows], test)

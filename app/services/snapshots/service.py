@@ -1,0 +1,244 @@
+"""Creating, superseding, listing and reading snapshots; raw and KTO exports.
+
+A snapshot is written whole into a hidden folder beside the others, and renamed into
+`<data_dir>/snapshots/<id>-<slug>/` only once every file is complete and read-only, in the
+same transaction that stores its row: a failure anywhere leaves neither folder nor row.
+There is no update: a changed selection is a new snapshot that supersedes the old one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict, InvalidInput, NotFound
+from app.models import Snapshot, SnapshotKind, User
+from app.schemas.snapshots import ExportOut, SnapshotCreate, SnapshotFilters
+from app.services.snapshots import formats
+from app.services.snapshots.filters import check_filters
+from app.services.snapshots.judgements import kto_chunks, raw_chunks
+from app.services.snapshots.preference import consensus_chunks, pair_chunks
+from app.services.snapshots.rows import prompt_chunks, sft_chunks
+from app.services.snapshots.writers import (
+    SPLITS,
+    SnapshotWriter,
+    content_hash,
+    finish_datasets_folder,
+    remove,
+    seal,
+    write_manifest,
+)
+from app.settings import Settings
+
+Rows = Callable[[Session, int, SnapshotFilters], Iterator[formats.Chunk]]
+SELECTIONS: dict[str, tuple[pa.Schema, Rows]] = {
+    "sft": (formats.SFT, sft_chunks),
+    "prompts": (formats.PROMPTS, prompt_chunks),
+    "pairs": (formats.PREFERENCE, pair_chunks),
+    "consensus": (formats.PREFERENCE, consensus_chunks),
+    "raw": (formats.RAW, raw_chunks),
+    "kto": (formats.KTO, kto_chunks),
+}
+MAX_PREVIEW = 1000
+
+
+def _selection(data: SnapshotCreate) -> str:
+    return data.source or "pairs" if data.kind == SnapshotKind.preference else data.kind.value
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60].strip("-") or "snapshot"
+
+
+def _write_partial(
+    db: Session, settings: Settings, project_id: int, selection: str, filters: SnapshotFilters
+) -> tuple[Path, dict[str, int], str]:
+    """(hidden folder holding every file but the manifest, row counts, content hash)."""
+    schema, rows = SELECTIONS[selection]
+    root = settings.data_dir / "snapshots"
+    root.mkdir(parents=True, exist_ok=True)
+    partial = root / f".partial-{secrets.token_hex(8)}"
+    partial.mkdir()
+    try:
+        with SnapshotWriter(partial, schema) as writer:
+            writer.write_all(rows(db, project_id, filters))
+        digest = content_hash(partial)
+        finish_datasets_folder(partial, digest, f"Smiley {selection} rows of project {project_id}")
+    except BaseException:
+        remove(partial)
+        raise
+    return partial, writer.row_counts, digest
+
+
+def _create(
+    db: Session,
+    settings: Settings,
+    project_id: int,
+    data: SnapshotCreate,
+    acting: User,
+    supersedes: Snapshot | None = None,
+) -> Snapshot:
+    selection = _selection(data)
+    check_filters(db, project_id, data.filters, selection)
+    stored_filters: dict[str, Any] = data.filters.model_dump(mode="json")
+    if data.kind == SnapshotKind.preference:
+        stored_filters["source"] = selection
+    partial, counts, digest = _write_partial(db, settings, project_id, selection, data.filters)
+    final: Path | None = None
+    try:
+        snapshot = Snapshot(
+            project_id=project_id,
+            name=data.name,
+            kind=data.kind,
+            filters=stored_filters,
+            content_hash=digest,
+            row_counts=counts,
+            path="",
+            created_by_id=acting.id,
+        )
+        db.add(snapshot)
+        db.flush()
+        snapshot.path = f"snapshots/{snapshot.id}-{_slug(data.name)}"
+        if supersedes is not None:
+            supersedes.superseded_by_id = snapshot.id
+        write_manifest(partial, _manifest(snapshot, acting, supersedes))
+        seal(partial)
+        target = settings.data_dir / snapshot.path
+        if target.exists():
+            raise Conflict(f"{snapshot.path} already exists in the data folder; move it away")
+        os.rename(partial, target)
+        final = target
+        db.commit()
+    except BaseException:
+        db.rollback()
+        remove(partial)
+        if final is not None:
+            remove(final)
+        raise
+    return snapshot
+
+
+def _manifest(snapshot: Snapshot, acting: User, supersedes: Snapshot | None) -> dict[str, Any]:
+    return {
+        "id": snapshot.id,
+        "name": snapshot.name,
+        "project_id": snapshot.project_id,
+        "kind": snapshot.kind.value,
+        "filters": snapshot.filters,
+        "row_counts": snapshot.row_counts,
+        "content_hash": snapshot.content_hash,
+        "created_by_id": acting.id,
+        "created_by": acting.username,
+        "created_at": snapshot.created_at.isoformat(),
+        "supersedes_id": supersedes.id if supersedes else None,
+        "files": {
+            "jsonl": [f"{split}.jsonl" for split in SPLITS],
+            "parquet": [f"{split}.parquet" for split in SPLITS],
+            "datasets": "datasets",
+        },
+    }
+
+
+def create_snapshot(
+    db: Session, settings: Settings, project_id: int, data: SnapshotCreate, acting: User
+) -> Snapshot:
+    """Select, split and write the rows, then store the snapshot (see the module docstring)."""
+    return _create(db, settings, project_id, data, acting)
+
+
+def supersede_snapshot(
+    db: Session, settings: Settings, snapshot_id: int, data: SnapshotCreate, acting: User
+) -> Snapshot:
+    """A new snapshot of the same project and kind that replaces `snapshot_id`."""
+    old = get_snapshot(db, snapshot_id)
+    if old.superseded_by_id is not None:
+        raise Conflict(f"snapshot {old.id} is already superseded by {old.superseded_by_id}")
+    if data.kind != old.kind:
+        raise InvalidInput(
+            f"a {old.kind.value} snapshot can only be superseded by another", field="kind"
+        )
+    return _create(db, settings, old.project_id, data, acting, supersedes=old)
+
+
+def get_snapshot(db: Session, snapshot_id: int) -> Snapshot:
+    snapshot = db.get(Snapshot, snapshot_id)
+    if snapshot is None:
+        raise NotFound(f"no snapshot with id {snapshot_id}")
+    return snapshot
+
+
+def list_snapshots(db: Session, project_id: int) -> list[Snapshot]:
+    """A project's snapshots, newest first."""
+    query = select(Snapshot).where(Snapshot.project_id == project_id).order_by(Snapshot.id.desc())
+    return list(db.scalars(query))
+
+
+def preview_rows(
+    settings: Settings, snapshot: Snapshot, split: str, limit: int = 20
+) -> list[dict[str, Any]]:
+    """The first `limit` rows of a split, read from its JSONL file."""
+    if split not in SPLITS:
+        raise InvalidInput(f"split must be one of {', '.join(SPLITS)}", field="split")
+    if not 1 <= limit <= MAX_PREVIEW:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PREVIEW}", field="limit")
+    path = settings.data_dir / snapshot.path / f"{split}.jsonl"
+    if not path.is_file():
+        raise NotFound(f"snapshot {snapshot.id}'s files are missing from the data folder")
+    rows: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            rows.append(json.loads(line))
+            if len(rows) == limit:
+                break
+    return rows
+
+
+def export_judgements(
+    db: Session, settings: Settings, project_id: int, kind: str, filters: SnapshotFilters
+) -> ExportOut:
+    """Raw judgements or KTO rows (judgements.py) in the snapshot layout under
+    `<data_dir>/exports/`, named by content: the same selection of the same labels is the
+    same folder."""
+    if kind not in ("raw", "kto"):
+        raise InvalidInput("kind must be raw or kto", field="kind")
+    check_filters(db, project_id, filters, kind)
+    partial, counts, digest = _write_partial(db, settings, project_id, kind, filters)
+    relative = f"exports/project-{project_id}-{kind}-{digest[:16]}"
+    target = settings.data_dir / relative
+    try:
+        write_manifest(
+            partial,
+            {
+                "kind": kind,
+                "project_id": project_id,
+                "filters": filters.model_dump(mode="json"),
+                "row_counts": counts,
+                "content_hash": digest,
+            },
+        )
+        seal(partial)
+        if target.exists():
+            remove(partial)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(partial, target)
+    except BaseException:
+        remove(partial)
+        raise
+    return ExportOut(
+        kind=kind,  # type: ignore[arg-type]
+        project_id=project_id,
+        filters=filters.model_dump(mode="json"),
+        content_hash=digest,
+        row_counts=counts,
+        path=relative,
+    )

@@ -1,0 +1,1 @@
+"""Datasets in and out: readers for the common formats (pure, streaming, no database)."""

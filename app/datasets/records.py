@@ -1,0 +1,51 @@
+"""What every importer yields, whatever the file's format: one record per usable row, or an
+error naming the row. The import service stores records; it never sees a file's format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A response to the record's prompt, with what the source said of it."""
+
+    content: str
+    # Where it came from, e.g. the model name an UltraFeedback row gives.
+    source_name: str = ""
+    # The source's own rating, on the source's own scale (kept as given, e.g. 1 to 10).
+    rating: float | None = None
+    # 1 is best; equal ranks are ties. None when the source gives no order.
+    rank: int | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    """One row's content: a prompt, and a demonstration and/or candidates to compare."""
+
+    # 1-based line (JSONL), row (CSV, counting the header as line 1) or row index + 1 (Parquet).
+    line: int
+    # The conversation prefix, ending with a user turn.
+    prompt: tuple[Turn, ...]
+    # The turns written after the prompt by a person (SFT data), starting with the assistant.
+    demonstration: tuple[Turn, ...] = ()
+    # Responses; when any has a rank, they form a judgement stored as an imported comparison.
+    candidates: tuple[Candidate, ...] = ()
+    category: str | None = None
+    # Extra fields the source row carried, kept for provenance (e.g. an id).
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    reason: str

@@ -1,0 +1,49 @@
+"""What a dataset import reports: counts of what it stored, the rows it skipped (the first
+few with their line and reason), and whether it stopped at a bad row (then nothing is kept)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+ErrorMode = Literal["skip", "stop"]
+
+
+class ImportRowError(BaseModel):
+    line: int
+    reason: str
+
+
+class ImportProgress(BaseModel):
+    rows_read: int
+    records_imported: int
+    skipped: int
+
+
+class DialogueFilterReport(BaseModel):
+    """For dialogue text: how many dialogues were read, kept, and dropped by each filter."""
+
+    dialogues: int
+    kept: int
+    dropped: dict[str, int]
+
+
+class ImportResult(BaseModel):
+    source: str
+    format: str | None = None
+    rows_read: int = 0
+    records_imported: int = 0
+    prompts_created: int = 0
+    prompts_reused: int = 0
+    responses: int = 0
+    demonstrations: int = 0
+    comparisons: int = 0
+    pairs: int = 0
+    skipped: int = 0
+    # The first few skipped rows; `skipped` counts them all.
+    errors: list[ImportRowError] = []
+    # True when a bad row stopped the import (on_error "stop"): nothing was stored.
+    stopped: bool = False
+    stop_error: ImportRowError | None = None
+    filters: DialogueFilterReport | None = None

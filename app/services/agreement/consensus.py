@@ -30,8 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.services.agreement.arrays import dense_codes, pairs_within_groups
 from app.services.agreement.metrics import LabelerAgreement
-from app.services.agreement.ratings import Ratings, pairs_within_groups
+from app.services.agreement.ratings import Ratings
 
 RELIABILITY_PRIOR = 10.0
 # Scores are sums of float weights: round before comparing so equal sums tie.
@@ -99,11 +100,10 @@ class Consensus:
     def task_support(self) -> dict[int, float | None]:
         """{task id: weighted votes agreeing with its consensus / all weighted votes on its
         consensus pairs} (None where no labeler ordered any of them)."""
-        tasks, code = np.unique(self.pair_task, return_inverse=True)
-        code = code.ravel()
+        code, tasks = dense_codes(self.pair_task)
         agree = np.bincount(code, weights=self.weight_for, minlength=tasks.size)
         total = agree + np.bincount(code, weights=self.weight_against, minlength=tasks.size)
-        found: dict[int, float | None] = {int(task): None for task in self.node_task}
+        found: dict[int, float | None] = dict.fromkeys(dense_codes(self.node_task)[1].tolist())
         for task, a, t in zip(tasks.tolist(), agree.tolist(), total.tolist(), strict=True):
             found[task] = a / t if t > 0 else None
         return found
@@ -114,9 +114,9 @@ def consensus(
 ) -> Consensus:
     """Weighted Borda consensus of every task in `ratings` (see the module docstring);
     labelers missing from `reliability` weigh `default`."""
-    labelers, code = np.unique(ratings.judgement_labeler, return_inverse=True)
+    code, labelers = dense_codes(ratings.judgement_labeler)
     weights = np.array([reliability.get(int(who), default) for who in labelers], dtype=float)
-    judgement_weight = weights[code.ravel()] if labelers.size else np.zeros(0)
+    judgement_weight = weights[code] if labelers.size else np.zeros(0)
 
     votes = ratings.votes
     vote_weight = judgement_weight[votes.judgement]

@@ -16,15 +16,19 @@ Definitions (DESIGN.md, "Agreement"); `Ratings` (ratings.py) holds one judgement
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import krippendorff
 import numpy as np
 
-from app.services.agreement.ratings import Ratings, dense_index
-
-SCORES = np.arange(1, 8)
+# Alpha and gold accuracy live in modules of their own; every figure is reachable from here.
+from app.services.agreement.alpha import SCORES as SCORES
+from app.services.agreement.alpha import ordinal_alpha as ordinal_alpha
+from app.services.agreement.alpha import ordinal_alpha_by as ordinal_alpha_by
+from app.services.agreement.arrays import dense_codes, dense_index, group_starts
+from app.services.agreement.gold import GoldAccuracy as GoldAccuracy
+from app.services.agreement.gold import gold_accuracy as gold_accuracy
+from app.services.agreement.ratings import Ratings
 
 
 def kendall_tau_b(ranks_a: Sequence[float], ranks_b: Sequence[float]) -> float | None:
@@ -89,22 +93,22 @@ class MeanTau:
     labeler_pairs: int = 0  # (task, labeler, labeler) with a defined tau
 
 
-@dataclass(frozen=True)
-class GoldAccuracy:
-    correct: int = 0
-    pairs: int = 0
-
-    @property
-    def rate(self) -> float | None:
-        return _share(self.correct, self.pairs)
-
-
 def _strata(ratings: Ratings, label: str | None) -> tuple[np.ndarray, np.ndarray]:
     """(stratum code of each judgement, label value of each code)."""
     if label is None:
         return np.zeros(ratings.judgement_count, dtype=np.int64), np.zeros(1, dtype=np.int64)
-    values, codes = np.unique(ratings.judgement_label(label), return_inverse=True)
-    return codes.astype(np.int64).ravel(), values.astype(np.int64)
+    return dense_codes(ratings.judgement_label(label))
+
+
+def _ordered_and_agreeing(ratings: Ratings) -> tuple[np.ndarray, np.ndarray]:
+    """Per vote pair: both judgements ordered the response pair; and the same way."""
+    found = ratings.memo.get("ordered_and_agreeing")
+    if found is None:
+        pairs = ratings.vote_pairs
+        ordered = (pairs.preference_u != 0) & (pairs.preference_v != 0)
+        found = ordered, ordered & (pairs.preference_u == pairs.preference_v)
+        ratings.memo["ordered_and_agreeing"] = found
+    return found
 
 
 def _pairwise_counts(
@@ -112,8 +116,8 @@ def _pairwise_counts(
 ) -> dict[int, PairwiseAgreement]:
     """Pairwise agreement of the vote pairs in `keep`, split by `group` (codes into values)."""
     pairs = ratings.vote_pairs
-    ordered = keep & (pairs.preference_u != 0) & (pairs.preference_v != 0)
-    agree = ordered & (pairs.preference_u == pairs.preference_v)
+    ordered, agree = _ordered_and_agreeing(ratings)
+    ordered, agree = ordered & keep, agree & keep
     n = values.size
     agreeing = np.bincount(group[agree], minlength=n)
     compared = np.bincount(group[ordered], minlength=n)
@@ -148,9 +152,9 @@ def pairwise_agreement_dated(ratings: Ratings, label: str) -> dict[int, Pairwise
         return {}
     pairs = ratings.vote_pairs
     later = np.maximum(bucket[pairs.judgement_u], bucket[pairs.judgement_v])
-    values, codes = np.unique(later, return_inverse=True)
+    codes, values = dense_codes(later)
     keep = np.ones(len(pairs), dtype=bool)
-    counts = _pairwise_counts(ratings, codes.astype(np.int64).ravel(), keep, values)
+    counts = _pairwise_counts(ratings, codes, keep, values)
     return {value: found for value, found in counts.items() if found.labeler_pairs}
 
 
@@ -158,13 +162,11 @@ def labeler_agreement(ratings: Ratings) -> dict[int, LabelerAgreement]:
     """Per labeler: over the response pairs it ordered that at least one other labeler also
     ordered, the share of (this labeler, other labeler) comparisons that agree. Every labeler
     with a judgement is listed, those without shared pairs with zero counts."""
-    labelers, judgement_code = np.unique(ratings.judgement_labeler, return_inverse=True)
-    judgement_code = judgement_code.astype(np.int64).ravel()
+    judgement_code, labelers = dense_codes(ratings.judgement_labeler)
     n = labelers.size
     judgements = np.bincount(judgement_code, minlength=n)
     pairs = ratings.vote_pairs
-    ordered = (pairs.preference_u != 0) & (pairs.preference_v != 0)
-    agree = ordered & (pairs.preference_u == pairs.preference_v)
+    ordered, agree = _ordered_and_agreeing(ratings)
     code_u = judgement_code[pairs.judgement_u]
     code_v = judgement_code[pairs.judgement_v]
     compared = np.bincount(code_u[ordered], minlength=n) + np.bincount(code_v[ordered], minlength=n)
@@ -185,55 +187,6 @@ def labeler_agreement(ratings: Ratings) -> dict[int, LabelerAgreement]:
     }
 
 
-# --- scores: Krippendorff's alpha -------------------------------------------------------------
-
-
-def score_counts(ratings: Ratings, label: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(value counts: one row per unit, columns scores 1..7; stratum code of each unit).
-
-    A unit is a (task, response) scored by two or more labelers (within one stratum); one
-    labeler's score is a unit with nothing to agree with and adds nothing to alpha."""
-    stratum, _ = _strata(ratings, label)
-    scored = np.isin(ratings.score, SCORES)  # NaN (no score) and anything off the scale out
-    row_stratum = stratum[ratings.judgement[scored]]
-    strata = int(stratum.max()) + 1 if stratum.size else 1
-    unit, unit_keys = dense_index(ratings.node[scored] * strata + row_stratum)
-    value = ratings.score[scored].astype(np.int64) - 1
-    counts = np.bincount(unit * SCORES.size + value, minlength=unit_keys.size * SCORES.size)
-    counts = counts.reshape(unit_keys.size, SCORES.size)
-    pairable = counts.sum(axis=1) >= 2
-    return counts[pairable], (unit_keys % strata)[pairable]
-
-
-def alpha_from_counts(counts: np.ndarray) -> float | None:
-    """Ordinal alpha with the `krippendorff` package; None with no unit scored twice or no
-    variation at all (alpha is 0/0 there)."""
-    if counts.shape[0] == 0:
-        return None
-    with np.errstate(invalid="ignore", divide="ignore"):
-        value = float(
-            krippendorff.alpha(
-                value_counts=counts, value_domain=SCORES, level_of_measurement="ordinal"
-            )
-        )
-    return None if math.isnan(value) else value
-
-
-def ordinal_alpha_by(ratings: Ratings, label: str | None) -> dict[int, float | None]:
-    """Krippendorff's alpha (ordinal) on the 1-7 scores: units (task, response), coders
-    labelers, per value of the label (two scores meet only inside one stratum)."""
-    _, values = _strata(ratings, label)
-    counts, unit_stratum = score_counts(ratings, label)
-    return {
-        int(value): alpha_from_counts(counts[unit_stratum == code])
-        for code, value in enumerate(values)
-    }
-
-
-def ordinal_alpha(ratings: Ratings) -> float | None:
-    return ordinal_alpha_by(ratings, None)[0]
-
-
 # --- rankings: Kendall's tau-b ----------------------------------------------------------------
 
 
@@ -248,10 +201,36 @@ class LabelerPairTaus:
 
 
 def kendall_taus(ratings: Ratings) -> LabelerPairTaus:
+    found = ratings.memo.get("kendall_taus")
+    if found is None:
+        found = ratings.memo["kendall_taus"] = _kendall_taus(ratings)
+    return found
+
+
+def _judgement_pairs(ratings: Ratings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(index of each vote pair's (u, v), and u and v of each index), u < v.
+
+    u and v judge one task, so (task, u's and v's places among its judgements) is a key from
+    a small range: a linear pass rather than a sort of every vote pair."""
     pairs = ratings.vote_pairs
     count = ratings.judgement_count
-    group, keys = dense_index(pairs.judgement_u * count + pairs.judgement_v)
-    n = keys.size
+    task = ratings.task_index[ratings.judgement_start]
+    first = group_starts(task, ratings.tasks.size)
+    width = int(np.diff(np.append(first, count)).max()) if count else 1
+    if ratings.tasks.size * width * width >= 2**62:
+        group, keys = dense_index(pairs.judgement_u * count + pairs.judgement_v)
+        return group, keys // count, keys % count
+    t = task[pairs.judgement_u]
+    local_u, local_v = pairs.judgement_u - first[t], pairs.judgement_v - first[t]
+    group, keys = dense_index((t * width + local_u) * width + local_v)
+    start = first[keys // (width * width)]
+    return group, start + (keys // width) % width, start + keys % width
+
+
+def _kendall_taus(ratings: Ratings) -> LabelerPairTaus:
+    pairs = ratings.vote_pairs
+    group, judgement_u, judgement_v = _judgement_pairs(ratings)
+    n = judgement_u.size
     product = pairs.preference_u.astype(np.int64) * pairs.preference_v
     concordant = np.bincount(group[product > 0], minlength=n)
     discordant = np.bincount(group[product < 0], minlength=n)
@@ -260,7 +239,7 @@ def kendall_taus(ratings: Ratings) -> LabelerPairTaus:
     denominator = np.sqrt(ordered_u.astype(np.float64) * ordered_v)
     with np.errstate(invalid="ignore", divide="ignore"):
         tau = np.where(denominator > 0, (concordant - discordant) / denominator, np.nan)
-    return LabelerPairTaus(keys // max(count, 1), keys % max(count, 1), tau)
+    return LabelerPairTaus(judgement_u, judgement_v, tau)
 
 
 def mean_kendall_tau_by(ratings: Ratings, label: str | None) -> dict[int, MeanTau]:
@@ -293,62 +272,3 @@ def task_min_tau(ratings: Ratings) -> dict[int, float]:
     first = np.ones(task.size, dtype=bool)
     first[1:] = task[1:] != task[:-1]
     return {int(t): float(value) for t, value in zip(task[first], tau[first], strict=True)}
-
-
-# --- gold tasks -------------------------------------------------------------------------------
-
-
-def gold_accuracy(
-    ratings: Ratings, gold: Mapping[int, Sequence[Sequence[int]]]
-) -> dict[int, GoldAccuracy]:
-    """Per labeler, over gold tasks: of the gold ranking's ordered pairs (a in an earlier group
-    than b) that the labeler ranked both of, the share it ordered the same way. A labeler tie
-    on a pair the gold answer orders counts as wrong; pairs the gold answer ties are skipped.
-
-    `gold`: {task id: [[ids tied best], [next ids], ...]}."""
-    task_position = {int(task): i for i, task in enumerate(ratings.tasks)}
-    gold_tasks = {task_position[task] for task in gold if task in task_position}
-    if not gold_tasks:
-        return {}
-    in_gold = np.isin(ratings.node_task, list(gold_tasks))
-    local = {
-        (int(t), int(r)): int(position)
-        for t, r, position in zip(
-            ratings.node_task[in_gold],
-            ratings.node_response[in_gold],
-            ratings.node_local[in_gold],
-            strict=True,
-        )
-    }
-    expected: dict[int, int] = {}
-    for task_id, groups in gold.items():
-        t = task_position.get(task_id)
-        if t is None:
-            continue
-        for i, better_group in enumerate(groups):
-            for worse_group in groups[i + 1 :]:
-                for better in better_group:
-                    for worse in worse_group:
-                        a, b = local.get((t, better)), local.get((t, worse))
-                        if a is None or b is None or a == b:
-                            continue
-                        key = int(ratings.item_key(t, min(a, b), max(a, b)))
-                        expected[key] = 1 if a < b else -1
-    if not expected:
-        return {}
-    keys = np.fromiter(expected.keys(), dtype=np.int64, count=len(expected))
-    preference = np.fromiter(expected.values(), dtype=np.int64, count=len(expected))
-    order = np.argsort(keys)
-    keys, preference = keys[order], preference[order]
-    votes = ratings.votes
-    vote_keys = votes.item_keys[votes.item]
-    found = np.minimum(np.searchsorted(keys, vote_keys), keys.size - 1)
-    judged = keys[found] == vote_keys
-    correct = judged & (votes.preference == preference[found])
-    labeler = ratings.judgement_labeler[votes.judgement]
-    labelers, code = np.unique(labeler[judged], return_inverse=True)
-    totals = np.bincount(code.ravel(), minlength=labelers.size)
-    rights = np.bincount(code.ravel(), weights=correct[judged], minlength=labelers.size)
-    return {
-        int(who): GoldAccuracy(int(rights[i]), int(totals[i])) for i, who in enumerate(labelers)
-    }

@@ -14,55 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
-IntArray = np.ndarray
-FloatArray = np.ndarray
+from app.services.agreement.arrays import FloatArray, IntArray, ascending, dense_codes, runs
 
-
-def pairs_within_groups(starts: IntArray, sizes: IntArray) -> tuple[IntArray, IntArray]:
-    """(i, j) with i < j for every two positions inside each run of consecutive positions.
-
-    `starts[g]` and `sizes[g]` describe run g. One broadcast per distinct size."""
-    firsts: list[IntArray] = []
-    seconds: list[IntArray] = []
-    for size in np.unique(sizes):
-        if size < 2:
-            continue
-        chosen = starts[sizes == size]
-        i, j = np.triu_indices(int(size), 1)
-        firsts.append((chosen[:, None] + i).ravel())
-        seconds.append((chosen[:, None] + j).ravel())
-    if not firsts:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty.copy()
-    return np.concatenate(firsts), np.concatenate(seconds)
-
-
-def dense_index(keys: IntArray) -> tuple[IntArray, IntArray]:
-    """(index of each key among the sorted distinct keys, the sorted distinct keys).
-
-    Non-negative integer keys from a small range take a linear path; others np.unique."""
-    if keys.size == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    top = int(keys.max()) + 1
-    if int(keys.min()) >= 0 and top <= 4 * keys.size + 1_000_000:
-        present = np.zeros(top, dtype=bool)
-        present[keys] = True
-        position = np.cumsum(present, dtype=np.int64) - 1
-        return position[keys], np.flatnonzero(present).astype(np.int64)
-    uniques, inverse = np.unique(keys, return_inverse=True)
-    return inverse.astype(np.int64).ravel(), uniques.astype(np.int64)
-
-
-def _runs(change: np.ndarray) -> tuple[IntArray, IntArray, IntArray]:
-    """For sorted rows where `change[i]` says row i starts a new run: (run of each row, starts,
-    sizes)."""
-    run = np.cumsum(change, dtype=np.int64) - 1
-    starts = np.flatnonzero(change).astype(np.int64)
-    sizes = np.diff(np.append(starts, change.size)).astype(np.int64)
-    return run, starts, sizes
+# Where they were first defined; callers may keep importing them from here.
+from app.services.agreement.arrays import dense_index as dense_index
+from app.services.agreement.arrays import pairs_within_groups as pairs_within_groups
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,24 +61,22 @@ class Ratings:
         n = task_a.size
         if any(a.size != n for a in (labeler_a, response_a, rank_a, score_a, *label_a.values())):
             raise ValueError("every column needs one value per row")
-        order = np.lexsort((response_a, labeler_a, task_a))
-        built = cls(
-            task_a[order],
-            labeler_a[order],
-            response_a[order],
-            rank_a[order],
-            score_a[order],
-            {name: values[order] for name, values in label_a.items()},
-        )
+        if not ascending(task_a, labeler_a, response_a):
+            order = np.lexsort((response_a, labeler_a, task_a))
+            task_a, labeler_a, response_a = task_a[order], labeler_a[order], response_a[order]
+            rank_a, score_a = rank_a[order], score_a[order]
+            label_a = {name: values[order] for name, values in label_a.items()}
         if n > 1:
-            same = (
-                (np.diff(built.task) == 0)
-                & (np.diff(built.labeler) == 0)
-                & (np.diff(built.response) == 0)
-            )
+            same = (np.diff(task_a) == 0) & (np.diff(labeler_a) == 0) & (np.diff(response_a) == 0)
             if same.any():
                 raise ValueError("a labeler judged the same response of a task twice")
-        return built
+        return cls(task_a, labeler_a, response_a, rank_a, score_a, label_a)
+
+    @cached_property
+    def memo(self) -> dict[str, Any]:
+        """Figures derived from these ratings, kept for the next one that needs them (the
+        report asks for several splits of the same figures)."""
+        return {}
 
     @classmethod
     def empty(cls) -> Ratings:
@@ -145,7 +103,7 @@ class Ratings:
         change = np.ones(len(self), dtype=bool)
         if len(self) > 1:
             change[1:] = (np.diff(self.task) != 0) | (np.diff(self.labeler) != 0)
-        return _runs(change)
+        return runs(change)
 
     @property
     def judgement(self) -> IntArray:
@@ -174,12 +132,17 @@ class Ratings:
     # --- tasks and their responses ("nodes") --------------------------------------------------
 
     @cached_property
-    def _task_index(self) -> tuple[IntArray, IntArray]:
+    def _task_index(self) -> tuple[IntArray, IntArray, IntArray]:
         change = np.ones(len(self), dtype=bool)
         if len(self) > 1:
             change[1:] = np.diff(self.task) != 0
-        run, starts, _ = _runs(change)
-        return run, self.task[starts]
+        run, starts, _ = runs(change)
+        return run, self.task[starts], starts
+
+    @property
+    def _task_starts(self) -> IntArray:
+        """First row of each task."""
+        return self._task_index[2]
 
     @property
     def task_index(self) -> IntArray:
@@ -198,11 +161,21 @@ class Ratings:
         if len(self) == 0:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty, empty, 0
-        response_ids, responses = np.unique(self.response, return_inverse=True)
-        width = int(response_ids.size)
-        node_of_row, node_keys = dense_index(self.task_index * width + responses.ravel())
-        node_task = node_keys // width
-        node_response = response_ids[node_keys % width]
+        # (task, response) as one number: the task, then the response id less the task's
+        # lowest. A task's responses are usually made together, so their ids are close and
+        # the numbers few enough to be indexed without a sort.
+        lowest = np.minimum.reduceat(self.response, self._task_starts)
+        offset = self.response - lowest[self.task_index]
+        span = int(offset.max()) + 1
+        if self.tasks.size * span < 2**62:
+            node_of_row, node_keys = dense_index(self.task_index * span + offset)
+            node_task = node_keys // span
+            node_response = node_keys % span + lowest[node_task]
+        else:
+            responses, response_ids = dense_codes(self.response)
+            width = int(response_ids.size)
+            node_of_row, node_keys = dense_index(self.task_index * width + responses)
+            node_task, node_response = node_keys // width, response_ids[node_keys % width]
         first = np.searchsorted(node_task, node_task, side="left")
         local = np.arange(node_task.size, dtype=np.int64) - first
         return node_of_row, node_task, node_response, local, int(local.max()) + 1
@@ -249,18 +222,11 @@ class Ratings:
         local = self.node_local[self.node]  # per row
         keys = self.item_key(self.task_index[first], local[first], local[second])
         item, item_keys = dense_index(keys)
-        item_first = np.zeros(item_keys.size, dtype=np.int64)
-        item_first[item] = first
-        item_second = np.zeros(item_keys.size, dtype=np.int64)
-        item_second[item] = second
         return Votes(
             item=item,
             judgement=self.judgement[first],
             preference=preference,
             item_keys=item_keys,
-            item_task=self.task_index[item_first],
-            item_a=self.response[item_first],
-            item_b=self.response[item_second],
         )
 
     @cached_property
@@ -285,13 +251,11 @@ class Ratings:
 
 @dataclass(frozen=True, eq=False)
 class Votes:
-    item: IntArray  # the response pair voted on (index into item_*)
+    item: IntArray  # the response pair voted on (index into item_keys)
     judgement: IntArray
-    preference: np.ndarray  # int8: +1 item_a better, -1 item_b better, 0 tie
-    item_keys: IntArray
-    item_task: IntArray  # task index of each item
-    item_a: IntArray  # response ids, item_a < item_b
-    item_b: IntArray
+    # int8: +1 when the response with the lower id is better, -1 when the other is, 0 tie
+    preference: np.ndarray
+    item_keys: IntArray  # Ratings.item_key of each item, ascending
 
     @property
     def item_count(self) -> int:

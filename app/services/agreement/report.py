@@ -22,6 +22,7 @@ from app.schemas.agreement import (
     QueueAgreement,
 )
 from app.services.agreement import metrics
+from app.services.agreement.arrays import dense_codes, dense_index
 from app.services.agreement.consensus import labeler_reliability
 from app.services.agreement.loading import NO_VERSION
 from app.services.agreement.ratings import Ratings
@@ -33,12 +34,11 @@ def figures_by(ratings: Ratings, label: str | None) -> dict[int, AgreementFigure
         values = np.zeros(1, dtype=np.int64)
         codes = np.zeros(ratings.judgement_count, dtype=np.int64)
     else:
-        values, codes = np.unique(ratings.judgement_label(label), return_inverse=True)
-        codes = codes.ravel()
-    _, labeler_code = np.unique(ratings.judgement_labeler, return_inverse=True)
+        codes, values = dense_codes(ratings.judgement_label(label))
+    labeler_code, _ = dense_codes(ratings.judgement_labeler)
     width = int(labeler_code.max()) + 1 if labeler_code.size else 1
     comparisons = np.bincount(codes, minlength=values.size)
-    distinct = np.unique(codes * width + labeler_code.ravel())
+    _, distinct = dense_index(codes * width + labeler_code)
     labelers = np.bincount(distinct // width, minlength=values.size)
     pairwise = metrics.pairwise_agreement_by(ratings, label)
     alphas = metrics.ordinal_alpha_by(ratings, label)

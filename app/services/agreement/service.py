@@ -1,8 +1,9 @@
 """Agreement of a project's labelers, consensus of tasks, and agreement over time.
 
 What counts and how figures are defined: loading.py, metrics.py and consensus.py; the report's
-layout: report.py. Everything is computed on request from the raw comparisons; nothing here
-writes to the database.
+layout: report.py. Everything is computed on request from the raw comparisons, except that
+consensus keeps each project's labeler reliability in memory until a counted comparison is
+added (reliability.py); nothing here writes to the database.
 """
 
 from __future__ import annotations
@@ -26,10 +27,14 @@ from app.schemas.agreement import (
     ConsensusPair,
     TaskConsensus,
 )
-from app.services.agreement import metrics
-from app.services.agreement.consensus import consensus, labeler_reliability
+from app.services.agreement.consensus import consensus
 from app.services.agreement.loading import load_ratings
 from app.services.agreement.ratings import Ratings
+from app.services.agreement.reliability import (
+    Reliability,
+    cached_reliability,
+    project_reliability,
+)
 from app.services.agreement.report import build_report, over_time_points
 from app.services.projects import get_project
 
@@ -114,7 +119,9 @@ def task_consensus(db: Session, task_ids: Iterable[int]) -> list[TaskConsensus]:
     """Consensus ranking of each task (ascending id), from all its counting comparisons.
 
     Labeler reliability comes from every counting comparison of the task's project, so a
-    task gets the same consensus whether asked for alone or with the whole project."""
+    task gets the same consensus whether asked for alone or with the whole project; it is
+    cached per project until a counted comparison is added (reliability.py), and then only
+    the asked tasks' comparisons are read."""
     ids = sorted(set(task_ids))
     project_of: dict[int, int] = {}
     for chunk in _chunks(ids):
@@ -131,17 +138,30 @@ def task_consensus(db: Session, task_ids: Iterable[int]) -> list[TaskConsensus]:
     found: dict[int, TaskConsensus] = {}
     for project_id in sorted(set(project_of.values())):
         wanted = [task_id for task_id in ids if project_of[task_id] == project_id]
-        ratings = load_ratings(db, project_ids=[project_id])
-        reliability = labeler_reliability(
-            metrics.labeler_agreement(ratings), metrics.pairwise_agreement(ratings).rate
-        )
-        subset = ratings.select(np.isin(ratings.task, wanted))
-        found.update(_task_consensus(subset, reliability, wanted))
+        found.update(_consensus_in_project(db, project_id, wanted))
     return [found[task_id] for task_id in ids]
 
 
+def _consensus_in_project(
+    db: Session, project_id: int, wanted: list[int]
+) -> dict[int, TaskConsensus]:
+    loaded: list[Ratings] = []
+
+    def whole_project() -> Reliability:
+        loaded.append(load_ratings(db, project_ids=[project_id]))
+        return project_reliability(loaded[0])
+
+    reliability = cached_reliability(db, project_id, whole_project)
+    if not loaded and len(wanted) <= ID_CHUNK:
+        ratings = load_ratings(db, project_ids=[project_id], task_ids=wanted)
+    else:
+        whole = loaded[0] if loaded else load_ratings(db, project_ids=[project_id])
+        ratings = whole.select(np.isin(whole.task, wanted))
+    return _task_consensus(ratings, reliability, wanted)
+
+
 def _task_consensus(
-    ratings: Ratings, reliability: dict[int, float], task_ids: list[int]
+    ratings: Ratings, reliability: Reliability, task_ids: list[int]
 ) -> dict[int, TaskConsensus]:
     result = consensus(ratings, reliability)
     rankings = result.rankings()

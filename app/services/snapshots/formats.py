@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 TURN = pa.struct([("role", pa.string()), ("content", pa.string())])
@@ -121,15 +122,18 @@ def in_test(seed: int, prompt_hash: str, test_fraction: float) -> bool:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A slice of rows in both forms, and which of them belong to the test split."""
+    """A slice of rows in both forms (`lines`: each row's canonical JSON and its newline, as
+    one Arrow array whose data buffer is the JSONL text), and which rows belong to the test
+    split."""
 
     table: pa.Table
-    lines: list[str]
-    test: list[bool]
+    lines: pa.Array
+    test: np.ndarray
 
 
 def chunk_from_rows(rows: list[dict[str, Any]], schema: pa.Schema, test: list[bool]) -> Chunk:
     if any(list(row) != schema.names for row in rows):
         raise ValueError("a row's keys differ from its schema's columns")
     table = pa.Table.from_pylist(rows, schema=schema)
-    return Chunk(table, [dumps(row) for row in rows], test)
+    lines = pa.array([dumps(row) + "\n" for row in rows], pa.large_string())
+    return Chunk(table, lines, np.array(test, dtype=bool))

@@ -26,7 +26,8 @@ from app.schemas.snapshots import ExportOut, SnapshotCreate, SnapshotFilters
 from app.services.snapshots import formats
 from app.services.snapshots.filters import check_filters
 from app.services.snapshots.judgements import kto_chunks, raw_chunks
-from app.services.snapshots.preference import consensus_chunks, pair_chunks
+from app.services.snapshots.pairs import pair_chunks
+from app.services.snapshots.preference import consensus_chunks
 from app.services.snapshots.rows import prompt_chunks, sft_chunks
 from app.services.snapshots.writers import (
     SPLITS,

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -38,19 +39,24 @@ class SplitWriter:
 
     def __init__(self, folder: Path, split: str, schema: pa.Schema) -> None:
         self.rows = 0
-        self._jsonl = (folder / f"{split}.jsonl").open("w", encoding="utf-8", newline="\n")
+        self._jsonl = (folder / f"{split}.jsonl").open("wb")
         self._parquet = pq.ParquetWriter(folder / f"{split}.parquet", schema)
         arrow_folder = folder / "datasets" / split
         arrow_folder.mkdir(parents=True)
         self._arrow_sink = pa.OSFile(str(arrow_folder / ARROW_FILE), "wb")
         self._arrow = pa.ipc.new_stream(self._arrow_sink, schema)
 
-    def write(self, table: pa.Table, lines: list[str]) -> None:
+    def write(self, table: pa.Table, lines: pa.Array) -> None:
         if table.num_rows == 0:
             return
-        if lines:
-            self._jsonl.write("\n".join(lines))
-            self._jsonl.write("\n")
+        if len(lines) != table.num_rows:
+            raise ValueError("a chunk has not one JSONL line per row")
+        # The lines' data buffer is their text, one after another: written as it is.
+        offsets = lines.buffers()[1]
+        width = 8 if pa.types.is_large_string(lines.type) else 4
+        ends = np.frombuffer(offsets, dtype=np.int64 if width == 8 else np.int32)
+        start, end = int(ends[lines.offset]), int(ends[lines.offset + len(lines)])
+        self._jsonl.write(memoryview(lines.buffers()[2])[start:end])
         self._parquet.write_table(table)
         self._arrow.write_table(table)
         self.rows += table.num_rows
@@ -85,17 +91,16 @@ class SnapshotWriter:
     def write(self, chunk: Chunk) -> None:
         if chunk.table.schema != self.schema:
             raise ValueError("a chunk's schema differs from the snapshot's")
-        if not any(chunk.test):
+        if not chunk.test.any():
             self._splits["train"].write(chunk.table, chunk.lines)
             return
-        if all(chunk.test):
+        if chunk.test.all():
             self._splits["test"].write(chunk.table, chunk.lines)
             return
-        mask = pa.array(chunk.test, pa.bool_())
-        train = [line for line, test in zip(chunk.lines, chunk.test, strict=True) if not test]
-        test = [line for line, test in zip(chunk.lines, chunk.test, strict=True) if test]
-        self._splits["train"].write(chunk.table.filter(pc.invert(mask)), train)
-        self._splits["test"].write(chunk.table.filter(mask), test)
+        test = pa.array(chunk.test, pa.bool_())
+        train = pc.invert(test)
+        self._splits["train"].write(chunk.table.filter(train), chunk.lines.filter(train))
+        self._splits["test"].write(chunk.table.filter(test), chunk.lines.filter(test))
 
     def write_all(self, chunks: Iterable[Chunk]) -> None:
         for chunk in chunks:

@@ -35,7 +35,7 @@ from app.models import (
     Task,
     User,
 )
-from app.services.agreement.service import clear_reliability_cache
+from app.services.agreement.reliability import CACHE
 from tests.conftest import make_user
 from tests.factories import (
     make_project,
@@ -52,9 +52,9 @@ FEBRUARY = datetime(2024, 2, 10, 12, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def no_cached_reliability() -> Iterator[None]:
-    clear_reliability_cache()
+    CACHE.clear()
     yield
-    clear_reliability_cache()
+    CACHE.clear()
 
 
 @dataclass

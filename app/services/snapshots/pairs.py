@@ -1,0 +1,297 @@
+"""Preference rows of labeler pairs (source "pairs"), the million-row path.
+
+At a million rows the cost is in Python objects, so nothing here is made per row: the pairs
+come from the driver's cursor as four packed integers and a float (two 31-bit ids in one
+int64, a NULL as NONE_ID), every column is then a numpy or Arrow array, each distinct prompt,
+response and flag list is encoded once and repeated by index, and the JSONL lines are joined
+by Arrow from those pieces. The consensus weights come from one consensus of the project.
+What the rows hold is described in preference.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import BigInteger, Text, cast, func, select
+from sqlalchemy.orm import Session
+
+from app.models import Comparison, ComparisonItem, Pair, Prompt, Response, Task
+from app.schemas.snapshots import SnapshotFilters
+from app.services.agreement.consensus import consensus
+from app.services.agreement.loading import load_ratings
+from app.services.agreement.reliability import CACHE, fingerprint, project_reliability
+from app.services.snapshots.filters import agreeing_tasks, label_conditions
+from app.services.snapshots.formats import FLAGS, MESSAGES, PREFERENCE, TURN, Chunk, in_test
+from app.services.snapshots.rawsql import raw_batches
+
+BATCH = 100_000  # rows per fetch and per Parquet row group
+ID_CHUNK = 10_000  # ids per IN (...) list
+ID_BITS = 31
+NONE_ID = 2**ID_BITS - 1
+TEXT = pa.large_string()
+
+
+def _packed(high: Any, low: Any) -> Any:
+    return cast(high, BigInteger) * 2**ID_BITS + low
+
+
+def _split(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return packed >> ID_BITS, packed & NONE_ID
+
+
+def _check_id_range(db: Session) -> None:
+    for model in (Pair, Comparison, Prompt, Response, Task):
+        top = db.scalar(select(func.max(model.id))) or 0
+        if top >= NONE_ID:
+            raise ValueError(f"{model.__tablename__} ids reach 2**31: too large to export")
+
+
+class Weights:
+    """The export weight of every consensus pair of a project, looked up by array."""
+
+    def __init__(self, db: Session, project_id: int) -> None:
+        ratings = load_ratings(db, project_ids=[project_id])
+        # The reliability task_consensus uses (its cache, filled the same way when empty).
+        key = fingerprint(db, project_id)
+        reliability = CACHE.get(project_id, key, lambda: project_reliability(ratings))
+        found = consensus(ratings, reliability)
+        self.judged = np.unique(np.asarray(ratings.judgement_task, dtype=np.int64))
+        first = found.pair_task.astype(np.int64) * 2**ID_BITS + found.winner
+        self.firsts = np.unique(first)
+        keys = np.searchsorted(self.firsts, first) * 2**ID_BITS + found.loser
+        order = np.argsort(keys)
+        self.keys, self.weight = keys[order], found.weight[order]
+
+    def of(self, task: np.ndarray, winner: np.ndarray, loser: np.ndarray) -> pa.Array:
+        """Weights (0 for a pair its task's consensus does not order so; null for a pair of
+        no task or of a task without labeler judgements)."""
+        weight = np.zeros(task.size)
+        first = task * 2**ID_BITS + winner
+        at = np.minimum(np.searchsorted(self.firsts, first), max(self.firsts.size - 1, 0))
+        has_first = self.firsts[at] == first if self.firsts.size else np.zeros(task.size, bool)
+        key = at * 2**ID_BITS + loser
+        where = np.minimum(np.searchsorted(self.keys, key), max(self.keys.size - 1, 0))
+        hit = has_first & (self.keys[where] == key) if self.keys.size else has_first
+        weight[hit] = self.weight[where[hit]]
+        judged = np.isin(task, self.judged) & (task != NONE_ID)
+        return pa.array(weight, pa.float64(), mask=~judged)
+
+
+def pair_chunks(db: Session, project_id: int, filters: SnapshotFilters) -> Iterator[Chunk]:
+    _check_id_range(db)
+    keep = (
+        None
+        if filters.min_agreement is None
+        else np.array(sorted(agreeing_tasks(db, project_id, filters.min_agreement)), np.int64)
+    )
+    weights = Weights(db, project_id)
+    none = NONE_ID
+    query = (
+        select(
+            _packed(Pair.id, Pair.comparison_id),
+            _packed(Pair.prompt_id, func.coalesce(Comparison.task_id, none)),
+            _packed(Pair.winner_response_id, Pair.loser_response_id),
+            _packed(
+                func.coalesce(Comparison.labeler_id, none),
+                func.coalesce(Comparison.guideline_version_id, none),
+            ),
+            Pair.margin,
+        )
+        .join(Comparison, Comparison.id == Pair.comparison_id)
+        .join(Prompt, Prompt.id == Pair.prompt_id)
+        .outerjoin(Task, Task.id == Comparison.task_id)
+        .where(*label_conditions(Comparison, project_id, filters))
+        .order_by(Pair.id)
+    )
+    for rows in raw_batches(db, query, BATCH, "snapshot_pairs"):
+        columns = list(zip(*rows, strict=True))
+        ints = [np.array(column, dtype=np.int64) for column in columns[:4]]
+        margin = pa.array(columns[4], pa.float64())
+        chunk = _chunk(db, ints, margin, weights, keep, filters)
+        if chunk is not None:
+            yield chunk
+
+
+def _chunk(
+    db: Session,
+    ints: list[np.ndarray],
+    margin: pa.Array,
+    weights: Weights,
+    keep: np.ndarray | None,
+    filters: SnapshotFilters,
+) -> Chunk | None:
+    pair, comparison = _split(ints[0])
+    prompt, task = _split(ints[1])
+    winner, loser = _split(ints[2])
+    labeler, version = _split(ints[3])
+    flags_chosen, flags_rejected, flag_lists = _flags(db, comparison, winner, loser)
+    wanted = np.ones(pair.size, dtype=bool)
+    if keep is not None:
+        wanted &= np.isin(task, keep)
+    if filters.exclude_flagged:
+        empty = np.array([not found for found in flag_lists], dtype=bool)
+        wanted &= empty[flags_chosen] & empty[flags_rejected]
+    if not wanted.any():
+        return None
+    if not wanted.all():
+        (pair, comparison, prompt, task, winner, loser, labeler, version) = (
+            column[wanted]
+            for column in (pair, comparison, prompt, task, winner, loser, labeler, version)
+        )
+        flags_chosen, flags_rejected = flags_chosen[wanted], flags_rejected[wanted]
+        margin = margin.filter(pa.array(wanted))
+
+    prompt_ids, prompt_at = np.unique(prompt, return_inverse=True)
+    prompt_json, prompt_values, prompt_test = _prompts(db, prompt_ids.tolist(), filters)
+    response_ids, response_at = np.unique(np.concatenate([winner, loser]), return_inverse=True)
+    response_json, response_values = _responses(db, response_ids.tolist())
+    chosen_at, rejected_at = response_at[: pair.size], response_at[pair.size :]
+    flag_json = pa.array([_dumps(found) for found in flag_lists], TEXT)
+    flag_values = pa.array(flag_lists, FLAGS)
+    weight = weights.of(task, winner, loser)
+
+    def ids(values: np.ndarray) -> pa.Array:
+        return pa.array(values, pa.int64(), mask=values == NONE_ID)
+
+    by_name: dict[str, pa.Array] = {
+        "prompt": prompt_values.take(prompt_at),
+        "chosen": response_values.take(chosen_at),
+        "rejected": response_values.take(rejected_at),
+        "margin": margin,
+        "weight": weight,
+        "labeler_id": ids(labeler),
+        "comparison_id": ids(comparison),
+        "pair_id": ids(pair),
+        "flags_chosen": flag_values.take(flags_chosen),
+        "flags_rejected": flag_values.take(flags_rejected),
+        "guideline_version_id": ids(version),
+        "task_id": ids(task),
+        "prompt_id": ids(prompt),
+        "chosen_response_id": ids(winner),
+        "rejected_response_id": ids(loser),
+    }
+    table = pa.Table.from_arrays([by_name[name] for name in PREFERENCE.names], schema=PREFERENCE)
+    text = {
+        "prompt": prompt_json.take(prompt_at),
+        "chosen": response_json.take(chosen_at),
+        "rejected": response_json.take(rejected_at),
+        "flags_chosen": flag_json.take(flags_chosen),
+        "flags_rejected": flag_json.take(flags_rejected),
+        "margin": _float_text(margin),
+        "weight": _float_text(weight),
+    }
+    pieces: list[Any] = []
+    for index, name in enumerate(PREFERENCE.names):
+        pieces.append(pa.scalar(("{" if index == 0 else ",") + f'"{name}":', TEXT))
+        if name in text:
+            pieces.append(text[name])
+        else:
+            pieces.append(pc.fill_null(pc.cast(by_name[name], TEXT), "null"))
+    pieces.append(pa.scalar("}\n", TEXT))
+    lines = pc.binary_join_element_wise(*pieces, pa.scalar("", TEXT))
+    return Chunk(table, lines, prompt_test[prompt_at])
+
+
+def _flags(
+    db: Session, comparison: np.ndarray, winner: np.ndarray, loser: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+    """(index of each row's chosen flags, of its rejected flags, the distinct flag lists).
+
+    Only items with flags are read (most have none), those of the batch's comparison range."""
+    low, high = int(comparison.min()), int(comparison.max())
+    query = select(
+        _packed(ComparisonItem.comparison_id, ComparisonItem.response_id),
+        cast(ComparisonItem.flags, Text),
+    ).where(
+        ComparisonItem.comparison_id.between(low, high),
+        func.length(cast(ComparisonItem.flags, Text)) > 2,
+    )
+    keys: list[int] = []
+    codes: list[int] = []
+    lists: list[list[str]] = [[]]
+    code_of: dict[str, int] = {}
+    for rows in raw_batches(db, query, BATCH, "snapshot_flags"):
+        for key, text in rows:
+            if text not in code_of:
+                code_of[text] = len(lists)
+                lists.append([str(flag) for flag in json.loads(text) or []])
+            keys.append(key)
+            codes.append(code_of[text])
+    key_array = np.array(keys, dtype=np.int64)
+    order = np.argsort(key_array)
+    key_array, code_array = key_array[order], np.array(codes, dtype=np.int64)[order]
+
+    def lookup(response: np.ndarray) -> np.ndarray:
+        if key_array.size == 0:
+            return np.zeros(response.size, dtype=np.int64)
+        wanted = comparison * 2**ID_BITS + response
+        at = np.minimum(np.searchsorted(key_array, wanted), key_array.size - 1)
+        return np.where(key_array[at] == wanted, code_array[at], 0)
+
+    return lookup(winner), lookup(loser), lists
+
+
+def _prompts(
+    db: Session, ids: list[int], filters: SnapshotFilters
+) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """(canonical JSON of each prompt's turns, the turns as Arrow, whether it is in test), in
+    the order of `ids`."""
+    found: dict[int, tuple[list[dict[str, str]], str]] = {}
+    for start in range(0, len(ids), ID_CHUNK):
+        query = select(Prompt.id, Prompt.messages, Prompt.content_hash).where(
+            Prompt.id.in_(ids[start : start + ID_CHUNK])
+        )
+        for prompt_id, messages, content_hash in db.execute(query):
+            turns = [{"role": m["role"], "content": m["content"]} for m in messages]
+            found[prompt_id] = (turns, content_hash)
+    values = [found[prompt_id][0] for prompt_id in ids]
+    test = [in_test(filters.seed, found[p][1], filters.test_fraction) for p in ids]
+    return (
+        pa.array([_dumps(turns) for turns in values], TEXT),
+        pa.array(values, MESSAGES),
+        np.array(test, dtype=bool),
+    )
+
+
+def _responses(db: Session, ids: list[int]) -> tuple[pa.Array, pa.Array]:
+    """(canonical JSON of each response as one assistant turn, the turns as Arrow)."""
+    contents: dict[int, str] = {}
+    for start in range(0, len(ids), ID_CHUNK):
+        query = select(Response.id, Response.content).where(
+            Response.id.in_(ids[start : start + ID_CHUNK])
+        )
+        for rows in raw_batches(db, query, BATCH, "snapshot_responses"):
+            contents.update(rows)
+    ordered = [contents[response_id] for response_id in ids]
+    content = pa.array(ordered, pa.string())
+    encoded = pa.array(list(map(encode_basestring, ordered)), TEXT)
+    as_json = pc.binary_join_element_wise(
+        pa.scalar('[{"role":"assistant","content":', TEXT),
+        encoded,
+        pa.scalar("}]", TEXT),
+        pa.scalar("", TEXT),
+    )
+    role = pa.array(np.full(len(ordered), "assistant", dtype=object), pa.string())
+    turn = pa.StructArray.from_arrays([role, content], fields=list(TURN))
+    offsets = pa.array(np.arange(len(ordered) + 1, dtype=np.int32))
+    return as_json, pa.ListArray.from_arrays(offsets, turn, type=MESSAGES)
+
+
+def _float_text(values: pa.Array) -> pa.Array:
+    """Each float as Python's repr (what json.dumps writes), null as "null"; repr is taken
+    once per distinct bit pattern (so -0.0 and 0.0 stay apart)."""
+    valid = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    bits = values.fill_null(0.0).to_numpy().view(np.int64)
+    distinct, at = np.unique(bits, return_inverse=True)
+    text = pa.array([repr(value) for value in distinct.view(np.float64).tolist()], TEXT)
+    return pc.fill_null(text.take(pa.array(at, pa.int64(), mask=~valid)), "null")
+
+
+def _dumps(value: Sequence[Any]) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -13,7 +13,11 @@ from sqlalchemy.orm import Session
 from app.models import User
 from tests.api.helpers import API, db_state, error
 from tests.conftest import bearer, make_token
-from tests.services.test_dashboard import DashboardWorld, build_dashboard_world
+from tests.services.test_dashboard import (
+    DashboardWorld,
+    build_dashboard_world,
+    expected_labeler_rows,
+)
 
 NEEDS_STAFF = error("permission_denied", "this needs the admin or researcher role")
 NEEDS_ADMIN = error("permission_denied", "this needs the admin role")
@@ -116,53 +120,7 @@ def test_staff_read_the_whole_dashboard(
                 "labeler_pairs": 1,
             },
         ],
-        "labelers": [
-            {
-                "labeler_id": world.ann.id,
-                "username": "ann",
-                "demonstrations": 2,
-                "comparisons": 1,
-                "labels": 3,
-                "median_seconds": 45.0,
-                "submitted": 3,
-                "skipped": 2,
-                "skip_rate": 0.4,
-                "pairwise_agreement": 1.0,
-                "agreement_pairs": 2,
-                "gold_pairs": 0,
-                "gold_accuracy": None,
-            },
-            {
-                "labeler_id": world.bob.id,
-                "username": "bob",
-                "demonstrations": 1,
-                "comparisons": 2,
-                "labels": 3,
-                "median_seconds": 40.0,
-                "submitted": 3,
-                "skipped": 1,
-                "skip_rate": 0.25,
-                "pairwise_agreement": 2 / 3,
-                "agreement_pairs": 3,
-                "gold_pairs": 1,
-                "gold_accuracy": 1.0,
-            },
-            {
-                "labeler_id": world.cat.id,
-                "username": "cat",
-                "demonstrations": 0,
-                "comparisons": 2,
-                "labels": 2,
-                "median_seconds": 70.0,
-                "submitted": 2,
-                "skipped": 0,
-                "skip_rate": 0.0,
-                "pairwise_agreement": 0.0,
-                "agreement_pairs": 1,
-                "gold_pairs": 1,
-                "gold_accuracy": 0.0,
-            },
-        ],
+        "labelers": expected_labeler_rows(world),
         "categories": [
             category("generation", 2, 3, 0),
             category("open_qa", 1, 0, 0),

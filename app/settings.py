@@ -48,11 +48,40 @@ class Settings(BaseSettings):
     worker_stale_seconds: float = Field(
         default=30.0, gt=0, description="A worker silent for longer counts as down."
     )
+    run_heartbeat_seconds: float = Field(
+        default=5.0, gt=0, description="How often a worker running a training job says so."
+    )
+    run_stale_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="A running run whose heartbeat is older is marked 'worker lost' (resumable).",
+    )
+    allow_hub_models: bool = Field(
+        default=False,
+        description="Accept hub model names (owner/name) as base models; only where workers "
+        "can download them.",
+    )
+    import_dir: Path | None = Field(
+        default=None,
+        description="The admin's import folder: datasets named by path are read from here "
+        "only. Imports by name are refused while it is not set.",
+    )
+    max_upload_bytes: int = Field(
+        default=2 * 1024**3, ge=1, description="The largest dataset file accepted as an upload."
+    )
 
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("import_dir", mode="before")
+    @classmethod
+    def _absolute_or_unset(cls, value: object) -> object:
+        # SMILEY_IMPORT_DIR= (empty) means "not set", not the current folder.
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return Path(str(value)).expanduser().resolve()
 
     @property
     def resolved_database_url(self) -> str:

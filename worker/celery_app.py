@@ -15,7 +15,9 @@ DEFAULT_QUEUE = "default"
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("smiley", broker=settings.broker_url, include=["worker.tasks"])
+    app = Celery(
+        "smiley", broker=settings.broker_url, include=["worker.tasks", "worker.jobs.datasets"]
+    )
     app.conf.update(
         task_queues=[Queue(DEFAULT_QUEUE), Queue(GPU_QUEUE)],
         task_default_queue=DEFAULT_QUEUE,
@@ -51,3 +53,15 @@ def get_celery_app() -> Celery:
 
 
 celery_app = get_celery_app()
+
+
+_apps: dict[tuple[str, str], Celery] = {}
+
+
+def celery_for(settings: Settings) -> Celery:
+    """The Celery app for these settings, made once: the web app sends with the settings it was
+    created with (tests give each their own data folder), not the process-wide ones."""
+    key = (settings.broker_url, str(settings.data_dir))
+    if key not in _apps:
+        _apps[key] = make_celery(settings)
+    return _apps[key]

@@ -9,7 +9,7 @@ import logging
 import os
 import socket
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.db import get_engine, session_factory
 from app.models import WorkerHeartbeat
 from app.models.base import utcnow
+from app.services.runs import reap_stale_runs
 from app.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,10 @@ class Heartbeat:
     def beat(self) -> None:
         with self._sessions() as db:
             record_beat(db, self.name, self.queues, self.started_at)
+            # Every live worker also reaps runs whose own worker died: no extra process to run.
+            stale_after = timedelta(seconds=get_settings().run_stale_seconds)
+            for run_id in reap_stale_runs(db, stale_after=stale_after):
+                log.warning("run %s: its worker stopped beating; marked worker lost", run_id)
 
     def _run(self) -> None:
         interval = get_settings().worker_heartbeat_seconds

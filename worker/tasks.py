@@ -37,3 +37,12 @@ def ping(probe: str) -> None:
         if record is not None:
             record.last_probe = probe
             db.commit()
+
+
+@celery_app.task(name="smiley.jobs.train")
+def train(run_id: int) -> str:
+    """Runs a training run by id (routed to the `gpu` queue). The run row carries its state;
+    the return value is only for logs."""
+    from worker.runner import execute_run
+
+    return execute_run(run_id, train.request.hostname or "worker")

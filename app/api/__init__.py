@@ -12,6 +12,7 @@ from app.api import (
     projects,
     prompts,
     queues,
+    runs,
     users,
 )
 from app.deps import ids_in_range
@@ -27,3 +28,4 @@ router.include_router(labeling.router)
 router.include_router(agreement.router)
 router.include_router(dashboard.router)
 router.include_router(demographics.router)
+router.include_router(runs.router)

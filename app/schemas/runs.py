@@ -1,0 +1,202 @@
+"""Hyperparameters of each training run kind, checked before a run is queued.
+
+A field left None means "the job picks it for its device and model size" (worker/training/
+defaults.py); the job records what it picked, and why, in the run's settings. Unknown fields are
+refused, so a misspelt name is an error rather than a setting silently ignored. The names follow
+TRL's configs where they have one (learning_rate, max_length, beta, num_generations...).
+No torch here: the web app validates with these before anything reaches a worker.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+LEARNING_RATE_MAX = 1.0
+MAX_LENGTH_MIN = 8
+MAX_LENGTH_MAX = 131_072
+MAX_BATCH = 4096
+MAX_STEPS = 10_000_000
+
+
+class LoraSettings(BaseModel):
+    """Train low-rank adapters (peft) instead of every weight; merged into the saved model."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    # Rank of each adapter's two matrices.
+    r: int = Field(default=16, ge=1, le=1024, description="Adapter rank.")
+    # Adapters' output is scaled by alpha / r.
+    alpha: float = Field(default=32.0, gt=0, le=4096, description="Adapter scaling (alpha / r).")
+    dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on adapter inputs.")
+    # None: every linear layer but the output head ("all-linear").
+    target_modules: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Module names to adapt; None adapts every linear layer.",
+    )
+
+
+class TrainingHyperparameters(BaseModel):
+    """What every training kind takes."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    learning_rate: float | None = Field(
+        default=None,
+        gt=0,
+        le=LEARNING_RATE_MAX,
+        description="Peak learning rate; None picks one by model size (5e-4 for tiny models, "
+        "TRL's default otherwise).",
+    )
+    batch_size: int | None = Field(
+        default=None, ge=1, le=MAX_BATCH, description="Examples per device per step (default 8)."
+    )
+    gradient_accumulation_steps: int | None = Field(
+        default=None, ge=1, le=1024, description="Steps whose gradients add up before an update."
+    )
+    max_steps: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_STEPS,
+        description="Optimizer steps to train for; give this or epochs, not both.",
+    )
+    epochs: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="Passes over the training split (default 1); give this or max_steps.",
+    )
+    max_length: int | None = Field(
+        default=None,
+        ge=MAX_LENGTH_MIN,
+        le=MAX_LENGTH_MAX,
+        description="Longest sequence in tokens; None: the model's context, at most 1024.",
+    )
+    bf16: bool | None = Field(
+        default=None,
+        description="bf16 mixed precision; None: on for CUDA devices that support it and "
+        "models of 50M parameters or more.",
+    )
+    gradient_checkpointing: bool | None = Field(
+        default=None,
+        description="Recompute activations to save memory; None: on for models of 1B "
+        "parameters or more on CUDA.",
+    )
+    lora: LoraSettings | None = Field(
+        default=None, description="Train LoRA adapters; None trains every weight."
+    )
+    save_steps: int | None = Field(
+        default=None, ge=1, le=MAX_STEPS, description="A checkpoint every this many steps."
+    )
+    logging_steps: int | None = Field(
+        default=None, ge=1, le=MAX_STEPS, description="Metrics every this many steps."
+    )
+    seed: int = Field(default=0, ge=0, le=2**32 - 1, description="Seed for weights and data.")
+
+    @model_validator(mode="after")
+    def _one_length(self) -> TrainingHyperparameters:
+        if self.max_steps is not None and self.epochs is not None:
+            raise ValueError("give max_steps or epochs, not both")
+        return self
+
+
+class SFTHyperparameters(TrainingHyperparameters):
+    """Supervised fine-tuning on an SFT snapshot (TRL's SFTTrainer)."""
+
+    packing: bool = Field(
+        default=False,
+        description="Pack several examples into each row without padding (padding-free, "
+        "best-fit decreasing) instead of padding every example to the longest in its batch.",
+    )
+
+
+class RewardHyperparameters(TrainingHyperparameters):
+    """A reward model on a preference snapshot (TRL's RewardTrainer, Bradley-Terry loss)."""
+
+    use_margin: bool = Field(
+        default=False,
+        description="Subtract each pair's score difference (its margin) inside the loss, so "
+        "pairs judged far apart must be separated further.",
+    )
+    center_rewards_coefficient: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Weight of a penalty keeping rewards centred on zero; None: no penalty.",
+    )
+
+
+class DPOHyperparameters(TrainingHyperparameters):
+    """Direct preference optimisation of a policy on a preference snapshot (DPOTrainer)."""
+
+    beta: float = Field(
+        default=0.1,
+        gt=0,
+        le=10,
+        description="Strength of the pull towards the reference policy; higher stays closer.",
+    )
+    loss_type: Literal["sigmoid", "hinge", "ipo"] = Field(
+        default="sigmoid", description="sigmoid (DPO), hinge (SLiC) or ipo."
+    )
+
+
+class OnlineHyperparameters(TrainingHyperparameters):
+    """What PPO and RLOO share: sampling completions of a prompts snapshot's prompts."""
+
+    max_completion_length: int = Field(
+        default=32, ge=1, le=MAX_LENGTH_MAX, description="Longest completion sampled, in tokens."
+    )
+    temperature: float = Field(
+        default=1.0, gt=0, le=10, description="Sampling temperature of completions."
+    )
+
+
+class PPOHyperparameters(OnlineHyperparameters):
+    """PPO against a reward model, with a value model (trl.experimental.ppo)."""
+
+    kl_coef: float = Field(
+        default=0.05, ge=0, le=10, description="Weight of the KL penalty to the reference policy."
+    )
+    num_ppo_epochs: int = Field(
+        default=4, ge=1, le=100, description="Optimisation passes over each batch of samples."
+    )
+    cliprange: float = Field(default=0.2, gt=0, lt=1, description="PPO's policy ratio clip range.")
+    vf_coef: float = Field(default=0.1, gt=0, le=10, description="Weight of the value loss.")
+
+
+class RLOOHyperparameters(OnlineHyperparameters):
+    """REINFORCE leave-one-out against a reward model (TRL's RLOOTrainer)."""
+
+    num_generations: int = Field(
+        default=4,
+        ge=2,
+        le=256,
+        description="Completions per prompt; each one's baseline is the mean of the others.",
+    )
+    beta: float = Field(
+        default=0.05, ge=0, le=10, description="Weight of the KL penalty to the reference policy."
+    )
+
+    @model_validator(mode="after")
+    def _whole_groups(self) -> RLOOHyperparameters:
+        if self.batch_size is not None:
+            batch = self.batch_size * (self.gradient_accumulation_steps or 1)
+            if batch % self.num_generations:
+                raise ValueError(
+                    f"batch_size x gradient_accumulation_steps ({batch}) must be a multiple of "
+                    f"num_generations ({self.num_generations}): each prompt's completions "
+                    "are scored together"
+                )
+        return self
+
+
+HYPERPARAMETERS: dict[str, type[TrainingHyperparameters]] = {
+    "sft": SFTHyperparameters,
+    "reward": RewardHyperparameters,
+    "dpo": DPOHyperparameters,
+    "ppo": PPOHyperparameters,
+    "rloo": RLOOHyperparameters,
+}

@@ -1,0 +1,153 @@
+"""The model registry: base models people register, and every run's output with its lineage
+(base -> SFT -> reward / DPO / PPO / RLOO), shown as a tree."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from sqlalchemy import exists, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict, InvalidInput, NotFound
+from app.models import Model, ModelRole, Run, User
+from app.schemas.training import HUB_NAME, ModelNode, ModelOut, ModelRegister
+from app.services.prompts import get_project_checked, storable_id
+from app.settings import Settings
+
+
+def model_folder_problem(folder: Path) -> str | None:
+    """Why `folder` cannot be loaded as a model, or None. Only safetensors weights count: a
+    pickled checkpoint from a user could run code when loaded."""
+    if not folder.is_dir():
+        return f"no model folder at {folder}"
+    if not (folder / "config.json").is_file():
+        return f"{folder} has no config.json"
+    if not any(folder.glob("*.safetensors")):
+        return f"{folder} has no safetensors weights (pickled .bin checkpoints are not loaded)"
+    return None
+
+
+def model_folder(settings: Settings, stored: str) -> Path:
+    """A stored path: absolute as given, relative ones under the data folder."""
+    path = Path(stored).expanduser()
+    return path if path.is_absolute() else settings.data_dir / path
+
+
+def check_base_ref(settings: Settings, ref: str) -> None:
+    """A base model named by folder or hub name, checked before anything is queued."""
+    folder = model_folder(settings, ref)
+    if folder.exists() or not HUB_NAME.match(ref):
+        problem = model_folder_problem(folder)
+        if problem is not None:
+            raise InvalidInput(problem, field="base_model_ref")
+        return
+    if not settings.allow_hub_models:
+        raise InvalidInput(
+            f"{ref!r} is not a folder here, and hub downloads are off on this server "
+            "(SMILEY_ALLOW_HUB_MODELS); register a local folder instead",
+            field="base_model_ref",
+        )
+
+
+def get_model(db: Session, model_id: int) -> Model:
+    model = db.get(Model, model_id) if storable_id(model_id) else None
+    if model is None:
+        raise NotFound(f"no model with id {model_id}")
+    return model
+
+
+def model_out(db: Session, model: Model) -> ModelOut:
+    run_id = db.scalar(select(Run.id).where(Run.output_model_id == model.id))
+    return ModelOut.model_validate(model).model_copy(update={"run_id": run_id})
+
+
+def list_models(db: Session, project_id: int | None = None) -> list[Model]:
+    """Every model, or a project's own together with those registered for all projects."""
+    query = select(Model).order_by(Model.id)
+    if project_id is not None:
+        get_project_checked(db, project_id)
+        query = query.where(or_(Model.project_id == project_id, Model.project_id.is_(None)))
+    return list(db.scalars(query))
+
+
+def register_model(
+    db: Session,
+    settings: Settings,
+    data: ModelRegister,
+    *,
+    acting: User,
+    project_id: int | None = None,
+) -> Model:
+    if project_id is not None:
+        get_project_checked(db, project_id)
+    if data.path is not None:
+        problem = model_folder_problem(model_folder(settings, data.path))
+        if problem is not None:
+            raise InvalidInput(problem, field="path")
+    elif not settings.allow_hub_models:
+        raise InvalidInput(
+            "hub downloads are off on this server (SMILEY_ALLOW_HUB_MODELS); register a folder",
+            field="hub_name",
+        )
+    if data.base_model_id is not None:
+        get_model(db, data.base_model_id)
+    model = Model(
+        name=data.name,
+        role=data.role,
+        path=data.path,
+        hub_name=data.hub_name,
+        base_model_id=data.base_model_id,
+        project_id=project_id,
+        created_by_id=acting.id,
+    )
+    db.add(model)
+    _commit_unique_name(db, data.name)
+    return model
+
+
+def register_run_output(db: Session, run: Run, path: str, role: ModelRole) -> Model:
+    """The model a succeeded run made; flushed in the caller's transaction."""
+    model = Model(
+        name=f"run-{run.id}-{run.kind.value}",
+        role=role,
+        path=path,
+        base_model_id=run.base_model_id,
+        project_id=run.project_id,
+        created_by_id=run.created_by_id,
+    )
+    db.add(model)
+    db.flush()
+    return model
+
+
+def lineage(db: Session, project_id: int | None = None) -> list[ModelNode]:
+    """The registry as a forest: each model under the model it was trained from."""
+    models = list_models(db, project_id)
+    runs = dict(
+        db.execute(select(Run.output_model_id, Run.id).where(Run.output_model_id.is_not(None)))
+        .tuples()
+        .all()
+    )
+    known = {model.id for model in models}
+    children: dict[int | None, list[Model]] = defaultdict(list)
+    for model in models:
+        parent = model.base_model_id if model.base_model_id in known else None
+        children[parent].append(model)
+
+    def node(model: Model) -> ModelNode:
+        out = ModelOut.model_validate(model).model_copy(update={"run_id": runs.get(model.id)})
+        return ModelNode(model=out, children=[node(child) for child in children[model.id]])
+
+    return [node(model) for model in children[None]]
+
+
+def _commit_unique_name(db: Session, name: str) -> None:
+    try:
+        db.commit()
+    except IntegrityError as error:
+        db.rollback()
+        if db.scalar(select(exists().where(Model.name == name))):
+            raise Conflict(f"a model named {name!r} already exists", field="name") from error
+        raise

@@ -1,0 +1,143 @@
+"""Launching a run: every input is checked here, before anything is queued, so a bad config is
+refused with a sentence instead of failing minutes later on a GPU worker."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from app.errors import InvalidInput
+from app.models import ModelRole, Run, RunKind, Snapshot, SnapshotKind, User
+from app.schemas.runs import HYPERPARAMETERS
+from app.schemas.training import RunCreate
+from app.services import registry
+from app.services.prompts import get_project_checked, storable_id
+from app.services.runs.queueing import enqueue_run
+from app.settings import Settings
+
+# The snapshot kind each run kind trains on.
+SNAPSHOT_KIND = {
+    RunKind.sft: SnapshotKind.sft,
+    RunKind.reward: SnapshotKind.preference,
+    RunKind.dpo: SnapshotKind.preference,
+    RunKind.ppo: SnapshotKind.prompts,
+    RunKind.rloo: SnapshotKind.prompts,
+}
+NEEDS_REWARD_MODEL = {RunKind.ppo, RunKind.rloo}
+
+
+def create_run(
+    db: Session, settings: Settings, project_id: int, data: RunCreate, *, acting: User
+) -> Run:
+    """Checks the inputs, stores the run as queued, commits, then enqueues its id."""
+    get_project_checked(db, project_id)
+    hyperparameters = check_hyperparameters(data.kind, data.hyperparameters)
+    if data.base_model_id is not None:
+        base = registry.get_model(db, data.base_model_id)
+        if base.role != ModelRole.policy:
+            raise InvalidInput(
+                f"model {base.id} is a {base.role.value} model; runs start from a policy",
+                field="base_model_id",
+            )
+        if base.path is not None:
+            problem = registry.model_folder_problem(registry.model_folder(settings, base.path))
+            if problem is not None:
+                raise InvalidInput(problem, field="base_model_id")
+    else:
+        assert data.base_model_ref is not None
+        registry.check_base_ref(settings, data.base_model_ref)
+    snapshot = _check_snapshot(db, settings, project_id, data)
+    _check_reward_model(db, settings, data)
+    _check_batch(hyperparameters, snapshot)
+    run = Run(
+        project_id=project_id,
+        kind=data.kind,
+        base_model_id=data.base_model_id,
+        base_model_ref=data.base_model_ref,
+        reward_model_id=data.reward_model_id,
+        snapshot_id=snapshot.id,
+        hyperparameters=hyperparameters,
+        max_attempts=data.max_attempts,
+        created_by_id=acting.id,
+    )
+    db.add(run)
+    db.commit()
+    enqueue_run(settings, run.id)
+    return run
+
+
+def check_hyperparameters(kind: RunKind, given: dict[str, object]) -> dict[str, object]:
+    """The kind's schema applied: unknown keys and bad values refused, defaults filled in."""
+    try:
+        params = HYPERPARAMETERS[kind.value].model_validate(given)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        raise InvalidInput(
+            f"hyperparameters.{where}: {message}" if where else f"hyperparameters: {message}",
+            field=f"hyperparameters.{where}" if where else "hyperparameters",
+        ) from None
+    return params.model_dump(mode="json")
+
+
+def _check_snapshot(db: Session, settings: Settings, project_id: int, data: RunCreate) -> Snapshot:
+    wanted = SNAPSHOT_KIND[data.kind]
+    if data.snapshot_id is None:
+        raise InvalidInput(
+            f"a {data.kind.value} run needs a {wanted.value} snapshot", field="snapshot_id"
+        )
+    snapshot = db.get(Snapshot, data.snapshot_id) if storable_id(data.snapshot_id) else None
+    if snapshot is None or snapshot.project_id != project_id:
+        raise InvalidInput(
+            f"no snapshot with id {data.snapshot_id} in project {project_id}", field="snapshot_id"
+        )
+    if snapshot.kind != wanted:
+        raise InvalidInput(
+            f"snapshot {snapshot.id} is a {snapshot.kind.value} snapshot; a {data.kind.value} "
+            f"run needs a {wanted.value} snapshot",
+            field="snapshot_id",
+        )
+    if not (settings.data_dir / snapshot.path).is_dir():
+        raise InvalidInput(
+            f"snapshot {snapshot.id}'s folder {snapshot.path} is missing from the data folder",
+            field="snapshot_id",
+        )
+    if snapshot.row_counts.get("train", 0) == 0:
+        raise InvalidInput(f"snapshot {snapshot.id} has no training rows", field="snapshot_id")
+    return snapshot
+
+
+def _check_reward_model(db: Session, settings: Settings, data: RunCreate) -> None:
+    if data.kind not in NEEDS_REWARD_MODEL:
+        if data.reward_model_id is not None:
+            raise InvalidInput(
+                f"a {data.kind.value} run takes no reward model", field="reward_model_id"
+            )
+        return
+    if data.reward_model_id is None:
+        raise InvalidInput(f"a {data.kind.value} run needs a reward model", field="reward_model_id")
+    model = registry.get_model(db, data.reward_model_id)
+    if model.role != ModelRole.reward:
+        raise InvalidInput(
+            f"model {model.id} is a {model.role.value} model, not a reward model",
+            field="reward_model_id",
+        )
+    if model.path is None:
+        raise InvalidInput(f"reward model {model.id} has no local folder", field="reward_model_id")
+    problem = registry.model_folder_problem(registry.model_folder(settings, model.path))
+    if problem is not None:
+        raise InvalidInput(problem, field="reward_model_id")
+
+
+def _check_batch(hyperparameters: dict[str, object], snapshot: Snapshot) -> None:
+    """A batch larger than the training rows would make TRL fail (or silently train on
+    nothing) after the worker loaded the model."""
+    batch = hyperparameters.get("batch_size")
+    rows = snapshot.row_counts.get("train", 0)
+    if isinstance(batch, int) and batch > rows:
+        raise InvalidInput(
+            f"hyperparameters.batch_size: a batch of {batch} is larger than "
+            f"snapshot {snapshot.id}'s {rows} training rows",
+            field="hyperparameters.batch_size",
+        )

@@ -1,0 +1,198 @@
+"""Running one training run on this worker: claim, heartbeat, the job module, the outcome.
+
+The Celery task hands over only the run id. Everything else comes from the row, claimed first;
+a second delivery of the same message (Redis redelivers unacknowledged messages after its
+visibility timeout) finds the row claimed or finished and does nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import get_engine, session_factory
+from app.models import ModelRole, Run
+from app.services import registry, runs
+from app.settings import Settings, get_settings
+from worker.jobs.context import JobContext, JobResult
+
+log = logging.getLogger(__name__)
+
+JobRunner = Callable[[JobContext], JobResult]
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    base_model: Path
+    reward_model: Path | None
+    snapshot: Path | None
+    output: Path
+    checkpoints: Path
+
+
+def run_paths(db: Session, settings: Settings, run: Run) -> RunPaths:
+    if run.base_model_id is not None:
+        base = registry.get_model(db, run.base_model_id)
+        base_path = registry.model_folder(settings, base.path or base.hub_name or "")
+    else:
+        base_path = registry.model_folder(settings, run.base_model_ref or "")
+    reward = None
+    if run.reward_model_id is not None:
+        model = registry.get_model(db, run.reward_model_id)
+        reward = registry.model_folder(settings, model.path or "")
+    snapshot = None
+    if run.snapshot_id is not None:
+        from app.services.snapshots import get_snapshot
+
+        snapshot = settings.data_dir / get_snapshot(db, run.snapshot_id).path
+    folder = settings.data_dir / "runs" / str(run.id)
+    return RunPaths(base_path, reward, snapshot, folder / "model", folder / "checkpoints")
+
+
+def job_module(kind: str) -> ModuleType:
+    # Imported here, not at the top: torch and TRL load only in a process that runs a job.
+    return importlib.import_module(f"worker.jobs.{kind}")
+
+
+def pick_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class RunHeartbeat:
+    """Beats for the run from a thread of its own, so a long step never looks like a dead
+    worker; turns a cancel request, or the loss of the run, into `stop`."""
+
+    def __init__(self, sessions: sessionmaker[Session], run_id: int, worker: str, every: float):
+        self.stop = threading.Event()
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._sessions, self._run_id, self._worker, self._every = sessions, run_id, worker, every
+        self._thread = threading.Thread(target=self._loop, name=f"run-{run_id}-beat", daemon=True)
+
+    def __enter__(self) -> RunHeartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._done.wait(self._every):
+            try:
+                with self._sessions() as db:
+                    beat = runs.beat_run(db, self._run_id, self._worker)
+            except Exception:
+                # A database blip must not end the run; the next beat tries again.
+                log.exception("run %s: heartbeat failed", self._run_id)
+                continue
+            if beat.cancel_requested:
+                self.stop.set()
+            if not beat.owned:
+                self.lost.set()
+                self.stop.set()
+
+
+def execute_run(
+    run_id: int,
+    worker_name: str,
+    *,
+    settings: Settings | None = None,
+    sessions: sessionmaker[Session] | None = None,
+    jobs: Mapping[str, JobRunner] | None = None,
+    device: str | None = None,
+) -> str:
+    """Claims and runs `run_id`; returns what happened ("skipped", "succeeded", "cancelled",
+    "failed", "lost"). Tests pass their own `sessions` and `jobs` (by default the process's
+    engine and the modules worker.jobs.<kind>)."""
+    settings = settings or get_settings()
+    sessions = sessions or session_factory(get_engine())
+    with sessions() as db:
+        run = runs.claim_run(db, run_id, worker_name)
+        if run is None:
+            log.info(
+                "run %s: not claimable (claimed elsewhere, finished or out of attempts)", run_id
+            )
+            return "skipped"
+        kind = run.kind.value
+        hyperparameters = dict(run.hyperparameters)
+        try:
+            paths = run_paths(db, settings, run)
+        except Exception as error:
+            runs.fail_run(
+                db, run_id, worker_name, error=str(error), traceback=traceback.format_exc()
+            )
+            return "failed"
+
+    def report(step: int, values: dict[str, float], progress: float) -> None:
+        with sessions() as db:
+            if not runs.record_metrics(db, run_id, worker_name, step, values, progress):
+                beat.lost.set()
+                beat.stop.set()
+
+    with RunHeartbeat(sessions, run_id, worker_name, settings.run_heartbeat_seconds) as beat:
+        try:
+            job = jobs[kind] if jobs is not None else job_module(kind).run
+            paths.checkpoints.mkdir(parents=True, exist_ok=True)
+            ctx = JobContext(
+                run_id=run_id,
+                kind=kind,
+                hyperparameters=hyperparameters,
+                base_model_path=paths.base_model,
+                reward_model_path=paths.reward_model,
+                snapshot_path=paths.snapshot,
+                output_dir=paths.output,
+                checkpoint_dir=paths.checkpoints,
+                resume_from=resume_point(paths.checkpoints),
+                device=device or pick_device(),
+                report=report,
+                should_stop=beat.stop.is_set,
+                log=lambda line: log.info("run %s: %s", run_id, line),
+            )
+            result = job(ctx)
+        except Exception as error:
+            with sessions() as db:
+                runs.fail_run(
+                    db,
+                    run_id,
+                    worker_name,
+                    error=f"{type(error).__name__}: {error}",
+                    traceback=traceback.format_exc(),
+                )
+            log.exception("run %s failed", run_id)
+            return "lost" if beat.lost.is_set() else "failed"
+    if beat.lost.is_set():
+        log.warning("run %s: no longer this worker's; its result is dropped", run_id)
+        return "lost"
+    with sessions() as db:
+        done = runs.complete_run(
+            db,
+            settings,
+            run_id,
+            worker_name,
+            metrics=result.metrics,
+            model_dir=result.model_dir,
+            role=ModelRole(result.role),
+            settings_used=result.settings,
+            stopped=result.stopped,
+        )
+    if done is None:
+        return "lost"
+    return done.status.value
+
+
+def resume_point(checkpoints: Path) -> Path | None:
+    # Imported here: the callbacks module loads transformers.
+    from worker.training.callbacks import latest_complete_checkpoint
+
+    return latest_complete_checkpoint(checkpoints)

@@ -39,6 +39,8 @@ def make_celery(settings: Settings) -> Celery:
                 "data_folder_in": queue_dir,
                 "data_folder_out": queue_dir,
                 "processed_folder": str(settings.broker_dir / "processed"),
+                # Kombu's default is "control" in the working directory.
+                "control_folder": str(settings.broker_dir / "control"),
                 "store_processed": False,
             },
             # The filesystem transport has no fan-out exchange, which remote control needs.

@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     def ensure_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.uses_embedded_broker:
-            for sub in ("queue", "processed"):
+            for sub in ("queue", "processed", "control"):
                 (self.broker_dir / sub).mkdir(parents=True, exist_ok=True)
 
     @property

@@ -125,11 +125,12 @@ def register_run_output(db: Session, run: Run, path: str, role: ModelRole) -> Mo
 def lineage(db: Session, project_id: int | None = None) -> list[ModelNode]:
     """The registry as a forest: each model under the model it was trained from."""
     models = list_models(db, project_id)
-    runs = dict(
-        db.execute(select(Run.output_model_id, Run.id).where(Run.output_model_id.is_not(None)))
-        .tuples()
-        .all()
-    )
+    runs = {
+        model_id: run_id
+        for model_id, run_id in db.execute(
+            select(Run.output_model_id, Run.id).where(Run.output_model_id.is_not(None))
+        )
+    }
     known = {model.id for model in models}
     children: dict[int | None, list[Model]] = defaultdict(list)
     for model in models:

@@ -59,7 +59,6 @@ def claim_run(db: Session, run_id: int, worker_name: str) -> Run | None:
             started_at=func.coalesce(Run.started_at, now),
             finished_at=None,
         )
-        .execution_options(synchronize_session=False)
     ).rowcount
     db.commit()
     if claimed != 1:
@@ -79,7 +78,6 @@ def beat_run(db: Session, run_id: int, worker_name: str) -> Beat:
         update(Run)
         .where(_owned(run_id, worker_name))
         .values(heartbeat_at=utcnow())
-        .execution_options(synchronize_session=False)
     ).rowcount
     db.commit()
     cancel = bool(db.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
@@ -159,7 +157,6 @@ def fail_run(
             traceback=traceback[-MAX_TRACEBACK:] if traceback else None,
             finished_at=utcnow(),
         )
-        .execution_options(synchronize_session=False)
     ).rowcount
     db.commit()
     return failed == 1

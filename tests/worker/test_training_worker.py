@@ -1,0 +1,203 @@
+"""Training end to end through a real Celery worker process: a run launched like the API
+launches it, trained from a real snapshot of imported labels, registered as a model; and a
+worker killed mid-run, reaped by another worker's heartbeat, resumed from its last complete
+checkpoint, finishing without starting over. Embedded broker with SQLite; Redis with
+PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import make_engine, session_factory
+from app.models import Model, ModelRole, Role, Run, RunMetric, RunStatus, User
+from app.schemas.training import RunCreate
+from app.services import runs
+from app.settings import Settings
+from tests.conftest import REDIS_URL, make_user, unavailable
+from tests.factories import make_project
+from tests.worker.training_worker import (
+    sft_snapshot,
+    start_worker,
+    tiny_base_model,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+
+# A Redis database of these tests' own, emptied first: no other test's worker takes our runs.
+REDIS_DB = 14
+
+
+@pytest.fixture
+def settings(tmp_path: Path, own_database: str) -> Settings:
+    broker = "filesystem://"
+    if own_database.startswith("postgresql"):
+        broker = f"{REDIS_URL}/{REDIS_DB}"
+        try:
+            redis.Redis.from_url(broker).flushdb()
+        except redis.RedisError as error:
+            unavailable(f"Redis not reachable at {REDIS_URL}: {error}")
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=own_database,
+        broker_url=broker,
+        secret_key="test-secret-key-" + "x" * 32,
+    )
+
+
+@pytest.fixture
+def sessions(own_database: str) -> Iterator[sessionmaker[Session]]:
+    engine: Engine = make_engine(own_database)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+def launch_sft(sessions: sessionmaker[Session], settings: Settings, hyperparameters: dict) -> int:
+    settings.ensure_data_dir()
+    with sessions() as db:
+        researcher = make_user(db, "rhea", Role.researcher)
+        project = make_project(db)
+        db.commit()
+        base = tiny_base_model(db, settings, project)
+        snapshot = sft_snapshot(db, settings, project, researcher)
+        run = runs.create_run(
+            db,
+            settings,
+            project.id,
+            RunCreate(
+                kind="sft",
+                base_model_id=base.id,
+                snapshot_id=snapshot.id,
+                hyperparameters=hyperparameters,
+            ),
+            acting=researcher,
+        )
+        return run.id
+
+
+def run_state(sessions: sessionmaker[Session], run_id: int) -> Run:
+    with sessions() as db:
+        run = db.get(Run, run_id)
+        assert run is not None
+        db.expunge(run)
+        return run
+
+
+def losses(sessions: sessionmaker[Session], run_id: int) -> list[tuple[int, float]]:
+    with sessions() as db:
+        rows = db.scalars(
+            select(RunMetric).where(RunMetric.run_id == run_id).order_by(RunMetric.id)
+        )
+        return [(row.step, row.values["loss"]) for row in rows if "loss" in row.values]
+
+
+def test_an_sft_run_trains_on_a_worker_and_registers_its_model(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    run_id = launch_sft(
+        sessions,
+        settings,
+        {"max_steps": 40, "batch_size": 8, "logging_steps": 2, "learning_rate": 5e-4},
+    )
+    worker = start_worker(settings, "e2e-sft@%h")
+    try:
+        wait_for(
+            lambda: run_state(sessions, run_id).status in (RunStatus.succeeded, RunStatus.failed),
+            420,
+            "the SFT run to finish",
+            worker,
+        )
+    finally:
+        worker.stop()
+    run = run_state(sessions, run_id)
+    assert run.status == RunStatus.succeeded, (run.error, run.traceback, worker.output()[-3000:])
+    assert (run.progress, run.attempts) == (1.0, 1)
+    assert re.fullmatch(r"e2e-sft@.+", run.worker_name or "")
+    assert {"eval_loss", "perplexity", "train_loss"} <= set(run.metrics["eval"])
+    assert run.artifacts["settings"]["learning_rate"] == 5e-4
+    logged = losses(sessions, run_id)
+    assert [step for step, _ in logged] == list(range(2, 41, 2))
+    # That it learned is the job tests' business; here: it trained, and the loss went down.
+    assert logged[-1][1] < logged[0][1] * 0.85, logged
+    with sessions() as db:
+        model = db.get(Model, run.output_model_id)
+        assert model is not None
+        assert (model.name, model.role, model.base_model_id) == (
+            f"run-{run_id}-sft",
+            ModelRole.policy,
+            run.base_model_id,
+        )
+    folder = settings.data_dir / f"runs/{run_id}/model"
+    assert (folder / "config.json").is_file()
+    assert list(folder.glob("*.safetensors"))
+
+
+def complete_checkpoints(settings: Settings, run_id: int) -> list[int]:
+    folder = settings.data_dir / f"runs/{run_id}/checkpoints"
+    return sorted(
+        int(path.parent.name.removeprefix("checkpoint-"))
+        for path in folder.glob("checkpoint-*/smiley-complete.json")
+    )
+
+
+def test_a_killed_worker_leaves_a_resumable_run_that_finishes_without_starting_over(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    run_id = launch_sft(
+        sessions,
+        settings,
+        {"max_steps": 80, "batch_size": 4, "logging_steps": 1, "save_steps": 5},
+    )
+    first = start_worker(settings, "doomed@%h")
+    try:
+        wait_for(
+            lambda: bool(complete_checkpoints(settings, run_id)),
+            300,
+            "a complete checkpoint",
+            first,
+        )
+    finally:
+        first.kill()
+    killed_at = max(step for step, _ in losses(sessions, run_id))
+    assert run_state(sessions, run_id).status == RunStatus.running
+    assert killed_at < 80, "the run finished before the worker was killed"
+
+    # A second worker's heartbeat reaps the silent run; then a researcher resumes it.
+    second = start_worker(settings, "rescuer@%h", SMILEY_RUN_STALE_SECONDS="3")
+    try:
+        wait_for(
+            lambda: run_state(sessions, run_id).status == RunStatus.failed,
+            120,
+            "the reaper to mark the run",
+            second,
+        )
+        lost = run_state(sessions, run_id)
+        assert lost.error is not None and lost.error.startswith("worker lost: doomed@")
+        checkpoint = max(complete_checkpoints(settings, run_id))
+        with sessions() as db:
+            creator = db.get(User, run.created_by_id) if (run := db.get(Run, run_id)) else None
+            assert creator is not None
+            runs.resume_run(db, settings, run_id, acting=creator)
+        wait_for(
+            lambda: run_state(sessions, run_id).status in (RunStatus.succeeded, RunStatus.failed),
+            420,
+            "the resumed run to finish",
+            second,
+        )
+    finally:
+        second.stop()
+    run = run_state(sessions, run_id)
+    assert run.status == RunStatus.succeeded, (run.error, run.traceback)
+    assert run.attempts == 2
+    assert run.artifacts["worker_lost"] is True
+    assert run.artifacts["previous_errors"] == [lost.error]
+    steps = [step for step, _ in losses(sessions, run_id)]
+    # The second attempt began after the newest complete checkpoint, not at step 1.
+    assert steps == list(range(1, killed_at + 1)) + list(range(checkpoint + 1, 81))

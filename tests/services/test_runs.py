@@ -10,12 +10,24 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotFound
-from app.models import Model, ModelRole, Run, RunKind, RunMetric, RunStatus, SnapshotKind, User
+from app.models import (
+    Model,
+    ModelRole,
+    Role,
+    Run,
+    RunKind,
+    RunMetric,
+    RunStatus,
+    SnapshotKind,
+    User,
+)
 from app.models.base import utcnow
+from app.schemas.labeling import ComparisonSubmit
 from app.schemas.training import RunCreate
-from app.services import runs
+from app.services import assignments, runs
 from app.settings import Settings
-from tests.factories import make_project
+from tests.conftest import make_user
+from tests.factories import make_comparison_tasks, make_project, make_queue, publish_guideline
 from tests.training_factories import make_model, make_run, make_snapshot, queued_messages
 
 WORKER = "gpu-1@host"
@@ -345,3 +357,37 @@ def test_run_kinds_cover_every_training_job() -> None:
         "ppo",
         "rloo",
     }
+
+
+def test_a_reward_run_is_read_against_the_labelers_agreement(
+    db: Session, settings: Settings, project, base: Model
+) -> None:
+    """Three labelers order one pair: two one way, one the other, so one of three labeler
+    pairs agree; the reward model's evaluation carries that 1/3 as its ceiling."""
+    publish_guideline(db, project, 1)
+    queue = make_queue(db, project, overlap=3)
+    make_comparison_tasks(db, queue, project, 1, responses_each=2)
+    for index, first_wins in enumerate((True, True, False)):
+        labeler = make_user(db, f"labeler{index}", Role.labeler)
+        assignment = assignments.lease_next_task(db, queue.id, labeler)
+        assert assignment is not None
+        low, high = sorted(assignment.response_order or [])
+        ranks = {low: 1, high: 2} if first_wins else {low: 2, high: 1}
+        items = [{"response_id": rid, "rank": ranks[rid], "score": 4} for rid in (low, high)]
+        assignments.submit_comparison(db, assignment.id, labeler, ComparisonSubmit(items=items))
+    snapshot = make_snapshot(db, settings, project, SnapshotKind.preference)
+    run = make_run(db, project, base, snapshot, RunKind.reward)
+    runs.claim_run(db, run.id, WORKER)
+    done = runs.complete_run(
+        db,
+        settings,
+        run.id,
+        WORKER,
+        metrics={"accuracy": 0.625},
+        model_dir=settings.data_dir / "rm",
+        role=ModelRole.reward,
+        settings_used={},
+        stopped=False,
+    )
+    assert done is not None
+    assert done.metrics["eval"] == {"accuracy": 0.625, "labeler_agreement": 1 / 3}

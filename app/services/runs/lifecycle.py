@@ -20,9 +20,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict
-from app.models import ModelRole, Run, RunMetric, RunStatus, User
+from app.models import ModelRole, Run, RunKind, RunMetric, RunStatus, User
 from app.models.base import utcnow
 from app.services import registry
+from app.services.agreement.service import agreement_report
 from app.services.runs.queries import get_run
 from app.services.runs.queueing import enqueue_run
 from app.settings import Settings
@@ -129,7 +130,14 @@ def complete_run(
         return None
     now = utcnow()
     run.artifacts = {**run.artifacts, "settings": settings_used}
-    run.metrics = {**run.metrics, "eval": {key: float(v) for key, v in metrics.items()}}
+    evaluation = {key: float(v) for key, v in metrics.items()}
+    if run.kind == RunKind.reward:
+        # The labelers' own pairwise agreement is the ceiling a reward model's held-out accuracy
+        # can be read against (InstructGPT: ~73%); stored beside it.
+        ceiling = agreement_report(db, run.project_id).overall.pairwise_agreement
+        if ceiling is not None:
+            evaluation["labeler_agreement"] = ceiling
+    run.metrics = {**run.metrics, "eval": evaluation}
     run.finished_at = now
     if stopped:
         run.status = RunStatus.cancelled

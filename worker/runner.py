@@ -27,6 +27,7 @@ from worker.jobs.context import JobContext, JobResult
 log = logging.getLogger(__name__)
 
 JobRunner = Callable[[JobContext], JobResult]
+TRAINING_LIBRARIES = {"torch", "transformers", "trl", "datasets", "accelerate", "peft"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,21 @@ def run_paths(db: Session, settings: Settings, run: Run) -> RunPaths:
 def job_module(kind: str) -> ModuleType:
     # Imported here, not at the top: torch and TRL load only in a process that runs a job.
     return importlib.import_module(f"worker.jobs.{kind}")
+
+
+def describe_failure(error: BaseException) -> str:
+    """The run's error line; a web-only install's worker says how to get the training stack."""
+    missing = getattr(error, "name", None)
+    if (
+        isinstance(error, ModuleNotFoundError)
+        and missing
+        and missing.split(".")[0] in TRAINING_LIBRARIES
+    ):
+        return (
+            f"this worker cannot train: {missing} is not installed. Install Smiley with the "
+            "`train` extra on GPU workers (pip install -e '.[train]'), then resume the run"
+        )
+    return f"{type(error).__name__}: {error}"
 
 
 def pick_device() -> str:
@@ -166,7 +182,7 @@ def execute_run(
                     db,
                     run_id,
                     worker_name,
-                    error=f"{type(error).__name__}: {error}",
+                    error=describe_failure(error),
                     traceback=traceback.format_exc(),
                 )
             log.exception("run %s failed", run_id)

@@ -195,3 +195,22 @@ def test_a_missing_snapshot_fails_the_run_before_any_job_starts(
         raise ValueError("an SFT run needs its snapshot")
 
     assert execute(run_id, sessions, settings, job) == "failed"
+
+
+def test_a_worker_without_the_train_extra_says_how_to_get_it(
+    run_id: int, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """A web-only install (`pip install .`) has no torch: its worker fails the run with the way
+    out instead of a bare ModuleNotFoundError."""
+
+    def job(ctx: JobContext) -> JobResult:
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    assert execute(run_id, sessions, settings, job) == "failed"
+    with sessions() as db:
+        run = db.get(Run, run_id)
+        assert run is not None
+        assert run.error == (
+            "this worker cannot train: torch is not installed. Install Smiley with the `train` "
+            "extra on GPU workers (pip install -e '.[train]'), then resume the run"
+        )

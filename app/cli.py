@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from app import migrate
+from app.commands import datasets, training
 from app.db import get_engine, session_factory
 from app.errors import DomainError
 from app.models import Role
@@ -36,6 +37,8 @@ tokens_cli = typer.Typer(help="API tokens for scripts.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(tokens_cli, name="tokens")
+datasets.register(cli)
+training.register(cli)
 
 EMBEDDED_WORKER_FLAGS = ["--without-mingle", "--without-gossip", "--without-heartbeat"]
 

@@ -6,6 +6,7 @@ from app.api import (
     agreement,
     auth,
     dashboard,
+    datasets,
     demographics,
     guidelines,
     labeling,
@@ -28,4 +29,5 @@ router.include_router(labeling.router)
 router.include_router(agreement.router)
 router.include_router(dashboard.router)
 router.include_router(demographics.router)
+router.include_router(datasets.router)
 router.include_router(runs.router)

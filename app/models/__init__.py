@@ -2,6 +2,7 @@
 
 from app.models.base import Base
 from app.models.content import Prompt, PromptCategory, Response, ResponseSource
+from app.models.datasets import DatasetJob, DatasetJobKind, DatasetJobStatus
 from app.models.labels import (
     Comparison,
     ComparisonItem,
@@ -41,6 +42,9 @@ __all__ = [
     "Base",
     "Comparison",
     "ComparisonItem",
+    "DatasetJob",
+    "DatasetJobKind",
+    "DatasetJobStatus",
     "Demonstration",
     "DemonstrationOrigin",
     "Draft",

@@ -153,6 +153,13 @@ class OnlineHyperparameters(TrainingHyperparameters):
         default=1.0, gt=0, le=10, description="Sampling temperature of completions."
     )
 
+    @model_validator(mode="after")
+    def _no_max_length(self) -> OnlineHyperparameters:
+        # Completions are bounded by max_completion_length; a max_length would be ignored.
+        if self.max_length is not None:
+            raise ValueError("max_length does not apply to PPO or RLOO: set max_completion_length")
+        return self
+
 
 class PPOHyperparameters(OnlineHyperparameters):
     """PPO against a reward model, with a value model (trl.experimental.ppo)."""

@@ -8,11 +8,13 @@ from app.web import (
     agreement,
     auth,
     dashboard,
+    datasets,
     demographics,
     guidelines,
     home,
     projects,
     queues,
+    runs,
     users,
     workbench,
 )
@@ -30,5 +32,7 @@ router.include_router(guidelines.router)
 router.include_router(queues.router)
 router.include_router(agreement.router)
 router.include_router(dashboard.router)
+router.include_router(datasets.router)
 router.include_router(demographics.router)
+router.include_router(runs.router)
 router.include_router(workbench.router)

@@ -194,3 +194,112 @@ def progress_chart(
         bar_height=row_height - 8,
         rows=drawn,
     )
+
+
+# Series colours, in order; drawn as SVG presentation attributes (not style attributes, which
+# the CSP forbids), so a chart may hold any number of series without a CSS rule for each.
+SERIES_COLOURS = ("#2f6f4f", "#3d6fb6", "#b8642b", "#7a4fa3", "#a4312a", "#5b636e")
+# A long run logs thousands of rows; more points than pixels only slow the page that polls.
+MAX_LINE_POINTS = 300
+
+
+@dataclass(frozen=True)
+class LineSeries:
+    name: str
+    colour: str
+    points: list[tuple[float, float, str]]  # x, y, tooltip
+
+    @property
+    def polyline(self) -> str:
+        return " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in self.points)
+
+
+@dataclass(frozen=True)
+class LineChart:
+    """Lines of (x, y) values sharing both axes, with a key naming each line."""
+
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+    series: list[LineSeries]
+    y_ticks: list[tuple[float, str]]
+    x_ticks: list[tuple[float, str]]
+    key: list[tuple[float, LineSeries]]  # x where each series' key entry starts
+
+
+def number_label(value: float) -> str:
+    """Short tick and tooltip text: 3 significant digits, no trailing zeros."""
+    return f"{value:.3g}"
+
+
+def thinned(points: Sequence[tuple[float, float]], limit: int) -> list[tuple[float, float]]:
+    """At most `limit` points, evenly spaced, always keeping the first and the last."""
+    if len(points) <= limit:
+        return list(points)
+    last = len(points) - 1
+    picks = sorted({round(index * last / (limit - 1)) for index in range(limit)})
+    return [points[index] for index in picks]
+
+
+def line_chart(
+    series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
+    *,
+    width: int = 720,
+    height: int = 240,
+    max_points: int = MAX_LINE_POINTS,
+) -> LineChart:
+    """Series as (name, [(x, y), ...]) on shared axes; y spans the values seen, padded a
+    little so a flat line does not sit on the frame."""
+    top = 30 if series else 12
+    left, right, bottom = 64, width - 16, height - 32
+    xs = [x for _, points in series for x, _ in points]
+    ys = [y for _, points in series for _, y in points]
+    x_low, x_high = (min(xs), max(xs)) if xs else (0.0, 0.0)
+    y_low, y_high = (min(ys), max(ys)) if ys else (0.0, 1.0)
+    if y_low == y_high:
+        pad = abs(y_low) * 0.1 or 1.0
+        y_low, y_high = y_low - pad, y_high + pad
+
+    def x_of(x: float) -> float:
+        if x_low == x_high:
+            return (left + right) / 2
+        return left + (x - x_low) / (x_high - x_low) * (right - left)
+
+    def y_of(y: float) -> float:
+        return bottom - (y - y_low) / (y_high - y_low) * (bottom - top)
+
+    drawn = [
+        LineSeries(
+            name=name,
+            colour=SERIES_COLOURS[index % len(SERIES_COLOURS)],
+            points=[
+                (x_of(x), y_of(y), f"{name} at step {x:g}: {number_label(y)}")
+                for x, y in thinned(points, max_points)
+            ],
+        )
+        for index, (name, points) in enumerate(series)
+    ]
+    key, at = [], float(left)
+    for line in drawn:
+        key.append((at, line))
+        # A 16px swatch, a gap, then the name at roughly 6.5px a character.
+        at += 24 + 6.5 * len(line.name) + 16
+    steps = sorted({x_low, x_high, round((x_low + x_high) / 2)}) if xs else []
+    return LineChart(
+        width=width,
+        height=height,
+        left=left,
+        right=right,
+        top=top,
+        bottom=bottom,
+        series=drawn,
+        y_ticks=[
+            (y_of(y_low + share * (y_high - y_low)), number_label(y_low + share * (y_high - y_low)))
+            for share in (0.0, 0.25, 0.5, 0.75, 1.0)
+        ],
+        x_ticks=[(x_of(x), f"{x:g}") for x in steps],
+        key=key,
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -20,17 +21,27 @@ from sqlalchemy.orm import Session
 
 from app.models import (
     Base,
+    DatasetJob,
+    DatasetJobKind,
     Draft,
     GuidelineVersion,
+    Model,
     Project,
     QueueKind,
     Role,
+    Run,
+    RunStatus,
+    Snapshot,
+    SnapshotKind,
     TaskResponse,
     User,
 )
 from app.models.base import utcnow
+from app.schemas.snapshots import SnapshotCreate
 from app.schemas.users import TokenCreate
 from app.services import assignments, auth
+from app.services.snapshots import create_snapshot
+from app.settings import Settings
 from tests.api.helpers import API, Json, db_state, error, fill_path
 from tests.conftest import PASSWORD, bearer, make_token, make_user
 from tests.factories import (
@@ -41,9 +52,11 @@ from tests.factories import (
     make_task,
     publish_guideline,
 )
+from tests.training_factories import make_model, make_run, make_snapshot
 
 Endpoint = tuple[str, str]  # (HTTP method, path template as the app declares it)
 Ids = dict[str, int]
+IMPORT_FILE = "tiny.jsonl"
 
 
 @dataclass(frozen=True)
@@ -121,6 +134,42 @@ STAFF: dict[Endpoint, Call] = {
     ("GET", f"{API}/projects/{{project_id}}/dashboard/categories.csv"): Call(200),
     ("GET", f"{API}/projects/{{project_id}}/dashboard/flags.csv"): Call(200),
     ("GET", f"{API}/projects/{{project_id}}/dashboard/cost.csv"): Call(200),
+    # Datasets in and out (the file named is in the import folder the settings below set up).
+    ("POST", f"{API}/projects/{{project_id}}/imports"): Call(202, {"name": IMPORT_FILE}),
+    ("POST", f"{API}/projects/{{project_id}}/snapshots"): Call(
+        202, {"name": "Prompts", "kind": "prompts"}
+    ),
+    ("POST", f"{API}/snapshots/{{snapshot_id}}/supersede"): Call(
+        202, {"name": "Prompts again", "kind": "prompts"}
+    ),
+    ("GET", f"{API}/projects/{{project_id}}/dataset-jobs"): Call(200),
+    ("GET", f"{API}/dataset-jobs/{{dataset_job_id}}"): Call(200),
+    ("GET", f"{API}/projects/{{project_id}}/snapshots"): Call(200),
+    ("GET", f"{API}/snapshots/{{snapshot_id}}"): Call(200),
+    ("GET", f"{API}/snapshots/{{snapshot_id}}/preview"): Call(200),
+    ("GET", f"{API}/snapshots/{{snapshot_id}}/files/{{name}}"): Call(200),
+    ("POST", f"{API}/projects/{{project_id}}/exports/raw"): Call(200, {}),
+    ("POST", f"{API}/projects/{{project_id}}/exports/kto"): Call(200, {}),
+    # Training runs and the model registry (rows from `training_rows` below).
+    ("POST", f"{API}/projects/{{project_id}}/runs"): Call(
+        202,
+        lambda ids: {
+            "kind": "sft",
+            "base_model_id": ids["model_id"],
+            "snapshot_id": ids["sft_snapshot_id"],
+        },
+    ),
+    ("GET", f"{API}/projects/{{project_id}}/runs"): Call(200),
+    ("GET", f"{API}/runs/{{run_id}}"): Call(200),
+    ("GET", f"{API}/runs/{{run_id}}/metrics"): Call(200),
+    ("POST", f"{API}/runs/{{run_id}}/cancel"): Call(200),
+    ("POST", f"{API}/runs/{{run_id}}/resume"): Call(202, ids={"run_id": "failed_run_id"}),
+    ("GET", f"{API}/projects/{{project_id}}/models"): Call(200),
+    ("GET", f"{API}/projects/{{project_id}}/models/tree"): Call(200),
+    ("POST", f"{API}/projects/{{project_id}}/models"): Call(
+        201, {"name": "registered again", "path": "models/base"}
+    ),
+    ("GET", f"{API}/models/{{model_id}}"): Call(200),
 }
 # A labeler's own work. Leasing is for labelers alone; the assignment routes are open to
 # everyone signed in but act only on the caller's own assignments (another's is a 404).
@@ -240,6 +289,44 @@ def project(db: Session) -> Project:
     return project
 
 
+@pytest.fixture
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    """With an import folder holding one file, for the import route."""
+    folder = tmp_path / "imports"
+    folder.mkdir()
+    (folder / IMPORT_FILE).write_text('{"prompt": "Name a fruit."}\n')
+    return settings.model_copy(update={"import_dir": folder})
+
+
+@pytest.fixture(autouse=True)
+def dataset_rows(db: Session, settings: Settings, project: Project, admin: User) -> None:
+    """A snapshot of the project (with its files) and a dataset job, for the dataset routes."""
+    create_snapshot(db, settings, project.id, SnapshotCreate(name="Old", kind="prompts"), admin)
+    db.add(
+        DatasetJob(
+            project_id=project.id,
+            kind=DatasetJobKind.snapshot,
+            params={},
+            source_name="Old",
+            rows_done=0,
+            bytes_done=0,
+        )
+    )
+    db.commit()
+
+
+@pytest.fixture(autouse=True)
+def training_rows(db: Session, settings: Settings, project: Project) -> None:
+    """A registered model, an SFT snapshot, a queued run and a failed one, for the run routes."""
+    base = make_model(db, settings, "base")
+    snapshot = make_snapshot(db, settings, project, SnapshotKind.sft)
+    make_run(db, project, base, snapshot)
+    failed = make_run(db, project, base, snapshot)
+    failed.status = RunStatus.failed
+    failed.attempts = 1
+    db.commit()
+
+
 def _response_ids(db: Session, task_id: int) -> list[int]:
     return list(
         db.scalars(
@@ -296,6 +383,20 @@ def ids_for(caller: User, db: Session, victim: User, project: Project) -> Ids:
     db.commit()
 
     task_responses = _response_ids(db, leased_task.id)
+    snapshot_id = db.scalar(
+        select(Snapshot.id).where(
+            Snapshot.project_id == project.id, Snapshot.kind == SnapshotKind.prompts
+        )
+    )
+    sft_snapshot_id = db.scalar(
+        select(Snapshot.id).where(Snapshot.project_id == project.id, Snapshot.kind == "sft")
+    )
+    run_id, failed_run_id = db.scalars(
+        select(Run.id).where(Run.project_id == project.id).order_by(Run.id)
+    ).all()
+    model_id = db.scalar(select(Model.id).where(Model.name == "base"))
+    job_id = db.scalar(select(DatasetJob.id).where(DatasetJob.project_id == project.id))
+    assert snapshot_id is not None and job_id is not None
     return {
         "user_id": victim.id,
         "project_id": project.id,
@@ -312,6 +413,13 @@ def ids_for(caller: User, db: Session, victim: User, project: Project) -> Ids:
         "prompt_id": spare.id,
         "prompt_response_a": spare_responses[0].id,
         "prompt_response_b": spare_responses[1].id,
+        "snapshot_id": snapshot_id,
+        "dataset_job_id": job_id,
+        "sft_snapshot_id": sft_snapshot_id,
+        "run_id": run_id,
+        "failed_run_id": failed_run_id,
+        "model_id": model_id,
+        "name": "train.jsonl",  # type: ignore[dict-item]  # a snapshot's file, not an id
     }
 
 
@@ -645,10 +753,12 @@ def test_openapi_lists_every_api_route_and_no_page(app: FastAPI, client: TestCli
         "/api/v1/assignments/{assignment_id}/renew",
         "/api/v1/assignments/{assignment_id}/skip",
         "/api/v1/auth/token",
+        "/api/v1/dataset-jobs/{dataset_job_id}",
         "/api/v1/demographics",
         "/api/v1/me",
         "/api/v1/me/password",
         "/api/v1/me/queues",
+        "/api/v1/models/{model_id}",
         "/api/v1/projects",
         "/api/v1/projects/{project_id}",
         "/api/v1/projects/{project_id}/agreement",
@@ -660,6 +770,9 @@ def test_openapi_lists_every_api_route_and_no_page(app: FastAPI, client: TestCli
         "/api/v1/projects/{project_id}/dashboard/flags.csv",
         "/api/v1/projects/{project_id}/dashboard/labelers.csv",
         "/api/v1/projects/{project_id}/dashboard/queues.csv",
+        "/api/v1/projects/{project_id}/dataset-jobs",
+        "/api/v1/projects/{project_id}/exports/kto",
+        "/api/v1/projects/{project_id}/exports/raw",
         "/api/v1/projects/{project_id}/guideline/read",
         "/api/v1/projects/{project_id}/guideline/status",
         "/api/v1/projects/{project_id}/guidelines",
@@ -667,8 +780,13 @@ def test_openapi_lists_every_api_route_and_no_page(app: FastAPI, client: TestCli
         "/api/v1/projects/{project_id}/guidelines/diff",
         "/api/v1/projects/{project_id}/guidelines/{version}",
         "/api/v1/projects/{project_id}/guidelines/{version}/publish",
+        "/api/v1/projects/{project_id}/imports",
+        "/api/v1/projects/{project_id}/models",
+        "/api/v1/projects/{project_id}/models/tree",
         "/api/v1/projects/{project_id}/prompts",
         "/api/v1/projects/{project_id}/queues",
+        "/api/v1/projects/{project_id}/runs",
+        "/api/v1/projects/{project_id}/snapshots",
         "/api/v1/prompts/{prompt_id}",
         "/api/v1/prompts/{prompt_id}/responses",
         "/api/v1/queues/{queue_id}",
@@ -679,6 +797,14 @@ def test_openapi_lists_every_api_route_and_no_page(app: FastAPI, client: TestCli
         "/api/v1/queues/{queue_id}/requeue-superseded",
         "/api/v1/queues/{queue_id}/resume",
         "/api/v1/queues/{queue_id}/tasks",
+        "/api/v1/runs/{run_id}",
+        "/api/v1/runs/{run_id}/cancel",
+        "/api/v1/runs/{run_id}/metrics",
+        "/api/v1/runs/{run_id}/resume",
+        "/api/v1/snapshots/{snapshot_id}",
+        "/api/v1/snapshots/{snapshot_id}/files/{name}",
+        "/api/v1/snapshots/{snapshot_id}/preview",
+        "/api/v1/snapshots/{snapshot_id}/supersede",
         "/api/v1/tasks/{task_id}/consensus",
         "/api/v1/tasks/{task_id}/gold",
         "/api/v1/tokens",

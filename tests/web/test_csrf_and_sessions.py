@@ -25,12 +25,15 @@ from app.models import (
     QueueKind,
     QueueLabeler,
     Role,
+    Run,
+    RunStatus,
     User,
     UserSession,
 )
 from app.models.base import utcnow
 from app.schemas.projects import ProjectCreate
 from app.services import assignments, projects
+from app.settings import Settings
 from app.web.csrf import ANON_COOKIE
 from tests.conftest import PASSWORD, csrf_from, make_token, make_user, web_login
 from tests.factories import (
@@ -41,6 +44,7 @@ from tests.factories import (
     make_task,
     publish_guideline,
 )
+from tests.training_factories import make_model, make_run, make_snapshot, model_folder
 from tests.web.helpers import snapshot
 
 NEW_PASSWORD = "an entirely new secret"
@@ -98,6 +102,22 @@ WEB_FORMS: dict[str, tuple[dict[str, str], int]] = {
     "/work/assignments/{assignment_id}/draft": ({}, 200),
     "/work/projects/{project_id}/guideline/read": ({}, 303),
     "/work/preview": ({"turn": "*hi*"}, 200),
+    # Training pages; "{...}" in a value is filled from path_ids like the path.
+    "/projects/{project_id}/runs": (
+        {"kind": "sft", "base_model_id": "{model_id}", "snapshot_id": "{snapshot_id}"},
+        303,
+    ),
+    "/projects/{project_id}/models": ({"name": "fresh", "path": "models/fresh"}, 303),
+    "/runs/{run_id}/cancel": ({}, 303),
+    "/runs/{run_id}/resume": ({}, 303),
+    # Datasets pages: each starts a job (an import also sends a file: see UPLOADS).
+    "/projects/{project_id}/datasets/snapshots": ({"name": "Fresh", "kind": "prompts"}, 303),
+    "/projects/{project_id}/datasets/imports": ({"on_error": "skip"}, 303),
+    "/snapshots/{snapshot_id}/supersede": ({"name": "Newer"}, 303),
+}
+# Files sent with a form, beside its fields.
+UPLOADS: dict[str, dict[str, tuple[str, bytes]]] = {
+    "/projects/{project_id}/datasets/imports": {"file": ("rows.jsonl", b'{"prompt": "Hi?"}\n')},
 }
 WORKBENCH = sorted(path for path in WEB_FORMS if path.startswith("/work/"))
 # Written and in WEB_FORMS, but their router may not be included in app/web yet; the tests
@@ -173,7 +193,7 @@ def other_client(app: FastAPI) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def path_ids(db: Session, admin: User, labeler: User) -> dict[str, int]:
+def path_ids(db: Session, settings: Settings, admin: User, labeler: User) -> dict[str, int]:
     """Real ids for the path parameters of WEB_FORMS."""
     make_token(db, admin, "admin-token")
     token = db.scalar(select(ApiToken).where(ApiToken.user_id == admin.id))
@@ -186,8 +206,16 @@ def path_ids(db: Session, admin: User, labeler: User) -> dict[str, int]:
     queue = make_queue(db, project, open_to_all=False)
     db.add(QueueLabeler(queue_id=queue.id, user_id=labeler.id))
     make_responses(db, make_prompt(db, project), 2)
+    # A registered model, a model folder to register, a snapshot to train on and a queued run.
+    model = make_model(db, settings, "base")
+    model_folder(settings.data_dir / "models", "fresh")
+    training = make_snapshot(db, settings, project)
+    run = make_run(db, project, model, training)
     db.commit()
     return {
+        "model_id": model.id,
+        "snapshot_id": training.id,
+        "run_id": run.id,
         "user_id": labeler.id,
         "token_id": token.id,
         "project_id": project.id,
@@ -259,14 +287,25 @@ def test_x_csrf_token_header_is_accepted_in_place_of_the_form_field(
     if template.endswith("/activate"):
         labeler.is_active = False
         db.commit()
-    if template.endswith("/resume"):
+    if template == "/runs/{run_id}/resume":
+        run = db.get(Run, path_ids["run_id"])
+        assert run is not None
+        run.status = RunStatus.failed
+        db.commit()
+    elif template.endswith("/resume"):
         queue = db.get(Queue, path_ids["queue_id"])
         assert queue is not None
         queue.is_paused = True
         db.commit()
     form, status = WEB_FORMS[template]
+    form = {name: value.format(**path_ids) for name, value in form.items()}
     before = snapshot(db)
-    response = client.post(template.format(**path_ids), data=form, headers={"X-CSRF-Token": csrf})
+    response = client.post(
+        template.format(**path_ids),
+        data=form,
+        files=UPLOADS.get(template),
+        headers={"X-CSRF-Token": csrf},
+    )
     assert response.status_code == status, response.text
     assert snapshot(db) != before
 

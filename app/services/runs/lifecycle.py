@@ -76,9 +76,7 @@ def _owned(run_id: int, worker_name: str) -> Any:
 
 def beat_run(db: Session, run_id: int, worker_name: str) -> Beat:
     touched = db.execute(
-        update(Run)
-        .where(_owned(run_id, worker_name))
-        .values(heartbeat_at=utcnow())
+        update(Run).where(_owned(run_id, worker_name)).values(heartbeat_at=utcnow())
     ).rowcount
     db.commit()
     cancel = bool(db.scalar(select(Run.cancel_requested).where(Run.id == run_id)))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ TURN = pa.struct([("role", pa.string()), ("content", pa.string())])
 MESSAGES = pa.list_(TURN)
 FLAGS = pa.list_(pa.string())
 ID = pa.int64()
+HASH_SPACE = 2**256
 
 SFT = pa.schema(
     [
@@ -116,19 +118,28 @@ def assistant(content: str) -> list[dict[str, str]]:
 def in_test(seed: int, prompt_hash: str, test_fraction: float) -> bool:
     """Whether a prompt's rows go to the test split: a hash of the seed and the prompt's
     content, so every row of a prompt lands on the same side, and the same side every run."""
-    digest = hashlib.sha256(f"{seed}:{prompt_hash}".encode()).hexdigest()
-    return int(digest, 16) / 2**256 < test_fraction
+    digest = hashlib.sha256(f"{seed}:{prompt_hash}".encode()).digest()
+    # The digest as a number (what int(hexdigest, 16) gives) over 2**256.
+    return int.from_bytes(digest, "big") / HASH_SPACE < test_fraction
 
 
 @dataclass(frozen=True)
 class Chunk:
     """A slice of rows in both forms (`lines`: each row's canonical JSON and its newline, as
     one Arrow array whose data buffer is the JSONL text), and which rows belong to the test
-    split."""
+    split.
+
+    `lines` may also be a function that makes that array: the writer calls it on its own
+    thread, so work that runs in Arrow without Python's lock overlaps the making of the next
+    chunk."""
 
     table: pa.Table
-    lines: pa.Array
+    lines: pa.Array | Callable[[], pa.Array]
     test: np.ndarray
+
+    def jsonl(self) -> pa.Array:
+        """The lines, made now if they were left for later."""
+        return self.lines() if callable(self.lines) else self.lines
 
 
 def chunk_from_rows(rows: list[dict[str, Any]], schema: pa.Schema, test: list[bool]) -> Chunk:

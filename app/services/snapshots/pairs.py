@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from itertools import chain
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import BigInteger, Text, cast, func, select
+from sqlalchemy import BigInteger, ColumnElement, Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from app.models import Comparison, ComparisonItem, Pair, Prompt, Response, Task
@@ -28,10 +29,10 @@ from app.services.agreement.loading import load_ratings
 from app.services.agreement.reliability import CACHE, fingerprint, project_reliability
 from app.services.snapshots.filters import agreeing_tasks, label_conditions
 from app.services.snapshots.formats import FLAGS, MESSAGES, PREFERENCE, TURN, Chunk, in_test
-from app.services.snapshots.rawsql import raw_batches
+from app.services.snapshots.rawsql import gc_paused, ids_in, raw_batches
 
 BATCH = 100_000  # rows per fetch and per Parquet row group
-ID_CHUNK = 10_000  # ids per IN (...) list
+ID_CHUNK = 50_000  # ids per IN (...) list
 ID_BITS = 31
 NONE_ID = 2**ID_BITS - 1
 TEXT = pa.large_string()
@@ -50,6 +51,19 @@ def _check_id_range(db: Session) -> None:
         top = db.scalar(select(func.max(model.id))) or 0
         if top >= NONE_ID:
             raise ValueError(f"{model.__tablename__} ids reach 2**31: too large to export")
+
+
+def _prompt_of_pair(db: Session, project_id: int) -> ColumnElement[int]:
+    """What the pairs join their prompt on. SQLite keeps no statistics (nothing runs ANALYZE)
+    and so takes the prompts' project index as the most selective start, then sorts every
+    pair by id (a second a million rows, and the sort's memory). When the project holds most
+    of the prompts, `prompt_id + 0` (no index can serve it) leaves it the plan that reads the
+    pairs in id order; other filters still pick their own indexes."""
+    if db.get_bind().dialect.name != "sqlite":
+        return Pair.prompt_id
+    total = db.scalar(select(func.count()).select_from(Prompt)) or 0
+    mine = db.scalar(select(func.count()).where(Prompt.project_id == project_id)) or 0
+    return Pair.prompt_id + 0 if 2 * mine >= total else Pair.prompt_id
 
 
 class Weights:
@@ -104,16 +118,24 @@ def pair_chunks(db: Session, project_id: int, filters: SnapshotFilters) -> Itera
             Pair.margin,
         )
         .join(Comparison, Comparison.id == Pair.comparison_id)
-        .join(Prompt, Prompt.id == Pair.prompt_id)
+        .join(Prompt, Prompt.id == _prompt_of_pair(db, project_id))
         .outerjoin(Task, Task.id == Comparison.task_id)
         .where(*label_conditions(Comparison, project_id, filters))
         .order_by(Pair.id)
     )
-    for rows in raw_batches(db, query, BATCH, "snapshot_pairs"):
-        columns = list(zip(*rows, strict=True))
-        ints = [np.array(column, dtype=np.int64) for column in columns[:4]]
-        margin = pa.array(columns[4], pa.float64())
-        chunk = _chunk(db, ints, margin, weights, keep, filters)
+    known = _Known()
+    batches = raw_batches(db, query, BATCH, "snapshot_pairs")
+    while True:
+        with gc_paused():  # never across a yield: the caller's code runs with it on
+            rows = next(batches, None)
+            if rows is None:
+                return
+            columns = list(zip(*rows, strict=True))
+            del rows
+            ints = [np.array(column, dtype=np.int64) for column in columns[:4]]
+            margin = pa.array(columns[4], pa.float64())
+            del columns
+            chunk = _chunk(db, ints, margin, weights, keep, filters, known)
         if chunk is not None:
             yield chunk
 
@@ -125,6 +147,7 @@ def _chunk(
     weights: Weights,
     keep: np.ndarray | None,
     filters: SnapshotFilters,
+    known: _Known,
 ) -> Chunk | None:
     pair, comparison = _split(ints[0])
     prompt, task = _split(ints[1])
@@ -148,9 +171,9 @@ def _chunk(
         margin = margin.filter(pa.array(wanted))
 
     prompt_ids, prompt_at = np.unique(prompt, return_inverse=True)
-    prompt_json, prompt_values, prompt_test = _prompts(db, prompt_ids.tolist(), filters)
+    prompt_json, prompt_values, prompt_test = _prompts(db, prompt_ids, filters, known)
     response_ids, response_at = np.unique(np.concatenate([winner, loser]), return_inverse=True)
-    response_json, response_values = _responses(db, response_ids.tolist())
+    response_json, response_values = _responses(db, response_ids, known)
     chosen_at, rejected_at = response_at[: pair.size], response_at[pair.size :]
     flag_json = pa.array([_dumps(found) for found in flag_lists], TEXT)
     flag_values = pa.array(flag_lists, FLAGS)
@@ -177,24 +200,29 @@ def _chunk(
         "rejected_response_id": ids(loser),
     }
     table = pa.Table.from_arrays([by_name[name] for name in PREFERENCE.names], schema=PREFERENCE)
-    text = {
-        "prompt": prompt_json.take(prompt_at),
-        "chosen": response_json.take(chosen_at),
-        "rejected": response_json.take(rejected_at),
-        "flags_chosen": flag_json.take(flags_chosen),
-        "flags_rejected": flag_json.take(flags_rejected),
-        "margin": _float_text(margin),
-        "weight": _float_text(weight),
-    }
-    pieces: list[Any] = []
-    for index, name in enumerate(PREFERENCE.names):
-        pieces.append(pa.scalar(("{" if index == 0 else ",") + f'"{name}":', TEXT))
-        if name in text:
-            pieces.append(text[name])
-        else:
-            pieces.append(pc.fill_null(pc.cast(by_name[name], TEXT), "null"))
-    pieces.append(pa.scalar("}\n", TEXT))
-    lines = pc.binary_join_element_wise(*pieces, pa.scalar("", TEXT))
+    # Only the floats need Python to become text; the rest of each line is Arrow's work,
+    # left to the writer's thread (see Chunk).
+    floats = {"margin": _float_text(margin), "weight": _float_text(weight)}
+
+    def lines() -> pa.Array:
+        text = {
+            "prompt": prompt_json.take(prompt_at),
+            "chosen": response_json.take(chosen_at),
+            "rejected": response_json.take(rejected_at),
+            "flags_chosen": flag_json.take(flags_chosen),
+            "flags_rejected": flag_json.take(flags_rejected),
+            **floats,
+        }
+        pieces: list[Any] = []
+        for index, name in enumerate(PREFERENCE.names):
+            pieces.append(pa.scalar(("{" if index == 0 else ",") + f'"{name}":', TEXT))
+            if name in text:
+                pieces.append(text[name])
+            else:
+                pieces.append(pc.fill_null(pc.cast(by_name[name], TEXT), "null"))
+        pieces.append(pa.scalar("}\n", TEXT))
+        return pc.binary_join_element_wise(*pieces, pa.scalar("", TEXT))
+
     return Chunk(table, lines, prompt_test[prompt_at])
 
 
@@ -237,45 +265,105 @@ def _flags(
     return lookup(winner), lookup(loser), lists
 
 
+class _PromptText(NamedTuple):
+    """A prompt as the rows need it: its canonical JSON, its turns' roles and contents (for
+    the Arrow column) and whether it is in the test split."""
+
+    json: str
+    roles: list[Any]
+    contents: list[Any]
+    test: bool
+
+
+class _Known:
+    """The prompts and responses the previous chunk read, for the next one: pairs in id order
+    mostly share their neighbours' prompts and responses (a comparison's pairs are made
+    together), so a chunk boundary seldom reads one again, and what is kept stays one chunk's
+    worth."""
+
+    def __init__(self) -> None:
+        self.prompts: dict[int, _PromptText] = {}
+        self.responses: dict[int, str] = {}
+
+
+def _missing(wanted: list[int], found: dict[int, Any]) -> np.ndarray:
+    return np.array([key for key in wanted if key not in found], dtype=np.int64)
+
+
 def _prompts(
-    db: Session, ids: list[int], filters: SnapshotFilters
+    db: Session, ids: np.ndarray, filters: SnapshotFilters, known: _Known
 ) -> tuple[pa.Array, pa.Array, np.ndarray]:
     """(canonical JSON of each prompt's turns, the turns as Arrow, whether it is in test), in
-    the order of `ids`."""
-    found: dict[int, tuple[list[dict[str, str]], str]] = {}
-    for start in range(0, len(ids), ID_CHUNK):
-        query = select(Prompt.id, Prompt.messages, Prompt.content_hash).where(
-            Prompt.id.in_(ids[start : start + ID_CHUNK])
+    the order of `ids`. Each prompt is decoded, encoded and hashed once, from its stored
+    JSON text (the JSON type's result processing is what the ORM would spend its time on)."""
+    wanted = ids.tolist()
+    found = {key: known.prompts[key] for key in wanted if key in known.prompts}
+    missing = _missing(wanted, found)
+    for start in range(0, missing.size, ID_CHUNK):
+        query = select(Prompt.id, cast(Prompt.messages, Text), Prompt.content_hash).where(
+            ids_in(Prompt.id, missing[start : start + ID_CHUNK])
         )
-        for prompt_id, messages, content_hash in db.execute(query):
-            turns = [{"role": m["role"], "content": m["content"]} for m in messages]
-            found[prompt_id] = (turns, content_hash)
-    values = [found[prompt_id][0] for prompt_id in ids]
-    test = [in_test(filters.seed, found[p][1], filters.test_fraction) for p in ids]
+        for rows in raw_batches(db, query, BATCH, "snapshot_prompts"):
+            for prompt_id, text, content_hash in rows:
+                found[prompt_id] = _prompt_text(text, content_hash, filters)
+    known.prompts = found
+    entries = [found[key] for key in wanted]
+    counts = np.fromiter((len(entry.roles) for entry in entries), np.int32, len(entries))
+    offsets = np.zeros(len(entries) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    roles = pa.array(list(chain.from_iterable(entry.roles for entry in entries)), pa.string())
+    contents = pa.array(list(chain.from_iterable(entry.contents for entry in entries)), pa.string())
+    turns = pa.StructArray.from_arrays([roles, contents], fields=list(TURN))
     return (
-        pa.array([_dumps(turns) for turns in values], TEXT),
-        pa.array(values, MESSAGES),
-        np.array(test, dtype=bool),
+        pa.array([entry.json for entry in entries], TEXT),
+        pa.ListArray.from_arrays(pa.array(offsets), turns, type=MESSAGES),
+        np.fromiter((entry.test for entry in entries), bool, len(entries)),
     )
 
 
-def _responses(db: Session, ids: list[int]) -> tuple[pa.Array, pa.Array]:
+def _prompt_text(text: str, content_hash: str, filters: SnapshotFilters) -> _PromptText:
+    messages = json.loads(text)
+    roles = [message["role"] for message in messages]
+    contents = [message["content"] for message in messages]
+    try:
+        # What json.dumps writes for turns of strings, without its per-call machinery: the
+        # same string encoder (it refuses anything but a string), the same separators.
+        canonical = (
+            "["
+            + ",".join(
+                f'{{"role":{encode_basestring(role)},"content":{encode_basestring(content)}}}'
+                for role, content in zip(roles, contents, strict=True)
+            )
+            + "]"
+        )
+    except TypeError:
+        turns = [
+            {"role": role, "content": content}
+            for role, content in zip(roles, contents, strict=True)
+        ]
+        canonical = _dumps(turns)
+    return _PromptText(
+        canonical, roles, contents, in_test(filters.seed, content_hash, filters.test_fraction)
+    )
+
+
+def _responses(db: Session, ids: np.ndarray, known: _Known) -> tuple[pa.Array, pa.Array]:
     """(canonical JSON of each response as one assistant turn, the turns as Arrow)."""
-    contents: dict[int, str] = {}
-    for start in range(0, len(ids), ID_CHUNK):
+    wanted = ids.tolist()
+    found = {key: known.responses[key] for key in wanted if key in known.responses}
+    missing = _missing(wanted, found)
+    for start in range(0, missing.size, ID_CHUNK):
         query = select(Response.id, Response.content).where(
-            Response.id.in_(ids[start : start + ID_CHUNK])
+            ids_in(Response.id, missing[start : start + ID_CHUNK])
         )
         for rows in raw_batches(db, query, BATCH, "snapshot_responses"):
-            contents.update(rows)
-    ordered = [contents[response_id] for response_id in ids]
+            found.update(rows)
+    known.responses = found
+    ordered = [found[key] for key in wanted]
     content = pa.array(ordered, pa.string())
-    encoded = pa.array(list(map(encode_basestring, ordered)), TEXT)
-    as_json = pc.binary_join_element_wise(
-        pa.scalar('[{"role":"assistant","content":', TEXT),
-        encoded,
-        pa.scalar("}]", TEXT),
-        pa.scalar("", TEXT),
+    as_json = pa.array(
+        [f'[{{"role":"assistant","content":{encode_basestring(text)}}}]' for text in ordered],
+        TEXT,
     )
     role = pa.array(np.full(len(ordered), "assistant", dtype=object), pa.string())
     turn = pa.StructArray.from_arrays([role, content], fields=list(TURN))

@@ -10,10 +10,13 @@ server-side one, so memory stays bounded by the batch.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Select
+import numpy as np
+from sqlalchemy import ColumnElement, Select, literal_column
 from sqlalchemy.orm import Session
 
 
@@ -40,3 +43,29 @@ def raw_batches(db: Session, query: Select, size: int, name: str) -> Iterator[li
             yield rows
     finally:
         cursor.close()
+
+
+def ids_in(column: ColumnElement[int], ids: np.ndarray) -> ColumnElement[bool]:
+    """`column IN (…)` with the ids written into the SQL text rather than bound one by one:
+    compiling an expanding IN of 10,000 bound parameters costs more than running the query,
+    and the ids are integers (checked here), so writing them inline is safe."""
+    if ids.dtype.kind not in "iu":
+        raise TypeError("ids_in takes an integer array")
+    if ids.size == 0:
+        raise ValueError("ids_in needs at least one id")
+    return column.op("IN")(literal_column(f"({','.join(map(str, ids.tolist()))})"))
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a stretch that makes a million short-lived
+    tuples, lists and dicts (none of them in a cycle): it would otherwise walk them over and
+    over as they are made, the largest single cost of reading rows into Python. Back on at the
+    end, unless it was off already."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -50,6 +50,8 @@ SELECTIONS: dict[str, tuple[pa.Schema, Rows]] = {
     "kto": (formats.KTO, kto_chunks),
 }
 MAX_PREVIEW = 1000
+# Told the rows written so far, after every chunk (a background job shows it as progress).
+Progress = Callable[[int], None]
 
 
 def _selection(data: SnapshotCreate) -> str:
@@ -61,7 +63,12 @@ def _slug(name: str) -> str:
 
 
 def _write_partial(
-    db: Session, settings: Settings, project_id: int, selection: str, filters: SnapshotFilters
+    db: Session,
+    settings: Settings,
+    project_id: int,
+    selection: str,
+    filters: SnapshotFilters,
+    progress: Progress | None = None,
 ) -> tuple[Path, dict[str, int], str]:
     """(hidden folder holding every file but the manifest, row counts, content hash)."""
     schema, rows = SELECTIONS[selection]
@@ -71,7 +78,7 @@ def _write_partial(
     partial.mkdir()
     try:
         with SnapshotWriter(partial, schema) as writer:
-            writer.write_all(rows(db, project_id, filters))
+            writer.write_all(rows(db, project_id, filters), progress)
         digest = content_hash(partial)
         finish_datasets_folder(partial, digest, f"Smiley {selection} rows of project {project_id}")
     except BaseException:
@@ -87,13 +94,16 @@ def _create(
     data: SnapshotCreate,
     acting: User,
     supersedes: Snapshot | None = None,
+    progress: Progress | None = None,
 ) -> Snapshot:
     selection = _selection(data)
     check_filters(db, project_id, data.filters, selection)
     stored_filters: dict[str, Any] = data.filters.model_dump(mode="json")
     if data.kind == SnapshotKind.preference:
         stored_filters["source"] = selection
-    partial, counts, digest = _write_partial(db, settings, project_id, selection, data.filters)
+    partial, counts, digest = _write_partial(
+        db, settings, project_id, selection, data.filters, progress
+    )
     final: Path | None = None
     try:
         snapshot = Snapshot(
@@ -150,14 +160,26 @@ def _manifest(snapshot: Snapshot, acting: User, supersedes: Snapshot | None) -> 
 
 
 def create_snapshot(
-    db: Session, settings: Settings, project_id: int, data: SnapshotCreate, acting: User
+    db: Session,
+    settings: Settings,
+    project_id: int,
+    data: SnapshotCreate,
+    acting: User,
+    *,
+    progress: Progress | None = None,
 ) -> Snapshot:
     """Select, split and write the rows, then store the snapshot (see the module docstring)."""
-    return _create(db, settings, project_id, data, acting)
+    return _create(db, settings, project_id, data, acting, progress=progress)
 
 
 def supersede_snapshot(
-    db: Session, settings: Settings, snapshot_id: int, data: SnapshotCreate, acting: User
+    db: Session,
+    settings: Settings,
+    snapshot_id: int,
+    data: SnapshotCreate,
+    acting: User,
+    *,
+    progress: Progress | None = None,
 ) -> Snapshot:
     """A new snapshot of the same project and kind that replaces `snapshot_id`."""
     old = get_snapshot(db, snapshot_id)
@@ -167,7 +189,7 @@ def supersede_snapshot(
         raise InvalidInput(
             f"a {old.kind.value} snapshot can only be superseded by another", field="kind"
         )
-    return _create(db, settings, old.project_id, data, acting, supersedes=old)
+    return _create(db, settings, old.project_id, data, acting, supersedes=old, progress=progress)
 
 
 def get_snapshot(db: Session, snapshot_id: int) -> Snapshot:

@@ -1,0 +1,210 @@
+"""app/schemas/runs.py: every kind's hyperparameters, their defaults and their refusals."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from app.schemas.runs import (
+    HYPERPARAMETERS,
+    DPOHyperparameters,
+    LoraSettings,
+    PPOHyperparameters,
+    RewardHyperparameters,
+    RLOOHyperparameters,
+    SFTHyperparameters,
+)
+
+COMMON_OPEN = {
+    "learning_rate": None,
+    "batch_size": None,
+    "gradient_accumulation_steps": None,
+    "max_steps": None,
+    "epochs": None,
+    "max_length": None,
+    "bf16": None,
+    "gradient_checkpointing": None,
+    "lora": None,
+    "save_steps": None,
+    "logging_steps": None,
+    "seed": 0,
+}
+
+
+def problems(schema: type[BaseModel], values: dict[str, Any]) -> list[tuple[str, str]]:
+    with pytest.raises(ValidationError) as caught:
+        schema.model_validate(values)
+    return [
+        (".".join(str(part) for part in error["loc"]), error["msg"])
+        for error in caught.value.errors()
+    ]
+
+
+def test_every_run_kind_but_generate_has_a_schema() -> None:
+    assert {
+        "sft": SFTHyperparameters,
+        "reward": RewardHyperparameters,
+        "dpo": DPOHyperparameters,
+        "ppo": PPOHyperparameters,
+        "rloo": RLOOHyperparameters,
+    } == HYPERPARAMETERS
+
+
+def test_empty_hyperparameters_leave_the_device_dependent_ones_open() -> None:
+    assert SFTHyperparameters().model_dump() == {**COMMON_OPEN, "packing": False}
+    assert RewardHyperparameters().model_dump() == {
+        **COMMON_OPEN,
+        "use_margin": False,
+        "center_rewards_coefficient": None,
+    }
+    assert DPOHyperparameters().model_dump() == {
+        **COMMON_OPEN,
+        "beta": 0.1,
+        "loss_type": "sigmoid",
+    }
+    assert PPOHyperparameters().model_dump() == {
+        **COMMON_OPEN,
+        "max_completion_length": 32,
+        "temperature": 1.0,
+        "kl_coef": 0.05,
+        "num_ppo_epochs": 4,
+        "cliprange": 0.2,
+        "vf_coef": 0.1,
+    }
+    assert RLOOHyperparameters().model_dump() == {
+        **COMMON_OPEN,
+        "max_completion_length": 32,
+        "temperature": 1.0,
+        "num_generations": 4,
+        "beta": 0.05,
+    }
+
+
+def test_a_full_set_round_trips() -> None:
+    values = {
+        "learning_rate": 3e-5,
+        "batch_size": 16,
+        "gradient_accumulation_steps": 2,
+        "max_steps": 500,
+        "max_length": 2048,
+        "bf16": True,
+        "gradient_checkpointing": False,
+        "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+        "save_steps": 50,
+        "logging_steps": 5,
+        "seed": 7,
+        "beta": 0.3,
+        "loss_type": "ipo",
+    }
+    parsed = DPOHyperparameters.model_validate(values)
+    assert parsed.model_dump() == {**values, "epochs": None, "lora": {**values["lora"]}}
+    assert parsed.lora == LoraSettings(
+        r=8, alpha=16.0, dropout=0.0, target_modules=["q_proj", "v_proj"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"learning_rate": -1e-4}, [("learning_rate", "Input should be greater than 0")]),
+        ({"learning_rate": 0}, [("learning_rate", "Input should be greater than 0")]),
+        ({"learning_rate": 2.0}, [("learning_rate", "Input should be less than or equal to 1")]),
+        ({"batch_size": 0}, [("batch_size", "Input should be greater than or equal to 1")]),
+        ({"max_steps": 0}, [("max_steps", "Input should be greater than or equal to 1")]),
+        ({"epochs": 0}, [("epochs", "Input should be greater than 0")]),
+        ({"max_length": 4}, [("max_length", "Input should be greater than or equal to 8")]),
+        (
+            {"gradient_accumulation_steps": 0},
+            [("gradient_accumulation_steps", "Input should be greater than or equal to 1")],
+        ),
+        ({"seed": -1}, [("seed", "Input should be greater than or equal to 0")]),
+        ({"learning_rate": float("nan")}, [("learning_rate", "Input should be a finite number")]),
+        ({"lr": 1e-4}, [("lr", "Extra inputs are not permitted")]),
+        ({"lora": {"r": 0}}, [("lora.r", "Input should be greater than or equal to 1")]),
+        ({"lora": {"dropout": 1.0}}, [("lora.dropout", "Input should be less than 1")]),
+        ({"lora": {"rank": 8}}, [("lora.rank", "Extra inputs are not permitted")]),
+        (
+            {"lora": {"target_modules": []}},
+            [("lora.target_modules", "List should have at least 1 item after validation, not 0")],
+        ),
+        (
+            {"max_steps": 10, "epochs": 1},
+            [("", "Value error, give max_steps or epochs, not both")],
+        ),
+        (
+            {"packing": "sometimes"},
+            [("packing", "Input should be a valid boolean, unable to interpret input")],
+        ),
+    ],
+)
+def test_bad_common_values_are_refused(
+    values: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    assert problems(SFTHyperparameters, values) == expected
+
+
+def test_kind_specific_values_are_checked() -> None:
+    assert problems(RewardHyperparameters, {"center_rewards_coefficient": -0.1}) == [
+        ("center_rewards_coefficient", "Input should be greater than or equal to 0")
+    ]
+    assert problems(RewardHyperparameters, {"beta": 0.1}) == [
+        ("beta", "Extra inputs are not permitted")
+    ]
+    assert problems(DPOHyperparameters, {"beta": 0}) == [("beta", "Input should be greater than 0")]
+    assert problems(DPOHyperparameters, {"loss_type": "orpo"}) == [
+        ("loss_type", "Input should be 'sigmoid', 'hinge' or 'ipo'")
+    ]
+    assert problems(DPOHyperparameters, {"use_margin": True}) == [
+        ("use_margin", "Extra inputs are not permitted")
+    ]
+    assert problems(PPOHyperparameters, {"kl_coef": -1}) == [
+        ("kl_coef", "Input should be greater than or equal to 0")
+    ]
+    assert problems(PPOHyperparameters, {"cliprange": 1}) == [
+        ("cliprange", "Input should be less than 1")
+    ]
+    assert problems(PPOHyperparameters, {"num_ppo_epochs": 0}) == [
+        ("num_ppo_epochs", "Input should be greater than or equal to 1")
+    ]
+    assert problems(PPOHyperparameters, {"max_completion_length": 0}) == [
+        ("max_completion_length", "Input should be greater than or equal to 1")
+    ]
+    assert problems(RLOOHyperparameters, {"num_generations": 1}) == [
+        ("num_generations", "Input should be greater than or equal to 2")
+    ]
+    assert problems(RLOOHyperparameters, {"temperature": 0}) == [
+        ("temperature", "Input should be greater than 0")
+    ]
+    for online in (PPOHyperparameters, RLOOHyperparameters):
+        assert problems(online, {"max_length": 512}) == [
+            ("", "Value error, max_length does not apply to PPO or RLOO: set max_completion_length")
+        ]
+
+
+def test_rloo_batches_hold_whole_groups_of_generations() -> None:
+    assert problems(RLOOHyperparameters, {"batch_size": 6, "num_generations": 4}) == [
+        (
+            "",
+            "Value error, batch_size x gradient_accumulation_steps (6) must be a multiple of "
+            "num_generations (4): each prompt's completions are scored together",
+        )
+    ]
+    accepted = RLOOHyperparameters(batch_size=6, gradient_accumulation_steps=2, num_generations=4)
+    assert accepted.batch_size == 6
+    # Left open, the job picks a batch that fits.
+    assert RLOOHyperparameters(num_generations=3).batch_size is None
+
+
+def test_the_schemas_import_no_training_library() -> None:
+    code = (
+        "import sys, app.schemas.runs; "
+        "print(sorted({'torch', 'transformers', 'trl', 'datasets'} & set(sys.modules)))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert found.strip() == "[]"

@@ -1,0 +1,103 @@
+"""What every job passes to its TRL config, its LoRA adapters, and how it saves its model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from app.schemas.runs import LoraSettings, TrainingHyperparameters
+from worker.training.callbacks import MARKER
+from worker.training.errors import JobInputError
+
+# Two, so that rotating away old checkpoints after a save never removes the last complete one
+# before the new one has its marker.
+SAVE_TOTAL_LIMIT = 2
+
+Hyperparameters = TypeVar("Hyperparameters", bound=TrainingHyperparameters)
+
+
+def parse_hyperparameters(schema: type[Hyperparameters], values: dict[str, Any]) -> Hyperparameters:
+    """The run's hyperparameters checked again by the worker (the web app checked them before
+    queueing; a run row edited since, or a CLI call, must not start a job with bad ones)."""
+    try:
+        return schema.model_validate(values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or 'hyperparameters'}: "
+            f"{problem['msg']}"
+            for problem in error.errors()
+        )
+        raise JobInputError(f"bad hyperparameters: {problems}") from None
+
+
+def trainer_arguments(
+    settings: dict[str, Any], hyperparameters: TrainingHyperparameters, checkpoint_dir: Path
+) -> dict[str, Any]:
+    """Keyword arguments common to SFTConfig, RewardConfig, DPOConfig, RLOOConfig, PPOConfig."""
+    length: dict[str, Any] = (
+        {"max_steps": hyperparameters.max_steps}
+        if hyperparameters.max_steps is not None
+        else {"num_train_epochs": hyperparameters.epochs or 1.0}
+    )
+    return {
+        "output_dir": str(checkpoint_dir),
+        "learning_rate": settings["learning_rate"],
+        "per_device_train_batch_size": settings["batch_size"],
+        "per_device_eval_batch_size": settings["batch_size"],
+        "gradient_accumulation_steps": settings["gradient_accumulation_steps"],
+        # TRL's configs turn both on by default; the job decides (defaults.py).
+        "bf16": settings["bf16"],
+        # transformers 5 renamed it; the old name is still TRL's (True by default) and must agree.
+        "activation_checkpointing": settings["gradient_checkpointing"],
+        "gradient_checkpointing": settings["gradient_checkpointing"],
+        "logging_steps": settings["logging_steps"],
+        "save_strategy": "steps",
+        "save_steps": settings["save_steps"],
+        "save_total_limit": SAVE_TOTAL_LIMIT,
+        "eval_strategy": "no",
+        "seed": hyperparameters.seed,
+        "use_cpu": settings["device"] == "cpu",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+        **length,
+    }
+
+
+def lora_config(lora: LoraSettings | None, task_type: str) -> Any:
+    """peft's LoraConfig for `lora`, or None to train every weight."""
+    if lora is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules or "all-linear",
+        task_type=task_type,
+    )
+
+
+def resume_checkpoint(resume_from: Path | None) -> str | None:
+    """The checkpoint to resume from, refused unless its completion marker is there."""
+    if resume_from is None:
+        return None
+    if not (resume_from / MARKER).is_file():
+        raise JobInputError(
+            f"checkpoint {resume_from} has no completion marker: it may be cut off mid-write"
+        )
+    return str(resume_from)
+
+
+def save_model(model: Any, tokenizer: Any, output_dir: Path) -> Path:
+    """The trained weights as safetensors with the tokenizer beside them; LoRA adapters are
+    merged in first, so the folder loads like any full model."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output_dir, safe_serialization=True)
+    tokenizer.save_pretrained(output_dir)
+    return output_dir

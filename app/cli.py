@@ -7,18 +7,12 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from sqlalchemy.orm import Session
 
 from app import migrate
-from app.commands import datasets, training
-from app.db import get_engine, session_factory
-from app.errors import DomainError
+from app.commands import datasets, fail, session, training
 from app.models import Role
 from app.schemas.users import TokenCreate, UserCreate, UserOut, UserUpdate
 from app.services import auth, users
@@ -41,27 +35,6 @@ datasets.register(cli)
 training.register(cli)
 
 EMBEDDED_WORKER_FLAGS = ["--without-mingle", "--without-gossip", "--without-heartbeat"]
-
-
-def fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=1)
-
-
-@contextmanager
-def session() -> Iterator[Session]:
-    with session_factory(get_engine())() as db:
-        try:
-            yield db
-        except DomainError as error:
-            raise fail(error.message) from None
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in problem['loc'])}: "
-                f"{problem['msg'].removeprefix('Value error, ')}"
-                for problem in error.errors()
-            )
-            raise fail(problems) from None
 
 
 # --- running ----------------------------------------------------------------------------------

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         gt=0,
         description="A running run whose heartbeat is older is marked 'worker lost' (resumable).",
     )
+    dataset_job_stale_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="A running import or export that wrote no progress for longer is marked "
+        "'worker lost' (nothing of it was stored).",
+    )
     allow_hub_models: bool = Field(
         default=False,
         description="Accept hub model names (owner/name) as base models; only where workers "

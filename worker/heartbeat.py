@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.db import get_engine, session_factory
 from app.models import WorkerHeartbeat
 from app.models.base import utcnow
+from app.services.dataset_jobs import reap_stale_dataset_jobs
 from app.services.runs import reap_stale_runs
 from app.settings import get_settings
 
@@ -47,9 +48,13 @@ class Heartbeat:
         with self._sessions() as db:
             record_beat(db, self.name, self.queues, self.started_at)
             # Every live worker also reaps runs whose own worker died: no extra process to run.
-            stale_after = timedelta(seconds=get_settings().run_stale_seconds)
+            settings = get_settings()
+            stale_after = timedelta(seconds=settings.run_stale_seconds)
             for run_id in reap_stale_runs(db, stale_after=stale_after):
                 log.warning("run %s: its worker stopped beating; marked worker lost", run_id)
+            stale_after = timedelta(seconds=settings.dataset_job_stale_seconds)
+            for job_id in reap_stale_dataset_jobs(db, settings, stale_after=stale_after):
+                log.warning("dataset job %s: no progress for too long; marked worker lost", job_id)
 
     def _run(self) -> None:
         interval = get_settings().worker_heartbeat_seconds

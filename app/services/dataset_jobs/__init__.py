@@ -18,6 +18,7 @@ from app.services.dataset_jobs.reading import (
     list_dataset_jobs,
     snapshot_file,
 )
+from app.services.dataset_jobs.reaping import reap_stale_dataset_jobs
 from app.services.dataset_jobs.running import run_dataset_job
 from app.services.dataset_jobs.starting import (
     TASK_NAME,
@@ -39,6 +40,7 @@ __all__ = [
     "job_out",
     "list_dataset_jobs",
     "read_live_progress",
+    "reap_stale_dataset_jobs",
     "run_dataset_job",
     "send_to_worker",
     "snapshot_file",

@@ -17,7 +17,7 @@ JOBS_FOLDER = "jobs"
 PROGRESS_INTERVAL = 0.25
 
 
-def _progress_path(settings: Settings, job_id: int) -> Path:
+def progress_path(settings: Settings, job_id: int) -> Path:
     return settings.data_dir / JOBS_FOLDER / f"{job_id}.json"
 
 
@@ -29,7 +29,7 @@ class LiveProgress:
 
     def __init__(self, settings: Settings, job_id: int) -> None:
         self.settings, self.job_id = settings, job_id
-        self.path = _progress_path(settings, job_id)
+        self.path = progress_path(settings, job_id)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._last = 0.0
 
@@ -49,7 +49,7 @@ class LiveProgress:
 def read_live_progress(settings: Settings, job_id: int) -> tuple[int, int] | None:
     """(rows_done, bytes_done) of a running job, or None when it has written none yet."""
     try:
-        found = json.loads(_progress_path(settings, job_id).read_text())
+        found = json.loads(progress_path(settings, job_id).read_text())
         return int(found["rows_done"]), int(found["bytes_done"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

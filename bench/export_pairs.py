@@ -170,9 +170,12 @@ def run(pairs: int, workdir: Path) -> dict[str, Any]:
         )
         rss_before = rss_mb("VmRSS")
         reset_peak()
-        started, cpu = time.perf_counter(), time.process_time()
+        load_before = os.getloadavg()[0]
+        started, cpu, main_cpu = time.perf_counter(), time.process_time(), time.thread_time()
         snapshot = create_snapshot(db, settings, 1, data, researcher)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+        main_cpu_seconds = time.thread_time() - main_cpu
+        load_after = os.getloadavg()[0]
         peak = rss_mb("VmHWM")
         folder = settings.data_dir / snapshot.path
         sizes = {path.name: path.stat().st_size for path in folder.iterdir() if path.is_file()}
@@ -185,7 +188,13 @@ def run(pairs: int, workdir: Path) -> dict[str, Any]:
             "rows": rows,
             "row_counts": snapshot.row_counts,
             "seconds": round(seconds, 2),
+            # Both threads (the writer's included), then the calling thread's alone: on an
+            # idle machine with two cores the latter bounds the wall time.
             "cpu_seconds": round(cpu_seconds, 2),
+            "main_thread_cpu_seconds": round(main_cpu_seconds, 2),
+            # The machine's 1-minute load average before and after: the wall time means
+            # little when other processes share the cores.
+            "load_average": [round(load_before, 2), round(load_after, 2)],
             "rows_per_second": round(rows / seconds),
             "rss_before_mb": round(rss_before),
             "peak_rss_mb": round(peak),

@@ -118,9 +118,20 @@ def assistant(content: str) -> list[dict[str, str]]:
 def in_test(seed: int, prompt_hash: str, test_fraction: float) -> bool:
     """Whether a prompt's rows go to the test split: a hash of the seed and the prompt's
     content, so every row of a prompt lands on the same side, and the same side every run."""
-    digest = hashlib.sha256(f"{seed}:{prompt_hash}".encode()).digest()
-    # The digest as a number (what int(hexdigest, 16) gives) over 2**256.
-    return int.from_bytes(digest, "big") / HASH_SPACE < test_fraction
+    return splitter(seed, test_fraction)(prompt_hash)
+
+
+def splitter(seed: int, test_fraction: float) -> Callable[[str], bool]:
+    """`in_test` for one seed and fraction, for many prompts (the seed's bytes made once)."""
+    prefix = f"{seed}:".encode()
+    sha256, from_bytes = hashlib.sha256, int.from_bytes
+
+    def split(prompt_hash: str) -> bool:
+        # The digest as a number (what int(hexdigest, 16) gives) over 2**256.
+        digest = sha256(prefix + prompt_hash.encode()).digest()
+        return from_bytes(digest, "big") / HASH_SPACE < test_fraction
+
+    return split
 
 
 @dataclass(frozen=True)

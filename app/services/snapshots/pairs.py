@@ -3,15 +3,17 @@
 At a million rows the cost is in Python objects, so nothing here is made per row: the pairs
 come from the driver's cursor as four packed integers and a float (two 31-bit ids in one
 int64, a NULL as NONE_ID), every column is then a numpy or Arrow array, each distinct prompt,
-response and flag list is encoded once and repeated by index, and the JSONL lines are joined
-by Arrow from those pieces. The consensus weights come from one consensus of the project.
-What the rows hold is described in preference.py.
+response and flag list is encoded once and repeated by index (prompts and responses read
+as plain text by id, those of the chunk before kept for the next), and the JSONL lines are
+joined by Arrow from those pieces, on the writer's thread. The collector is paused while a
+chunk is made. The consensus weights come from one consensus of the project. What the rows
+hold is described in preference.py.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any, NamedTuple
@@ -28,7 +30,14 @@ from app.services.agreement.consensus import consensus
 from app.services.agreement.loading import load_ratings
 from app.services.agreement.reliability import CACHE, fingerprint, project_reliability
 from app.services.snapshots.filters import agreeing_tasks, label_conditions
-from app.services.snapshots.formats import FLAGS, MESSAGES, PREFERENCE, TURN, Chunk, in_test
+from app.services.snapshots.formats import (
+    FLAGS,
+    MESSAGES,
+    PREFERENCE,
+    TURN,
+    Chunk,
+    splitter,
+)
 from app.services.snapshots.rawsql import gc_paused, ids_in, raw_batches
 
 BATCH = 100_000  # rows per fetch and per Parquet row group
@@ -299,13 +308,14 @@ def _prompts(
     wanted = ids.tolist()
     found = {key: known.prompts[key] for key in wanted if key in known.prompts}
     missing = _missing(wanted, found)
+    split = splitter(filters.seed, filters.test_fraction)
     for start in range(0, missing.size, ID_CHUNK):
         query = select(Prompt.id, cast(Prompt.messages, Text), Prompt.content_hash).where(
             ids_in(Prompt.id, missing[start : start + ID_CHUNK])
         )
         for rows in raw_batches(db, query, BATCH, "snapshot_prompts"):
             for prompt_id, text, content_hash in rows:
-                found[prompt_id] = _prompt_text(text, content_hash, filters)
+                found[prompt_id] = _prompt_text(text, content_hash, split)
     known.prompts = found
     entries = [found[key] for key in wanted]
     counts = np.fromiter((len(entry.roles) for entry in entries), np.int32, len(entries))
@@ -321,30 +331,26 @@ def _prompts(
     )
 
 
-def _prompt_text(text: str, content_hash: str, filters: SnapshotFilters) -> _PromptText:
+def _prompt_text(text: str, content_hash: str, split: Callable[[str], bool]) -> _PromptText:
     messages = json.loads(text)
     roles = [message["role"] for message in messages]
     contents = [message["content"] for message in messages]
     try:
         # What json.dumps writes for turns of strings, without its per-call machinery: the
         # same string encoder (it refuses anything but a string), the same separators.
-        canonical = (
-            "["
-            + ",".join(
-                f'{{"role":{encode_basestring(role)},"content":{encode_basestring(content)}}}'
-                for role, content in zip(roles, contents, strict=True)
-            )
-            + "]"
-        )
-    except TypeError:
         turns = [
-            {"role": role, "content": content}
+            f'{{"role":{encode_basestring(role)},"content":{encode_basestring(content)}}}'
             for role, content in zip(roles, contents, strict=True)
         ]
-        canonical = _dumps(turns)
-    return _PromptText(
-        canonical, roles, contents, in_test(filters.seed, content_hash, filters.test_fraction)
-    )
+        canonical = f"[{','.join(turns)}]"
+    except TypeError:
+        canonical = _dumps(
+            [
+                {"role": role, "content": content}
+                for role, content in zip(roles, contents, strict=True)
+            ]
+        )
+    return _PromptText(canonical, roles, contents, split(content_hash))
 
 
 def _responses(db: Session, ids: np.ndarray, known: _Known) -> tuple[pa.Array, pa.Array]:

@@ -16,8 +16,12 @@ reference model also reads every token) per second over the device's dense bf16 
 Depends on worker/, torch, transformers, trl, datasets and pydantic only: no database, no web
 app. The snapshot is written as a `datasets` folder, which the jobs read like the service's.
 
-    .venv/bin/python bench/train_throughput.py                    # tiny model, CPU, ~minutes
-    python bench/train_throughput.py --size medium --steps 50     # on a CUDA machine
+    .venv/bin/python bench/train_throughput.py                    # tiny model, CPU, minutes
+    python3 bench/train_throughput.py --size medium --batch-size 16 --rows 4000 \\
+        --max-words 60 --steps 100 --repeats 3 --out bench/results/train_throughput_h100.json
+
+On a CPU the tiny model's runs last seconds, so the ratio carries a few percent of noise
+(other processes, timer resolution); on a GPU use --size medium or large.
 """
 
 from __future__ import annotations
@@ -123,11 +127,10 @@ class Peak:
                     self.gb = int(line.split()[1]) / 2**20
 
 
-def throughput(logs: list[dict[str, Any]]) -> dict[str, float]:
+def throughput(logs: list[dict[str, Any]], steps: int) -> dict[str, float]:
     """Real tokens per second of training from a trainer's log history (or the job's reports)."""
     tokens = max(entry["num_tokens"] for entry in logs if "num_tokens" in entry)
     runtime = next(entry["train_runtime"] for entry in logs if "train_runtime" in entry)
-    steps = sum(1 for entry in logs if "loss" in entry and "train_runtime" not in entry)
     return {
         "tokens": tokens,
         "seconds": runtime,
@@ -140,6 +143,7 @@ def run_job(
     kind: str, model: Path, snapshot: Path, root: Path, hp: dict[str, Any], device: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     logs: list[dict[str, Any]] = []
+    steps: list[int] = []
     context = JobContext(
         run_id=0,
         kind=kind,
@@ -151,14 +155,14 @@ def run_job(
         checkpoint_dir=root / "checkpoints",
         resume_from=None,
         device=device,
-        report=lambda step, values, progress: logs.append(values),
+        report=lambda step, values, progress: (logs.append(values), steps.append(step)),
         should_stop=lambda: False,
         log=lambda line: None,
     )
     with Peak(device) as peak:
         result = JOBS[kind].run(context)
     reported = [entry["gpu_memory_gb"] for entry in logs if "gpu_memory_gb" in entry]
-    measured = {**throughput(logs), "peak_memory_gb": peak.gb}
+    measured = {**throughput(logs, max(steps)), "peak_memory_gb": peak.gb}
     if reported:
         # What the progress callback told the run page, beside the bench's own reading.
         measured["reported_gpu_memory_gb"] = max(reported)
@@ -232,7 +236,8 @@ def run_plain(
                 processing_class=tokenizer,
             )
         trainer.train()
-    return {**throughput(trainer.state.log_history), "peak_memory_gb": peak.gb}
+    measured = throughput(trainer.state.log_history, trainer.state.global_step)
+    return {**measured, "peak_memory_gb": peak.gb}
 
 
 def mfu(
@@ -252,7 +257,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--batch-size", type=int, default=None, help="default: the job's choice")
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--max-words", type=int, default=40, help="longest answer, in words")

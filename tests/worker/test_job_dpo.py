@@ -26,7 +26,6 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_snapshot_folder(folder, "preference", preference_rows(400))
 
 
-@pytest.mark.slow
 def test_dpo_implicit_reward_accuracy_rises(tmp_path: Path, tiny: Path, pairs: Path) -> None:
     recorder = Recorder()
     result = dpo.run(make_context(tmp_path, "dpo", {"max_steps": 40}, tiny, pairs, recorder))

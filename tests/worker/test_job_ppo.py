@@ -83,8 +83,9 @@ def test_cancel_then_resume_continues_the_numbering(
     assert not result.stopped
     assert [step for step, _ in resumed.series("objective/scores")] == [3, 4]
     assert [progress for _, _, progress in resumed.reports] == [0.75, 1.0]
-    # The learning rate goes on decaying linearly from where the first run stopped.
-    assert resumed.series("lr")[0][1] == pytest.approx(3e-4 * 1 / 4)
+    # The learning rate goes on decaying linearly from where the first run stopped: at step
+    # 3 of 4 it is what an uninterrupted run's would be, 3e-4 x (1 - 2/4).
+    assert resumed.series("lr")[0][1] == pytest.approx(3e-4 * 2 / 4)
     assert (tmp_path / "checkpoints" / "checkpoint-4" / MARKER).is_file()
 
 

@@ -35,7 +35,6 @@ def score(model: torch.nn.Module, tokenizer: object, prompt: str, answer: str) -
         return float(model(input_ids=ids["input_ids"]).logits[0, 0])
 
 
-@pytest.mark.slow
 def test_reward_model_learns_the_preference(tmp_path: Path, tiny: Path, pairs: Path) -> None:
     recorder = Recorder()
     result = reward.run(make_context(tmp_path, "reward", {"max_steps": 60}, tiny, pairs, recorder))

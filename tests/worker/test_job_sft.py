@@ -33,7 +33,6 @@ def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_snapshot_folder(tmp_path_factory.mktemp("sft") / "snapshot", "sft", sft_rows(400))
 
 
-@pytest.mark.slow
 def test_sft_learns_reports_and_saves(tmp_path: Path, tiny: Path, snapshot: Path) -> None:
     recorder = Recorder()
     hyperparameters = {"max_steps": STEPS, "save_steps": 75}
@@ -128,7 +127,6 @@ def test_lora_adapters_are_merged_into_a_full_model(
     assert result.settings["learning_rate"] == 1e-3
 
 
-@pytest.mark.slow
 def test_packing_trains_on_the_same_tokens_in_fewer_rows(
     tmp_path: Path, tiny: Path, snapshot: Path
 ) -> None:

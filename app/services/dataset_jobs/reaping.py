@@ -34,9 +34,9 @@ def reap_stale_dataset_jobs(
     now = now or utcnow()
     reaped: list[int] = []
     for job in db.scalars(
-        select(DatasetJob).where(DatasetJob.status == DatasetJobStatus.running).order_by(
-            DatasetJob.id
-        )
+        select(DatasetJob)
+        .where(DatasetJob.status == DatasetJobStatus.running)
+        .order_by(DatasetJob.id)
     ):
         seen = last_sign_of_life(settings, job)
         if seen is not None and now - seen <= stale_after:

@@ -11,6 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.settings import Settings, get_settings
 
+# An execution option: sessions bound with it only read (deferred BEGIN on SQLite).
+READ_ONLY = "smiley_read_only"
+BUSY_MS = 30_000
+READ_ONLY_BUSY_MS = 500
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
@@ -35,14 +40,23 @@ def _configure_sqlite(engine: Engine) -> None:
         # wait for each other instead of failing at once.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            # A read-only request (read_only_session in app/deps.py) must not queue behind a
+            # long writer, such as an import, which holds the write lock for its whole
+            # transaction: under WAL a deferred transaction reads beside it. Its rare writes
+            # (a login's last-seen touch) give up quickly instead of waiting.
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={READ_ONLY_BUSY_MS}")
+            conn.exec_driver_sql("BEGIN")
+            return
         # IMMEDIATE takes the write lock at BEGIN. A deferred transaction that reads and then
         # writes fails at once ("database is locked", the busy timeout cannot help) when another
         # connection wrote in between; taking the lock first makes writers wait their turn.
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_MS}")
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -58,8 +72,9 @@ def get_engine(settings: Settings | None = None) -> Engine:
     return _engine_for(settings.resolved_database_url)
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    return sessionmaker(bind=bind, expire_on_commit=False)
 
 
 def iter_session(engine: Engine) -> Iterator[Session]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -21,8 +21,24 @@ def get_settings_dep(request: Request) -> Settings:
 
 
 def get_db(request: Request) -> Iterator[Session]:
-    with request.app.state.sessions() as db:
+    endpoint = request.scope.get("endpoint")
+    read_only = getattr(endpoint, READ_ONLY_MARK, False)
+    sessions = request.app.state.read_sessions if read_only else request.app.state.sessions
+    with sessions() as db:
         yield db
+
+
+READ_ONLY_MARK = "smiley_read_only"
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def read_only(endpoint: Endpoint) -> Endpoint:
+    """Marks a route that only reads, so its session (and its authentication's) runs in a
+    read-only transaction: on SQLite it then reads beside a long writer instead of queueing
+    for the write lock (an import holds it until it ends), e.g. to show that import's
+    progress. Put it under the @router.get line."""
+    setattr(endpoint, READ_ONLY_MARK, True)
+    return endpoint
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

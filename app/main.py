@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
+    app.state.read_sessions = session_factory(engine, read_only=True)
 
     app.include_router(health.router)
     app.include_router(api.router)

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from app.deps import ApiStaff, SessionDep, SettingsDep
+from app.deps import ApiStaff, SessionDep, SettingsDep, read_only
 from app.errors import InvalidInput
 from app.schemas.dataset_jobs import DatasetJobOut, ImportJobCreate, SnapshotPreview
 from app.schemas.snapshots import ExportOut, SnapshotCreate, SnapshotFilters, SnapshotOut
@@ -144,6 +144,7 @@ def start_supersede(
 
 
 @router.get("/projects/{project_id}/dataset-jobs", response_model=list[DatasetJobOut])
+@read_only
 def list_dataset_jobs(
     project_id: int, db: SessionDep, settings: SettingsDep, _: ApiStaff, limit: JobLimit = 20
 ) -> list[DatasetJobOut]:
@@ -151,6 +152,7 @@ def list_dataset_jobs(
 
 
 @router.get("/dataset-jobs/{dataset_job_id}", response_model=DatasetJobOut)
+@read_only
 def get_dataset_job(
     dataset_job_id: int, db: SessionDep, settings: SettingsDep, _: ApiStaff
 ) -> DatasetJobOut:
@@ -158,17 +160,20 @@ def get_dataset_job(
 
 
 @router.get("/projects/{project_id}/snapshots", response_model=list[SnapshotOut])
+@read_only
 def list_snapshots(project_id: int, db: SessionDep, _: ApiStaff) -> list[SnapshotOut]:
     get_project_checked(db, project_id)
     return [SnapshotOut.model_validate(found) for found in snapshots.list_snapshots(db, project_id)]
 
 
 @router.get("/snapshots/{snapshot_id}", response_model=SnapshotOut)
+@read_only
 def get_snapshot(snapshot_id: int, db: SessionDep, _: ApiStaff) -> SnapshotOut:
     return SnapshotOut.model_validate(snapshots.get_snapshot(db, snapshot_id))
 
 
 @router.get("/snapshots/{snapshot_id}/preview", response_model=SnapshotPreview)
+@read_only
 def preview_snapshot(
     snapshot_id: int,
     db: SessionDep,

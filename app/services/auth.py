@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.errors import AuthenticationFailed, NotFound, RateLimited, WrongPassword
@@ -127,7 +128,7 @@ def resolve_session(db: Session, token: str) -> tuple[UserSession, User] | None:
     # Touch at most once a minute: a write on every request would serialise SQLite.
     if (now - session.last_seen_at).total_seconds() > 60:
         session.last_seen_at = now
-        db.commit()
+        _touch(db)
     return session, user
 
 
@@ -168,8 +169,17 @@ def resolve_api_token(db: Session, token: str) -> User | None:
         return None
     if record.last_used_at is None or (now - record.last_used_at).total_seconds() > 60:
         record.last_used_at = now
-        db.commit()
+        _touch(db)
     return user
+
+
+def _touch(db: Session) -> None:
+    """Commits a last-seen/last-used time, or drops it: in a read-only request on SQLite
+    another writer (an import) may hold the lock, and a timestamp is not worth the wait."""
+    try:
+        db.commit()
+    except OperationalError:
+        db.rollback()
 
 
 def list_api_tokens(db: Session, user: User) -> list[ApiToken]:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.datasets.formats import FORMAT_NAMES
 from app.datasets.reading import KINDS
-from app.deps import SessionDep, SettingsDep, WebStaff
+from app.deps import SessionDep, SettingsDep, WebStaff, read_only
 from app.errors import DomainError, InvalidInput
 from app.models import Comparison, Demonstration, Snapshot, SnapshotKind, User
 from app.schemas.dataset_jobs import ImportJobCreate
@@ -271,6 +271,7 @@ def _datasets_page(
 
 
 @router.get("/projects/{project_id}/datasets")
+@read_only
 def datasets_page(
     request: Request, db: SessionDep, settings: SettingsDep, user: WebStaff, project_id: int
 ) -> Response:
@@ -355,6 +356,7 @@ def start_import(
 
 
 @router.get("/dataset-jobs/{dataset_job_id}/row")
+@read_only
 def job_row(
     request: Request, db: SessionDep, settings: SettingsDep, user: WebStaff, dataset_job_id: int
 ) -> Response:
@@ -425,6 +427,7 @@ SplitQuery = Annotated[str, Query(max_length=10)]
 
 
 @router.get("/snapshots/{snapshot_id}")
+@read_only
 def snapshot_page(
     request: Request,
     db: SessionDep,
@@ -437,6 +440,7 @@ def snapshot_page(
 
 
 @router.get("/snapshots/{snapshot_id}/preview")
+@read_only
 def snapshot_preview(
     request: Request,
     db: SessionDep,

@@ -8,28 +8,23 @@ one and comes back to the datasets page, where the job's row polls itself until 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from itertools import islice
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import select, union
 from sqlalchemy.orm import Session
 
 from app.datasets.formats import FORMAT_NAMES
-from app.datasets.reading import KINDS
 from app.deps import SessionDep, SettingsDep, WebStaff, read_only
 from app.errors import DomainError, InvalidInput
-from app.models import Comparison, Demonstration, Snapshot, SnapshotKind, User
+from app.models import Snapshot, SnapshotKind, User
 from app.schemas.dataset_jobs import ImportJobCreate
 from app.schemas.snapshots import SnapshotCreate, SnapshotFilters
-from app.services import dataset_jobs, guidelines, queues, snapshots, users
-from app.services.dashboard.scope import comparisons_of, demonstrations_of
+from app.services import dashboard, dataset_jobs, guidelines, queues, snapshots, users
 from app.services.dataset_jobs import SNAPSHOT_FILES, Enqueue, send_to_worker
+from app.services.imports import list_import_files
 from app.services.prompts import get_project_checked
 from app.services.snapshots.writers import SPLITS
 from app.settings import Settings
@@ -180,39 +175,11 @@ def _status(error: Exception) -> int:
 # --- what the forms offer -----------------------------------------------------------------
 
 
-def _project_labelers(db: Session, project_id: int) -> list[User]:
-    """Everyone who made a demonstration or comparison in the project, by username."""
-    made = union(
-        demonstrations_of(project_id, Demonstration.labeler_id),
-        comparisons_of(project_id, Comparison.labeler_id),
-    )
-    ids = set(db.scalars(select(made.subquery().c[0])))
-    return [user for user in users.list_users(db) if user.id in ids]
-
-
-def _import_files(settings: Settings) -> list[str] | None:
-    """Dataset files in the import folder, relative to it and sorted (hidden ones left out);
-    None when no folder is set. A huge folder is offered in part: the first files found."""
-    if settings.import_dir is None:
-        return None
-    if not settings.import_dir.is_dir():
-        return []
-    return sorted(islice(_walk(settings.import_dir), MAX_IMPORT_FILES))
-
-
-def _walk(folder: Path) -> Iterator[str]:
-    for path in folder.rglob("*"):
-        relative = path.relative_to(folder)
-        hidden = any(part.startswith(".") for part in relative.parts)
-        if not hidden and path.suffix.lower() in KINDS and path.is_file():
-            yield relative.as_posix()
-
-
 def _choices(db: Session, project_id: int) -> dict[str, Any]:
     return {
         "queue_choices": queues.list_queues(db, project_id),
         "version_choices": guidelines.list_versions(db, project_id),
-        "labeler_choices": _project_labelers(db, project_id),
+        "labeler_choices": dashboard.project_labelers(db, project_id),
     }
 
 
@@ -258,7 +225,7 @@ def _datasets_page(
             "usernames": _usernames(db),
             "kinds": list(SnapshotKind),
             "formats": FORMAT_NAMES,
-            "import_files": _import_files(settings),
+            "import_files": list_import_files(settings, MAX_IMPORT_FILES),
             "values": snapshot_form or SnapshotForm(kind=SnapshotKind.sft.value),
             "import_values": import_form or ImportForm(),
             "errors": snapshot_errors or {},

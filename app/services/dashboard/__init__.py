@@ -8,7 +8,7 @@ counted again. Agreement figures come from app/services/agreement, never recompu
 
 from app.services.dashboard.content import category_counts, flag_counts
 from app.services.dashboard.cost import cost_summary
-from app.services.dashboard.labelers import labeler_rows
+from app.services.dashboard.labelers import labeler_rows, project_labelers
 from app.services.dashboard.service import project_dashboard, queue_rows
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     "flag_counts",
     "labeler_rows",
     "project_dashboard",
+    "project_labelers",
     "queue_rows",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, union
 from sqlalchemy.orm import Session
 
 from app.models import Assignment, AssignmentStatus, Comparison, Demonstration, Queue, Task, User
@@ -107,3 +107,13 @@ def labeler_rows(
             )
         )
     return sorted(rows, key=lambda row: (row.username, row.labeler_id))
+
+
+def project_labelers(db: Session, project_id: int) -> list[User]:
+    """Everyone who made a demonstration or comparison in the project, by username."""
+    made = union(
+        demonstrations_of(project_id, Demonstration.labeler_id),
+        comparisons_of(project_id, Comparison.labeler_id),
+    )
+    ids = set(db.scalars(select(made.subquery().c[0])))
+    return [user for user in db.scalars(select(User).order_by(User.username)) if user.id in ids]

@@ -6,14 +6,15 @@ reported) or is skipped and counted, as the caller chose."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
 from app.datasets.dialogue import DialogueFilters
-from app.datasets.reading import Dataset, kind_of
+from app.datasets.reading import KINDS, Dataset, kind_of
 from app.datasets.records import Record, RowError
 from app.errors import InvalidInput
 from app.models import User
@@ -26,12 +27,19 @@ from app.schemas.imports import (
 )
 from app.services.imports.storing import Counts, record_problem, store_batch
 from app.services.prompts import get_project_checked
+from app.settings import Settings
 
 BATCH_RECORDS = 1000
 # Skipped rows listed in a result; more are counted, not listed.
 LISTED_ERRORS = 100
 
-__all__ = ["import_file", "import_records", "import_stream", "resolve_import_path"]
+__all__ = [
+    "import_file",
+    "import_records",
+    "import_stream",
+    "list_import_files",
+    "resolve_import_path",
+]
 
 
 def import_records(
@@ -207,3 +215,21 @@ def resolve_import_path(import_dir: Path, name: str) -> Path:
     if not target.is_file():
         raise InvalidInput(f"{name!r} is not a file", field="name")
     return target
+
+
+def list_import_files(settings: Settings, limit: int) -> list[str] | None:
+    """Dataset files in the import folder, relative to it and sorted (hidden ones left out);
+    None when no folder is set. A huge folder is offered in part: the first `limit` found."""
+    if settings.import_dir is None:
+        return None
+    if not settings.import_dir.is_dir():
+        return []
+    return sorted(islice(_dataset_files(settings.import_dir), limit))
+
+
+def _dataset_files(folder: Path) -> Iterator[str]:
+    for path in folder.rglob("*"):
+        relative = path.relative_to(folder)
+        hidden = any(part.startswith(".") for part in relative.parts)
+        if not hidden and path.suffix.lower() in KINDS and path.is_file():
+            yield relative.as_posix()

@@ -54,6 +54,12 @@ def run_paths(db: Session, settings: Settings, run: Run) -> RunPaths:
         from app.services.snapshots import get_snapshot
 
         snapshot = settings.data_dir / get_snapshot(db, run.snapshot_id).path
+        if not snapshot.is_dir():
+            # At scale the data folder must be shared with the workers; say so plainly.
+            raise FileNotFoundError(
+                f"snapshot {run.snapshot_id}'s folder {snapshot} is not on this worker: "
+                "web app and workers must share the data folder"
+            )
     folder = settings.data_dir / "runs" / str(run.id)
     return RunPaths(base_path, reward, snapshot, folder / "model", folder / "checkpoints")
 

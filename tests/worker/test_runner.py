@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import make_engine, session_factory
-from app.models import Model, ModelRole, Run, RunStatus
+from app.models import Model, ModelRole, Run, RunStatus, Snapshot
 from app.settings import Settings
 from tests.factories import make_project
 from tests.training_factories import make_model, make_run, make_snapshot
@@ -181,20 +181,29 @@ def test_a_run_taken_away_mid_job_drops_the_result(
         )
 
 
-def test_a_missing_snapshot_fails_the_run_before_any_job_starts(
+def test_a_snapshot_folder_missing_on_the_worker_fails_the_run_before_any_job_starts(
     run_id: int, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
     with sessions() as db:
         run = db.get(Run, run_id)
         assert run is not None
-        run.snapshot_id = None
-        db.commit()
+        folder = settings.data_dir / db.get(Snapshot, run.snapshot_id).path
+    folder.rmdir()
+    calls: list[int] = []
 
     def job(ctx: JobContext) -> JobResult:
-        assert ctx.snapshot_path is None
-        raise ValueError("an SFT run needs its snapshot")
+        calls.append(ctx.run_id)
+        return JobResult({}, ctx.output_dir, "policy")
 
     assert execute(run_id, sessions, settings, job) == "failed"
+    assert calls == []
+    with sessions() as db:
+        run = db.get(Run, run_id)
+        assert run is not None
+        assert run.error == (
+            f"snapshot {run.snapshot_id}'s folder {folder} is not on this worker: web app and "
+            "workers must share the data folder"
+        )
 
 
 def test_a_worker_without_the_train_extra_says_how_to_get_it(

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.deps import SessionDep, SettingsDep
+from app.deps import SessionDep, SettingsDep, read_only
 from app.services.health import health
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
+@read_only
 def healthz(
     request: Request, db: SessionDep, settings: SettingsDep, probe: bool = False
 ) -> JSONResponse:

@@ -117,9 +117,10 @@ def probe_worker(db: Session, settings: Settings, *, timeout: float = 10.0) -> C
         return Check(False, f"could not enqueue a probe: {type(error).__name__}")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        # End the read transaction: under SQLite's WAL it would keep showing the old snapshot.
-        db.rollback()
         name = db.scalar(select(WorkerHeartbeat.name).where(WorkerHeartbeat.last_probe == probe))
+        # End the transaction before sleeping: under SQLite's WAL it would keep showing the old
+        # snapshot, and a write session would hold the write lock the worker's ping needs.
+        db.rollback()
         if name is not None:
             return Check(True, f"probe answered by {name}")
         time.sleep(0.2)

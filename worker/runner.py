@@ -19,7 +19,7 @@ from types import ModuleType
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import get_engine, session_factory
-from app.models import ModelRole, Run
+from app.models import ModelRole, Run, RunKind
 from app.services import registry, runs
 from app.settings import Settings, get_settings
 from worker.jobs.context import JobContext, JobResult
@@ -37,6 +37,8 @@ class RunPaths:
     snapshot: Path | None
     output: Path
     checkpoints: Path
+    inputs: Path
+    compare_model: Path | None
 
 
 def run_paths(db: Session, settings: Settings, run: Run) -> RunPaths:
@@ -60,8 +62,21 @@ def run_paths(db: Session, settings: Settings, run: Run) -> RunPaths:
                 f"snapshot {run.snapshot_id}'s folder {snapshot} is not on this worker: "
                 "web app and workers must share the data folder"
             )
+    compare = None
+    compare_id = run.hyperparameters.get("compare_model_id")
+    if run.kind == RunKind.generate and compare_id is not None:
+        compared = registry.get_model(db, int(compare_id))
+        compare = registry.model_folder(settings, compared.path or "")
     folder = settings.data_dir / "runs" / str(run.id)
-    return RunPaths(base_path, reward, snapshot, folder / "model", folder / "checkpoints")
+    return RunPaths(
+        base_path,
+        reward,
+        snapshot,
+        folder / "model",
+        folder / "checkpoints",
+        folder / "input",
+        compare,
+    )
 
 
 def job_module(kind: str) -> ModuleType:
@@ -180,6 +195,8 @@ def execute_run(
                 report=report,
                 should_stop=beat.stop.is_set,
                 log=lambda line: log.info("run %s: %s", run_id, line),
+                input_dir=paths.inputs if paths.inputs.is_dir() else None,
+                compare_model_path=paths.compare_model,
             )
             result = job(ctx)
         except Exception as error:
@@ -204,7 +221,7 @@ def execute_run(
             worker_name,
             metrics=result.metrics,
             model_dir=result.model_dir,
-            role=ModelRole(result.role),
+            role=ModelRole(result.role) if result.role is not None else None,
             settings_used=result.settings,
             stopped=result.stopped,
         )

@@ -8,6 +8,7 @@ building it needs torch and this process (app/) never imports it.
 
 from __future__ import annotations
 
+import enum
 import json
 import subprocess
 import sys
@@ -39,8 +40,14 @@ AsOpt = Annotated[
 
 
 def register(cli: typer.Typer) -> None:
+    from app.commands.loop import loop_command
+
     cli.command("train")(train_command)
-    cli.command("demo")(demo_command)
+    # `smiley demo` builds the tiny model; `smiley demo loop` runs the whole loop with it.
+    demo_cli = typer.Typer(invoke_without_command=True)
+    demo_cli.callback()(demo_command)
+    demo_cli.command("loop")(loop_command)
+    cli.add_typer(demo_cli, name="demo")
     cli.add_typer(runs_cli, name="runs")
     cli.add_typer(models_cli, name="models")
 
@@ -63,8 +70,30 @@ def find_model(db: Session, ref: str) -> Model | None:
     return db.scalar(select(Model).where(Model.name == ref))
 
 
+class TrainingKind(enum.StrEnum):
+    """What `smiley train` launches; generate and score runs have commands of their own."""
+
+    sft = "sft"
+    reward = "reward"
+    dpo = "dpo"
+    ppo = "ppo"
+    rloo = "rloo"
+
+
+def training_kind(value: str) -> TrainingKind:
+    if value in (RunKind.generate, RunKind.score):
+        raise typer.BadParameter(f"{value} runs are launched with `smiley {value}`")
+    try:
+        return TrainingKind(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not sft, reward, dpo, ppo or rloo") from None
+
+
 def train_command(
-    kind: Annotated[RunKind, typer.Argument(help="sft, reward, dpo, ppo or rloo.")],
+    kind: Annotated[
+        TrainingKind,
+        typer.Argument(parser=training_kind, metavar="KIND", help="sft, reward, dpo, ppo or rloo."),
+    ],
     project: Annotated[int, typer.Option("--project", help="The project's id.")],
     base: Annotated[
         str, typer.Option(help="Base model: a registered model's id or name, or a folder.")
@@ -93,7 +122,7 @@ def train_command(
             if reward is None:
                 raise fail(f"no registered model {reward_model!r}")
         data = RunCreate(
-            kind=kind,
+            kind=RunKind(kind),
             base_model_id=base_model.id if base_model else None,
             base_model_ref=None if base_model else base,
             snapshot_id=snapshot,
@@ -240,11 +269,14 @@ def models_register(
 
 
 def demo_command(
+    context: typer.Context,
     name: Annotated[str, typer.Option(help="The registered model's name.")] = "tiny-demo",
     as_: AsOpt = None,
 ) -> None:
     """Build a tiny model with a locally built tokenizer (no download) and register it, so
-    every job kind can run end to end on a CPU."""
+    every job kind can run end to end on a CPU. `smiley demo loop` runs the whole loop."""
+    if context.invoked_subcommand is not None:
+        return
     settings = get_settings()
     settings.ensure_data_dir()
     folder = settings.data_dir / "models" / name

@@ -11,6 +11,8 @@ from app.models.labels import (
     LabelSource,
     Pair,
 )
+from app.models.loop import Evaluation, ResponseScore
+from app.models.observability import TaskEvent
 from app.models.projects import GuidelineVersion, Project
 from app.models.queues import (
     Assignment,
@@ -48,6 +50,7 @@ __all__ = [
     "Demonstration",
     "DemonstrationOrigin",
     "Draft",
+    "Evaluation",
     "GuidelineRead",
     "GuidelineVersion",
     "LabelSource",
@@ -63,6 +66,7 @@ __all__ = [
     "QueueKind",
     "QueueLabeler",
     "Response",
+    "ResponseScore",
     "ResponseSource",
     "Role",
     "Run",
@@ -72,6 +76,7 @@ __all__ = [
     "Snapshot",
     "SnapshotKind",
     "Task",
+    "TaskEvent",
     "TaskResponse",
     "User",
     "UserSession",

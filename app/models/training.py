@@ -30,6 +30,8 @@ class RunKind(enum.StrEnum):
     ppo = "ppo"
     rloo = "rloo"
     generate = "generate"
+    # A reward model scores a project's judged responses, for the audit against labelers.
+    score = "score"
 
 
 class RunStatus(enum.StrEnum):

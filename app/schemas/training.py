@@ -38,10 +38,15 @@ class RunCreate(BaseModel):
 
     @model_validator(mode="after")
     def _one_base(self) -> RunCreate:
+        if (
+            self.kind == RunKind.score
+            and self.base_model_id is None
+            and self.base_model_ref is None
+        ):
+            # A score run's only model is its reward model.
+            self.base_model_id = self.reward_model_id
         if (self.base_model_id is None) == (self.base_model_ref is None):
             raise ValueError("name the base model: a registered model id or a folder/hub name")
-        if self.kind == RunKind.generate:
-            raise ValueError("generation runs are started from a queue, not as training runs")
         return self
 
 

@@ -10,11 +10,15 @@ from app.web import (
     dashboard,
     datasets,
     demographics,
+    evaluations,
+    generation,
     guidelines,
     home,
+    loop_audit,
     projects,
     queues,
     runs,
+    task_events,
     users,
     workbench,
 )
@@ -35,4 +39,8 @@ router.include_router(dashboard.router)
 router.include_router(datasets.router)
 router.include_router(demographics.router)
 router.include_router(runs.router)
+router.include_router(task_events.router)
+router.include_router(evaluations.router)
+router.include_router(generation.router)
+router.include_router(loop_audit.router)
 router.include_router(workbench.router)

@@ -37,7 +37,8 @@ Text = Annotated[str, Form(max_length=1000)]
 QueryText = Annotated[str, Query(max_length=500)]
 
 # Training kinds, in the order of the loop; generation runs start from a queue instead.
-KINDS = [kind.value for kind in RunKind if kind != RunKind.generate]
+# Generation and score runs have their own forms; this page launches training.
+KINDS = [kind.value for kind in RunKind if kind not in (RunKind.generate, RunKind.score)]
 LIVE = (RunStatus.queued, RunStatus.running)
 # The launch form's fields other than hyperparameters; an error elsewhere shows at the top.
 COMMON_FIELDS = ("kind", "base_model_id", "base_model_ref", "snapshot_id", "reward_model_id")
@@ -297,7 +298,7 @@ def launch_run(
     shown = kind if kind in KINDS else "sft"
     fields = param_fields(HYPERPARAMETERS[shown])
     try:
-        data = run_create(kind, values, fields)
+        data = run_create(_checked_kind(kind), values, fields)
         run = runs.create_run(db, settings, project_id, data, acting=user)
     except (ValidationError, DomainError) as error:
         errors = form_errors(error)

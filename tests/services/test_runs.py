@@ -4,6 +4,7 @@ cancel and resume rules that keep the database, not the broker, the source of tr
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -349,14 +350,14 @@ def test_unknown_run_is_not_found(db: Session) -> None:
         runs.get_run(db, 2**40)
 
 
-def test_run_kinds_cover_every_training_job() -> None:
-    assert {kind.value for kind in RunKind} - {"generate"} == {
-        "sft",
-        "reward",
-        "dpo",
-        "ppo",
-        "rloo",
-    }
+def test_every_run_kind_has_a_settings_schema_and_a_job_module() -> None:
+    from app.services.runs.launching import SETTINGS_SCHEMAS
+
+    kinds = {kind.value for kind in RunKind}
+    assert kinds == {"sft", "reward", "dpo", "ppo", "rloo", "generate", "score"}
+    assert set(SETTINGS_SCHEMAS) == kinds
+    jobs = Path(__file__).resolve().parents[2] / "worker" / "jobs"
+    assert {kind for kind in kinds if (jobs / f"{kind}.py").is_file()} == kinds
 
 
 def test_a_reward_run_is_read_against_the_labelers_agreement(

@@ -19,8 +19,12 @@ from app.deps import SESSION_COOKIE
 from app.models import (
     ApiToken,
     Assignment,
+    Comparison,
+    ComparisonItem,
     GuidelineVersion,
+    LabelSource,
     LoginAttempt,
+    ModelRole,
     Queue,
     QueueKind,
     QueueLabeler,
@@ -114,6 +118,28 @@ WEB_FORMS: dict[str, tuple[dict[str, str], int]] = {
     "/projects/{project_id}/datasets/snapshots": ({"name": "Fresh", "kind": "prompts"}, 303),
     "/projects/{project_id}/datasets/imports": ({"on_error": "skip"}, 303),
     "/snapshots/{snapshot_id}/supersede": ({"name": "Newer"}, 303),
+    # The loop's pages: an evaluation, and the reward model audit's two actions.
+    "/projects/{project_id}/evaluations": (
+        {
+            "model_a_id": "{model_id}",
+            "model_b_id": "{other_policy_id}",
+            "prompt_ids": "{prompt_id}",
+        },
+        303,
+    ),
+    "/projects/{project_id}/models/{reward_model_id}/audit/requeue": (
+        {
+            "queue_id": "{queue_id}",
+            "scope": "selected",
+            "pair": "{audit_winner_id}-{audit_loser_id}",
+        },
+        303,
+    ),
+    "/projects/{project_id}/models/{reward_model_id}/audit/score": ({}, 303),
+    "/projects/{project_id}/generate": (
+        {"base_model_id": "{model_id}", "prompt_ids": "{prompt_id}"},
+        303,
+    ),
 }
 # Files sent with a form, beside its fields.
 UPLOADS: dict[str, dict[str, tuple[str, bytes]]] = {
@@ -205,15 +231,39 @@ def path_ids(db: Session, settings: Settings, admin: User, labeler: User) -> dic
     # with two responses but no task in it yet (so "all untasked" adds one).
     queue = make_queue(db, project, open_to_all=False)
     db.add(QueueLabeler(queue_id=queue.id, user_id=labeler.id))
-    make_responses(db, make_prompt(db, project), 2)
+    prompt = make_prompt(db, project)
+    make_responses(db, prompt, 2)
     # A registered model, a model folder to register, a snapshot to train on and a queued run.
     model = make_model(db, settings, "base")
     model_folder(settings.data_dir / "models", "fresh")
     training = make_snapshot(db, settings, project)
     run = make_run(db, project, model, training)
+    other_policy = make_model(db, settings, "other-policy")
+    # A reward model and a judged pair in a queue of its own, so a requeue makes a task.
+    reward = make_model(db, settings, "rm", ModelRole.reward, base=model, project=project)
+    audit_prompt = make_prompt(db, project, "Audit me.")
+    audited = make_responses(db, audit_prompt, 2)
+    audit_task = make_task(db, make_queue(db, project, name="audited"), audit_prompt, audited)
+    judged = Comparison(
+        task_id=audit_task.id,
+        prompt_id=audit_prompt.id,
+        labeler_id=labeler.id,
+        source=LabelSource.labeler,
+    )
+    db.add(judged)
+    db.flush()
+    db.add_all(
+        ComparisonItem(comparison_id=judged.id, response_id=response.id, rank=rank)
+        for rank, response in enumerate(audited, start=1)
+    )
     db.commit()
     return {
         "model_id": model.id,
+        "other_policy_id": other_policy.id,
+        "prompt_id": prompt.id,
+        "reward_model_id": reward.id,
+        "audit_winner_id": audited[0].id,
+        "audit_loser_id": audited[1].id,
         "snapshot_id": training.id,
         "run_id": run.id,
         "user_id": labeler.id,

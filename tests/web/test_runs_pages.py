@@ -418,8 +418,8 @@ BAD_LAUNCHES = [
     ),
     pytest.param(
         {"kind": "generate"},
-        "launch-error",
-        "generation runs are started from a queue, not as training runs",
+        "error-kind",
+        "'generate' is not a training run kind; choose one of sft, reward, dpo, ppo, rloo",
         422,
         id="generation kind",
     ),

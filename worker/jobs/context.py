@@ -1,6 +1,6 @@
 """What a job module is given and what it gives back.
 
-A job module (worker/jobs/sft.py, reward.py, dpo.py, ppo.py, rloo.py) exposes
+A job module (worker/jobs/sft.py, reward.py, dpo.py, ppo.py, rloo.py, generate.py, score.py) exposes
 `run(ctx: JobContext) -> JobResult` and knows nothing of the database or Celery: the runner
 (worker/jobs/runner.py) claims the run row, builds the context from it, forwards `report` to the
 run's metrics and `should_stop` from its cancel flag, and registers the result as a model. That
@@ -44,15 +44,22 @@ class JobContext:
     # True once the run's cancel was asked for: stop at the next step, keeping a checkpoint.
     should_stop: Callable[[], bool]
     log: Callable[[str], None] = print
+    # What the launch wrote for the job to read: prompts.jsonl (generate), responses.jsonl
+    # (score). None for training kinds.
+    input_dir: Path | None = None
+    # A second policy that also answers every prompt (generate with compare_model_id).
+    compare_model_path: Path | None = None
 
 
 @dataclass
 class JobResult:
     # Evaluation at the end of the run (eval_loss, perplexity, accuracy, win_rate, ...).
     metrics: dict[str, float]
-    # The folder the model was saved to (ctx.output_dir).
+    # The folder the model was saved to (ctx.output_dir); for generate and score runs, the
+    # folder holding samples.jsonl or scores.jsonl.
     model_dir: Path
-    role: Literal["policy", "reward"]
+    # None: no model to register (generate, score).
+    role: Literal["policy", "reward"] | None
     # The defaults the job chose for its device and model size (bf16, gradient checkpointing,
     # learning rate...), recorded on the run so a researcher sees what was used.
     settings: dict[str, Any] = field(default_factory=dict)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app.schemas.runs import LoraSettings, TrainingHyperparameters
 from worker.training.callbacks import MARKER
@@ -15,7 +15,7 @@ from worker.training.errors import JobInputError
 # before the new one has its marker.
 SAVE_TOTAL_LIMIT = 2
 
-Hyperparameters = TypeVar("Hyperparameters", bound=TrainingHyperparameters)
+Hyperparameters = TypeVar("Hyperparameters", bound=BaseModel)
 
 
 def parse_hyperparameters(schema: type[Hyperparameters], values: dict[str, Any]) -> Hyperparameters:

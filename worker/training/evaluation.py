@@ -21,8 +21,12 @@ def sample(
     max_new_tokens: int,
     temperature: float,
     seed: int,
+    top_p: float = 1.0,
 ) -> list[str]:
-    """One sampled completion (decoded, special tokens dropped) per conversational prompt."""
+    """One sampled completion (decoded, special tokens dropped) per conversational prompt.
+
+    Batch k draws with torch seed `seed + k`, so the same prompts, settings and seed give the
+    same completions."""
     import torch
 
     device = next(policy.parameters()).device
@@ -48,7 +52,7 @@ def sample(
                     do_sample=True,
                     temperature=temperature,
                     top_k=0,
-                    top_p=1.0,
+                    top_p=top_p,
                     pad_token_id=tokenizer.pad_token_id,
                     eos_token_id=tokenizer.eos_token_id,
                 )

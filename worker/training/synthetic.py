@@ -14,22 +14,32 @@ import random
 from pathlib import Path
 from typing import Any, Literal
 
-TOPICS = (
-    "the sea", "a garden", "the city", "winter", "the library", "a river", "the market",
-    "the mountains", "a train ride", "the forest", "a small cafe", "the harbor", "spring",
-    "the old bridge", "a school", "the desert", "a festival", "the museum", "a quiet street",
-    "the island",
-)  # fmt: skip
-POSITIVE = (
-    "bright", "calm", "kind", "lovely", "warm", "cheerful", "gentle", "peaceful", "friendly",
-    "wonderful", "clean", "pleasant",
-)  # fmt: skip
-NEGATIVE = (
-    "dull", "grim", "cold", "noisy", "dirty", "gloomy", "harsh", "dreary", "rude", "awful",
-    "bleak", "messy",
-)  # fmt: skip
-TEMPLATES = ("Tell me about {topic}.", "What is {topic} like?", "Describe {topic}.")
-ANSWER = "{Topic} is {first} and {second}."
+# The world's words live with the simulated labelers (app/simulation/world.py), which judge and
+# write in the same language these rows teach; that module is pure Python, no web app.
+from app.simulation.world import (
+    ANSWER,
+    NEGATIVE,
+    POSITIVE,
+    TEMPLATES,
+    TOPICS,
+    answer,
+    describe,
+    make_prompt,
+)
+
+__all__ = [
+    "ANSWER",
+    "NEGATIVE",
+    "POSITIVE",
+    "TEMPLATES",
+    "TOPICS",
+    "Kind",
+    "corpus",
+    "preference_rows",
+    "prompt_rows",
+    "sft_rows",
+    "write_snapshot_folder",
+]
 
 Kind = Literal["sft", "preference", "prompts"]
 
@@ -40,7 +50,7 @@ def corpus() -> list[str]:
     texts = [template.format(topic=topic) for template in TEMPLATES for topic in TOPICS]
     for words in (POSITIVE, NEGATIVE):
         for topic in TOPICS:
-            texts.append(_answer(topic, words[0], words[1]))
+            texts.append(answer(topic, words[0], words[1]))
         texts.extend(" ".join(words[index:] + words[:index]) for index in range(len(words)))
     texts.extend(
         [
@@ -52,20 +62,6 @@ def corpus() -> list[str]:
         ]
     )
     return texts
-
-
-def _answer(topic: str, first: str, second: str) -> str:
-    return ANSWER.format(Topic=topic[0].upper() + topic[1:], first=first, second=second)
-
-
-def _prompt(rng: random.Random) -> str:
-    return rng.choice(TEMPLATES).format(topic=rng.choice(TOPICS))
-
-
-def _describe(rng: random.Random, prompt: str, words: tuple[str, ...]) -> str:
-    topic = next(topic for topic in TOPICS if topic in prompt)
-    first, second = rng.sample(words, 2)
-    return _answer(topic, first, second)
 
 
 def _user(text: str) -> list[dict[str, str]]:
@@ -81,12 +77,12 @@ def preference_rows(count: int, seed: int = 0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     rows = []
     for index in range(count):
-        prompt = _prompt(rng)
+        prompt = make_prompt(rng)
         rows.append(
             {
                 "prompt": _user(prompt),
-                "chosen": _assistant(_describe(rng, prompt, POSITIVE)),
-                "rejected": _assistant(_describe(rng, prompt, NEGATIVE)),
+                "chosen": _assistant(describe(rng, prompt, POSITIVE)),
+                "rejected": _assistant(describe(rng, prompt, NEGATIVE)),
                 "margin": float(rng.randint(1, 4)),
                 "weight": 1.0,
                 "labeler_id": 1 + index % 3,
@@ -110,11 +106,11 @@ def sft_rows(count: int, seed: int = 0, positive_share: float = 1.0) -> list[dic
     rng = random.Random(seed)
     rows = []
     for index in range(count):
-        prompt = _prompt(rng)
+        prompt = make_prompt(rng)
         words = POSITIVE if rng.random() < positive_share else NEGATIVE
         rows.append(
             {
-                "messages": _user(prompt) + _assistant(_describe(rng, prompt, words)),
+                "messages": _user(prompt) + _assistant(describe(rng, prompt, words)),
                 "prompt_id": index + 1,
                 "demonstration_id": index + 1,
                 "task_id": None,
@@ -128,7 +124,7 @@ def sft_rows(count: int, seed: int = 0, positive_share: float = 1.0) -> list[dic
 def prompt_rows(count: int, seed: int = 0) -> list[dict[str, Any]]:
     """Prompts in the PROMPTS shape."""
     rng = random.Random(seed)
-    return [{"prompt": _user(_prompt(rng)), "prompt_id": index + 1} for index in range(count)]
+    return [{"prompt": _user(make_prompt(rng)), "prompt_id": index + 1} for index in range(count)]
 
 
 def write_snapshot_folder(

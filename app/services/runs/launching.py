@@ -3,16 +3,21 @@ refused with a sentence instead of failing minutes later on a GPU worker."""
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+import shutil
+from collections.abc import Callable
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
 from app.models import ModelRole, Run, RunKind, Snapshot, SnapshotKind, User
+from app.schemas.generation import GenerateHyperparameters, ScoreHyperparameters
 from app.schemas.runs import HYPERPARAMETERS
 from app.schemas.training import RunCreate
-from app.services import registry
+from app.services import generation, registry
 from app.services.prompts import get_project_checked, storable_id
-from app.services.runs.queueing import enqueue_run
+from app.services.runs.queueing import TRAIN_TASK, BrokerUnreachable, connected_sender
 from app.settings import Settings
 
 # The snapshot kind each run kind trains on.
@@ -24,14 +29,35 @@ SNAPSHOT_KIND = {
     RunKind.rloo: SnapshotKind.prompts,
 }
 NEEDS_REWARD_MODEL = {RunKind.ppo, RunKind.rloo}
+# Every kind's settings schema: the training kinds', and generation's and scoring's.
+SETTINGS_SCHEMAS: dict[str, type[BaseModel]] = {
+    **HYPERPARAMETERS,
+    "generate": GenerateHyperparameters,
+    "score": ScoreHyperparameters,
+}
 
 
 def create_run(
-    db: Session, settings: Settings, project_id: int, data: RunCreate, *, acting: User
+    db: Session,
+    settings: Settings,
+    project_id: int,
+    data: RunCreate,
+    *,
+    acting: User,
+    on_created: Callable[[Run], None] | None = None,
 ) -> Run:
-    """Checks the inputs, stores the run as queued, commits, then enqueues its id."""
+    """Checks the inputs, stores the run as queued, commits, then enqueues its id; raises
+    BrokerUnreachable (503), with nothing recorded, when the job queue cannot be reached.
+
+    `on_created(run)` runs after the row has its id and before the commit, so a caller can
+    store rows that point at the run in the same transaction (an evaluation, for one)."""
     get_project_checked(db, project_id)
     hyperparameters = check_hyperparameters(data.kind, data.hyperparameters)
+    if data.kind in generation.SAMPLING_KINDS:
+        inputs = generation.plan_inputs(db, settings, project_id, data, hyperparameters)
+        return _store_and_enqueue(
+            db, settings, project_id, data, hyperparameters, acting, on_created, inputs
+        )
     if data.base_model_id is not None:
         base = registry.get_model(db, data.base_model_id)
         if base.role != ModelRole.policy:
@@ -49,27 +75,101 @@ def create_run(
     snapshot = _check_snapshot(db, settings, project_id, data)
     _check_reward_model(db, settings, data)
     _check_batch(hyperparameters, snapshot)
-    run = Run(
-        project_id=project_id,
-        kind=data.kind,
-        base_model_id=data.base_model_id,
-        base_model_ref=data.base_model_ref,
-        reward_model_id=data.reward_model_id,
-        snapshot_id=snapshot.id,
-        hyperparameters=hyperparameters,
-        max_attempts=data.max_attempts,
-        created_by_id=acting.id,
+    return _store_and_enqueue(
+        db, settings, project_id, data, hyperparameters, acting, on_created, None
     )
-    db.add(run)
-    db.commit()
-    enqueue_run(settings, run.id)
+
+
+def _store_and_enqueue(
+    db: Session,
+    settings: Settings,
+    project_id: int,
+    data: RunCreate,
+    hyperparameters: dict[str, object],
+    acting: User,
+    on_created: Callable[[Run], None] | None,
+    inputs: generation.RunInputs | None,
+) -> Run:
+    # The broker first: when it is down, the launch is refused before anything is written.
+    try:
+        with connected_sender(settings) as send:
+            run = Run(
+                project_id=project_id,
+                kind=data.kind,
+                base_model_id=data.base_model_id,
+                base_model_ref=data.base_model_ref,
+                reward_model_id=data.reward_model_id,
+                snapshot_id=data.snapshot_id,
+                hyperparameters=hyperparameters,
+                max_attempts=data.max_attempts,
+                created_by_id=acting.id,
+            )
+            db.add(run)
+            db.flush()
+            run_id = run.id
+            try:
+                if inputs is not None:
+                    generation.write_inputs(settings, run.id, inputs)
+                created = _added_by(db, on_created, run)
+                db.commit()
+            except BaseException:
+                db.rollback()
+                _remove_run_folder(settings, run_id)
+                raise
+            try:
+                send(TRAIN_TASK, run.id, None)
+            except BrokerUnreachable:
+                # It died between the connect and the send (a short window): the run was
+                # committed but no worker will ever hear of it, so it is taken back out.
+                _forget(db, settings, run, created)
+                raise
+    except BrokerUnreachable:
+        # Whatever the caller flushed for this launch goes too: nothing is half-made.
+        db.rollback()
+        raise
     return run
+
+
+def _added_by(db: Session, on_created: Callable[[Run], None] | None, run: Run) -> list[object]:
+    """Runs `on_created(run)` and returns the rows it inserted, so they can be taken back."""
+    if on_created is None:
+        return []
+    added: list[object] = []
+
+    def collect(session: Session, _: object) -> None:
+        # After a flush, session.new still lists the objects that flush inserted.
+        added.extend(session.new)
+
+    event.listen(db, "after_flush", collect)
+    try:
+        on_created(run)
+        db.flush()
+    finally:
+        event.remove(db, "after_flush", collect)
+    return added
+
+
+def _forget(db: Session, settings: Settings, run: Run, created: list[object]) -> None:
+    """Deletes a committed run that was never queued, with the rows on_created added for it
+    (newest first, so rows pointing at others go before them) and its input files."""
+    for row in reversed(created):
+        db.delete(row)
+    db.flush()
+    run_id = run.id
+    db.delete(run)
+    db.commit()
+    _remove_run_folder(settings, run_id)
+
+
+def _remove_run_folder(settings: Settings, run_id: int) -> None:
+    # Only a launch writes here before a worker ran: the generation inputs.
+    shutil.rmtree(settings.data_dir / "runs" / str(run_id), ignore_errors=True)
 
 
 def check_hyperparameters(kind: RunKind, given: dict[str, object]) -> dict[str, object]:
     """The kind's schema applied: unknown keys and bad values refused, defaults filled in."""
     try:
-        params = HYPERPARAMETERS[kind.value].model_validate(given)
+        params = SETTINGS_SCHEMAS[kind.value].model_validate(given)
     except ValidationError as error:
         problem = error.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])

@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict
 from app.models import ModelRole, Run, RunKind, RunMetric, RunStatus, User
 from app.models.base import utcnow
-from app.services import registry
+from app.services import generation, registry
 from app.services.agreement.service import agreement_report
 from app.services.runs.queries import get_run
-from app.services.runs.queueing import enqueue_run
+from app.services.runs.queueing import TRAIN_TASK, BrokerUnreachable, connected_sender
 from app.settings import Settings
 
 FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)
@@ -115,13 +115,15 @@ def complete_run(
     worker_name: str,
     *,
     metrics: dict[str, float],
-    model_dir: Path,
-    role: ModelRole,
+    model_dir: Path | None,
+    role: ModelRole | None,
     settings_used: dict[str, Any],
     stopped: bool,
 ) -> Run | None:
     """A job returned: registered as a model when it ran to the end, or cancelled (keeping its
-    checkpoints) when it stopped because a cancel was asked for."""
+    checkpoints) when it stopped because a cancel was asked for. A generation or score run
+    registers no model: its samples or scores are stored instead (`model_dir` is its output
+    folder), in the same transaction as the run's success."""
     run = db.scalar(select(Run).where(_owned(run_id, worker_name)))
     if run is None:
         db.rollback()
@@ -139,7 +141,15 @@ def complete_run(
     run.finished_at = now
     if stopped:
         run.status = RunStatus.cancelled
+    elif run.kind in generation.SAMPLING_KINDS:
+        assert model_dir is not None
+        recorded = generation.record_output(db, run, model_dir)
+        run.metrics = {**run.metrics, "eval": {**evaluation, **recorded}}
+        run.artifacts = {**run.artifacts, "output_dir": _stored_path(settings, model_dir)}
+        run.status = RunStatus.succeeded
+        run.progress = 1.0
     else:
+        assert model_dir is not None and role is not None
         stored = _stored_path(settings, model_dir)
         model = registry.register_run_output(db, run, stored, role)
         run.output_model_id = model.id
@@ -214,27 +224,47 @@ def request_cancel(db: Session, run_id: int, *, acting: User) -> Run:
 
 def resume_run(db: Session, settings: Settings, run_id: int, *, acting: User) -> Run:
     """A failed or cancelled run queued again; its worker resumes from the newest checkpoint
-    that carries a completion marker."""
+    that carries a completion marker. Raises BrokerUnreachable (503), the run unchanged, when
+    the job queue cannot be reached."""
     run = get_run(db, run_id)
     if run.status not in (RunStatus.failed, RunStatus.cancelled):
         raise Conflict(f"run {run.id} is {run.status.value}; only failed or cancelled runs resume")
     if run.attempts >= run.max_attempts:
         raise Conflict(f"run {run.id} used all its {run.max_attempts} attempts")
-    history = [*run.artifacts.get("previous_errors", [])]
-    if run.error:
-        history.append(run.error)
-    run.status = RunStatus.queued
-    run.cancel_requested = False
-    run.error = None
-    run.traceback = None
-    run.finished_at = None
-    run.artifacts = {
-        **run.artifacts,
-        "previous_errors": history,
-        "resumed_by_id": acting.id,
-    }
-    db.commit()
-    enqueue_run(settings, run.id)
+    # The broker first, so a resume it cannot take changes nothing.
+    with connected_sender(settings) as send:
+        before = {
+            "status": run.status,
+            "cancel_requested": run.cancel_requested,
+            "error": run.error,
+            "traceback": run.traceback,
+            "finished_at": run.finished_at,
+            "artifacts": run.artifacts,
+        }
+        history = [*run.artifacts.get("previous_errors", [])]
+        if run.error:
+            history.append(run.error)
+        run.status = RunStatus.queued
+        run.cancel_requested = False
+        run.error = None
+        run.traceback = None
+        run.finished_at = None
+        run.artifacts = {
+            **run.artifacts,
+            "previous_errors": history,
+            "resumed_by_id": acting.id,
+        }
+        db.commit()
+        try:
+            send(TRAIN_TASK, run.id, None)
+        except BrokerUnreachable:
+            # It went away between the connect and the send: the run is put back as it was
+            # (a queued run no worker hears of would wait for ever). A worker cannot have
+            # claimed it meanwhile: no message reached one.
+            for name, value in before.items():
+                setattr(run, name, value)
+            db.commit()
+            raise
     return run
 
 

@@ -1,0 +1,191 @@
+"""Simulated labelers: scripts that work through queues over the JSON API as a person's client
+does, judging with a `Judge` and writing demonstrations from the world's words.
+
+They see only what a labeler sees (the assignment: prompt, responses by id and content) and
+send only what a labeler sends, so a demo or test that uses them exercises the same routes,
+leases, overlap and idempotent retries as real labeling. The http client is passed in: FastAPI's
+TestClient in tests, an httpx.Client on a live server in the demo."""
+
+from __future__ import annotations
+
+import random
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from app.simulation.judge import Judge, demonstration
+from app.simulation.world import topic_of
+
+API = "/api/v1"
+
+
+class LabelerError(RuntimeError):
+    """The API refused a request for a reason retrying will not fix (a 4xx answer)."""
+
+
+@dataclass(frozen=True)
+class WorkSummary:
+    submitted: int = 0
+    skipped: int = 0
+    retries: int = 0  # submit attempts repeated after a lost answer or a server error
+
+
+@dataclass(frozen=True)
+class LabelerAccount:
+    user_id: int
+    username: str
+    token: str
+
+
+class SimulatedLabeler:
+    """One labeler with a taste (`judge`) and a writing habit (`helpful_share` of its
+    demonstrations are helpful), holding an API token."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        token: str,
+        judge: Judge,
+        *,
+        helpful_share: float = 0.5,
+        seed: int = 0,
+        max_retries: int = 3,
+    ) -> None:
+        if max_retries < 0:
+            raise ValueError("max_retries is 0 or more")
+        if not 0 <= helpful_share <= 1:
+            raise ValueError(f"helpful_share is a probability; got {helpful_share}")
+        self.http = http
+        self.judge = judge
+        self.helpful_share = helpful_share
+        self.max_retries = max_retries
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._rng = random.Random(seed)
+
+    def queues(self) -> list[dict[str, Any]]:
+        """The queues this labeler may work on now, as GET /me/queues lists them."""
+        return _json(self.http.get(f"{API}/me/queues", headers=self._headers))
+
+    def work(self, queue_id: int, limit: int | None = None) -> WorkSummary:
+        """Works through a queue until it has no task left for this labeler (or `limit`
+        assignments are done): first the assignments it still holds there, then new leases."""
+        submitted = skipped = retries = 0
+        held = _json(
+            self.http.get(
+                f"{API}/assignments", params={"queue_id": queue_id}, headers=self._headers
+            )
+        )
+        while limit is None or submitted + skipped < limit:
+            if held:
+                assignment = held.pop(0)
+            else:
+                leased = _json(
+                    self.http.post(f"{API}/queues/{queue_id}/lease", headers=self._headers)
+                )
+                if leased["assignment"] is None:
+                    break
+                assignment = leased["assignment"]
+            body = self._label(assignment)
+            if body is None:
+                self._skip(assignment)
+                skipped += 1
+                continue
+            retries += self._submit(assignment, body)
+            submitted += 1
+        return WorkSummary(submitted=submitted, skipped=skipped, retries=retries)
+
+    def _label(self, assignment: dict[str, Any]) -> dict[str, Any] | None:
+        """The label this labeler gives an assignment, or None when it cannot judge it."""
+        if assignment["kind"] == "comparison":
+            responses = assignment["responses"]
+            if len(responses) < 2:
+                return None
+            verdict = self.judge.judge([response["content"] for response in responses])
+            items = [
+                {"response_id": response["id"], "score": score, "rank": rank}
+                for response, score, rank in zip(
+                    responses, verdict.scores, verdict.ranks, strict=True
+                )
+            ]
+            return {"items": items}
+        prompt = _last_user_turn(assignment["prompt_messages"])
+        if prompt is None or topic_of(prompt) is None:
+            return None
+        text = demonstration(prompt, self._rng, self.helpful_share)
+        return {"messages": [{"role": "assistant", "content": text}]}
+
+    def _skip(self, assignment: dict[str, Any]) -> None:
+        broken = assignment["kind"] == "comparison"
+        reason = "broken_task" if broken else "lacks_expertise"
+        _json(
+            self.http.post(
+                f"{API}/assignments/{assignment['id']}/skip",
+                json={"reason": reason},
+                headers=self._headers,
+            )
+        )
+
+    def _submit(self, assignment: dict[str, Any], body: dict[str, Any]) -> int:
+        """Sends the label, repeating it with the same idempotency key after a lost answer or
+        a server error, so the server keeps one label however many attempts reach it. Returns
+        the number of repeats."""
+        url = f"{API}/assignments/{assignment['id']}/{assignment['kind']}"
+        body = {**body, "idempotency_key": uuid.uuid4().hex}
+        attempt = 0
+        while True:
+            try:
+                answer = self.http.post(url, json=body, headers=self._headers)
+            except httpx.TransportError:
+                if attempt == self.max_retries:
+                    raise
+            else:
+                if answer.status_code < 500 or attempt == self.max_retries:
+                    _json(answer)
+                    return attempt
+            attempt += 1
+
+
+def create_labeler_accounts(
+    http: httpx.Client, admin_token: str, usernames: list[str], *, token_name: str = "simulation"
+) -> list[LabelerAccount]:
+    """Creates a labeler account per username and an API token for each, through the JSON
+    API as an admin and then the labeler would: POST /users with a password nobody keeps,
+    then POST /auth/token with it. A taken username is an error (LabelerError)."""
+    accounts = []
+    for username in usernames:
+        password = secrets.token_urlsafe(24)
+        created = _json(
+            http.post(
+                f"{API}/users",
+                json={"username": username, "role": "labeler", "password": password},
+                headers={"Authorization": f"Bearer {admin_token}"},
+            )
+        )
+        token = _json(
+            http.post(
+                f"{API}/auth/token",
+                json={"username": username, "password": password, "token_name": token_name},
+            )
+        )
+        accounts.append(LabelerAccount(created["user"]["id"], username, token["token"]))
+    return accounts
+
+
+def _last_user_turn(messages: list[dict[str, str]]) -> str | None:
+    users = [message["content"] for message in messages if message["role"] == "user"]
+    return users[-1] if users else None
+
+
+def _json(answer: httpx.Response) -> Any:
+    if answer.status_code >= 400:
+        try:
+            message = answer.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = answer.text
+        raise LabelerError(
+            f"{answer.request.method} {answer.request.url.path} -> {answer.status_code}: {message}"
+        )
+    return answer.json()

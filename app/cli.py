@@ -12,8 +12,10 @@ from typing import Annotated
 import typer
 
 from app import migrate
-from app.commands import datasets, fail, session, training
+from app.commands import datasets, fail, generation, session, training
 from app.models import Role
+from app.observability.logging import configure_logging
+from app.observability.metrics import prepare_multiprocess_dir
 from app.schemas.users import TokenCreate, UserCreate, UserOut, UserUpdate
 from app.services import auth, users
 from app.settings import get_settings
@@ -33,6 +35,7 @@ cli.add_typer(users_cli, name="users")
 cli.add_typer(tokens_cli, name="tokens")
 datasets.register(cli)
 training.register(cli)
+generation.register(cli)
 
 EMBEDDED_WORKER_FLAGS = ["--without-mingle", "--without-gossip", "--without-heartbeat"]
 
@@ -101,8 +104,10 @@ def up(
     # uvicorn re-raises the SIGTERM it caught once it has shut down; with the default handler
     # that would kill this process before it stops the worker, so SIGTERM just returns here.
     signal.signal(signal.SIGTERM, lambda *_: None)
+    configure_logging(settings)
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        # log_config=None: the logging configured above (text or JSON, with request ids).
+        uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
     finally:
         if process is not None:
             _stop(process)
@@ -150,8 +155,18 @@ def web(
     import uvicorn
 
     _prepare()
+    if workers > 1:
+        # Each process counts its own requests into files here; a scrape adds them up.
+        prepare_multiprocess_dir(get_settings().prometheus_dir)
+    # log_config=None: app.asgi configures logging (text or JSON, with request ids) itself.
     uvicorn.run(
-        "app.asgi:app", host=host, port=port, workers=workers, log_level="info", factory=False
+        "app.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        factory=False,
     )
 
 
@@ -167,6 +182,7 @@ def run_worker(
     from worker.celery_app import get_celery_app
 
     settings = get_settings()
+    configure_logging(settings)
     argv = [
         "worker",
         f"--queues={queues}",

@@ -81,6 +81,8 @@ def get_web_login(request: Request, db: SessionDep) -> tuple[UserSession, User] 
     found = auth.resolve_session(db, token)
     if found is not None:
         request.state.csrf_token = found[0].csrf_token
+        # For the access log line (app/observability/middleware.py).
+        request.state.user_id = found[1].id
     return found
 
 
@@ -134,6 +136,7 @@ def get_api_user(request: Request, db: SessionDep) -> User:
         raise AuthenticationFailed(
             "the API token is unknown, revoked, expired or its user inactive"
         )
+    request.state.user_id = user.id
     return user
 
 

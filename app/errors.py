@@ -58,3 +58,19 @@ class RateLimited(DomainError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ServiceUnavailable(DomainError):
+    """A service Smiley depends on (the database, the job queue) cannot be reached right now;
+    nothing was recorded and the same request may be sent again later."""
+
+    code = "service_unavailable"
+    status_code = 503
+
+
+class DiskFull(DomainError):
+    """The data folder's disk ran out of space while writing; what was half-written is removed
+    before this is raised."""
+
+    code = "disk_full"
+    status_code = 507

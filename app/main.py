@@ -11,14 +11,17 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import api, web
+from app import api, unavailable, web
 from app.api import errors as api_errors
-from app.api import health
+from app.api import health, metrics
 from app.db import get_engine, session_factory
 from app.deps import LoginRequired, PasswordChangeRequired
 from app.errors import DomainError
+from app.observability.metrics import HttpMetrics
+from app.observability.middleware import RequestContextMiddleware
 from app.settings import Settings, get_settings
 from app.web import errors as web_errors
+from app.web.body_limit import BodyLimitMiddleware
 from app.web.security_headers import SECURITY_HEADERS, SecurityHeadersMiddleware, swagger_ui
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -49,28 +52,38 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.sessions = session_factory(engine)
     app.state.read_sessions = session_factory(engine, read_only=True)
 
+    app.state.http_metrics = HttpMetrics()
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(api.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_route(DOCS_URL, swagger_ui, methods=["GET"], include_in_schema=False)
+    # Inside the security headers, so its 413 and 431 answers carry them too.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
+    # Added last, so outermost of ours: its request id covers every other middleware's logs.
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.http_metrics)
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, error: Exception) -> Response:
         # Starlette answers these from its outermost middleware, outside the one that adds the
-        # security headers, so they are set here. The error is still raised on, and logged.
+        # security headers, so they are set here, with the request id (that middleware is
+        # outside this answer too). The error is still raised on, and logged.
+        headers = dict(SECURITY_HEADERS)
+        if request_id := getattr(request.state, "request_id", None):
+            headers["X-Request-ID"] = request_id
         if _is_api(request):
             return api_errors.JSONResponse(
                 api_errors.error_body("internal_error", "something went wrong on our side"),
                 status_code=500,
-                headers=SECURITY_HEADERS,
+                headers=headers,
             )
         return PlainTextResponse(
             "Something went wrong on our side. Your last change may not have been saved; "
             "go back and try again.",
             status_code=500,
-            headers=SECURITY_HEADERS,
+            headers=headers,
         )
 
     @app.exception_handler(DomainError)
@@ -101,6 +114,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         page_error = DomainError(str(error.detail))
         page_error.status_code = error.status_code
         return web_errors.domain_error_page(request, page_error)
+
+    # Database connection loss: 503, before the catch-all's 500.
+    unavailable.register(app)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, _: LoginRequired) -> Response:

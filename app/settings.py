@@ -6,6 +6,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,9 +73,37 @@ class Settings(BaseSettings):
         description="The admin's import folder: datasets named by path are read from here "
         "only. Imports by name are refused while it is not set.",
     )
+    max_request_bytes: int = Field(
+        default=16 * 1024**2,
+        ge=1024,
+        description="The largest request body accepted, except dataset uploads "
+        "(SMILEY_MAX_UPLOAD_BYTES).",
+    )
     max_upload_bytes: int = Field(
         default=2 * 1024**3, ge=1, description="The largest dataset file accepted as an upload."
     )
+
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines as text for a terminal, or one JSON object a line for a server's "
+        "log collector.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="The least severe log records written."
+    )
+    # Off in tests that share one database, whose rows the recorder's own connection would
+    # commit outside each test's rolled-back transaction.
+    task_events_record: bool = True
+    task_events_keep: int = Field(
+        default=10_000,
+        ge=100,
+        description="How many of the newest Celery task events the task events table keeps.",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("data_dir")
     @classmethod
@@ -98,6 +127,11 @@ class Settings(BaseSettings):
     @property
     def uses_embedded_broker(self) -> bool:
         return self.broker_url.startswith("filesystem://")
+
+    @property
+    def prometheus_dir(self) -> Path:
+        """Where web processes share metric files when `smiley web --workers` runs several."""
+        return self.data_dir / "prometheus"
 
     @property
     def broker_dir(self) -> Path:

@@ -121,6 +121,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         data_dir=tmp_path / "data",
         database_url=database_url,
         secret_key="test-secret-key-" + "x" * 32,
+        task_events_record=False,
     )
 
 

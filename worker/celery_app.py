@@ -4,19 +4,40 @@ queue for light jobs. Job state lives in the database; messages only carry ids."
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from celery import Celery
 from kombu import Queue
 
 from app.settings import Settings, get_settings
+from worker import events
 
 GPU_QUEUE = "gpu"
 DEFAULT_QUEUE = "default"
 
 
+class SmileyCelery(Celery):
+    """A Celery app that knows its Smiley settings, so the `sent` task event is recorded in
+    the database of the settings that sent it (worker/events.py)."""
+
+    def __init__(self, settings: Settings, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.smiley_settings = settings
+
+    def send_task(self, *args: Any, **kwargs: Any) -> Any:
+        token = events.sending_settings.set(self.smiley_settings)
+        try:
+            return super().send_task(*args, **kwargs)
+        finally:
+            events.sending_settings.reset(token)
+
+
 def make_celery(settings: Settings) -> Celery:
-    app = Celery(
-        "smiley", broker=settings.broker_url, include=["worker.tasks", "worker.jobs.datasets"]
+    app = SmileyCelery(
+        settings,
+        "smiley",
+        broker=settings.broker_url,
+        include=["worker.tasks", "worker.jobs.datasets"],
     )
     app.conf.update(
         task_queues=[Queue(DEFAULT_QUEUE), Queue(GPU_QUEUE)],

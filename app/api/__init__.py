@@ -8,17 +8,23 @@ from app.api import (
     dashboard,
     datasets,
     demographics,
+    evaluations,
     guidelines,
     labeling,
+    loop_audit,
     projects,
     prompts,
     queues,
     runs,
+    task_events,
     users,
 )
+from app.api.errors import STANDARD_ERRORS
 from app.deps import ids_in_range
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(ids_in_range)])
+router = APIRouter(
+    prefix="/api/v1", dependencies=[Depends(ids_in_range)], responses=STANDARD_ERRORS
+)
 router.include_router(auth.router)
 router.include_router(users.router)
 router.include_router(projects.router)
@@ -31,3 +37,6 @@ router.include_router(dashboard.router)
 router.include_router(demographics.router)
 router.include_router(datasets.router)
 router.include_router(runs.router)
+router.include_router(task_events.router)
+router.include_router(evaluations.router)
+router.include_router(loop_audit.router)

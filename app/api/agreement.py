@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from app.api.errors import STANDARD_ERRORS
 from app.deps import ApiAdmin, ApiStaff, SessionDep
 from app.schemas.agreement import AgreementReport, TaskConsensus
 from app.services.agreement import service
 
-router = APIRouter(tags=["agreement"])
+router = APIRouter(responses=STANDARD_ERRORS, tags=["agreement"])
 
 
 @router.get("/projects/{project_id}/agreement", response_model=AgreementReport)

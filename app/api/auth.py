@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
+from app.api.errors import STANDARD_ERRORS, documented
 from app.deps import ApiUser, SessionDep, SettingsDep, client_ip
 from app.errors import PermissionDenied
 from app.schemas.users import (
@@ -16,7 +17,7 @@ from app.schemas.users import (
 )
 from app.services import auth, users
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(responses=STANDARD_ERRORS, tags=["auth"])
 
 
 @router.get("/me", response_model=UserOut)
@@ -31,7 +32,13 @@ def change_password(
     users.change_password(db, settings, user, data, client_ip=client_ip(request))
 
 
-@router.post("/auth/token", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/auth/token",
+    response_model=TokenCreated,
+    status_code=status.HTTP_201_CREATED,
+    # Too many wrong passwords for this name or address answer 429 with Retry-After.
+    responses=documented(429),
+)
 def token_for_password(
     data: TokenLoginRequest, request: Request, db: SessionDep, settings: SettingsDep
 ) -> TokenCreated:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from app.api.errors import STANDARD_ERRORS
 from app.deps import ApiAdmin, ApiStaff, SessionDep
 from app.schemas.dashboard import ProjectDashboard
 from app.services import dashboard
@@ -14,7 +15,7 @@ from app.services.agreement.service import agreement_over_time
 from app.services.dashboard import exports
 from app.services.prompts import get_project_checked
 
-router = APIRouter(tags=["dashboard"])
+router = APIRouter(responses=STANDARD_ERRORS, tags=["dashboard"])
 
 CSV = {200: {"content": {"text/csv": {}}, "description": "The table as CSV."}}
 

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from app.api.errors import STANDARD_ERRORS, documented
 from app.deps import ApiStaff, SessionDep, SettingsDep, read_only
 from app.errors import InvalidInput
 from app.schemas.dataset_jobs import DatasetJobOut, ImportJobCreate, SnapshotPreview
@@ -21,7 +22,7 @@ from app.services import dataset_jobs, snapshots
 from app.services.dataset_jobs import SNAPSHOT_FILES, UploadTooLarge
 from app.services.prompts import get_project_checked
 
-router = APIRouter(tags=["datasets"])
+router = APIRouter(responses=STANDARD_ERRORS, tags=["datasets"])
 
 JobLimit = Annotated[int, Query(ge=1, le=dataset_jobs.MAX_LISTED)]
 # What a multipart body may carry beside the file itself (boundaries, headers, form fields).
@@ -66,6 +67,8 @@ def _parsed(value: Any) -> ImportJobCreate:
     response_model=DatasetJobOut,
     status_code=status.HTTP_202_ACCEPTED,
     openapi_extra=IMPORT_BODY,
+    # An uploaded file past the configured size is refused whole.
+    responses=documented(413),
 )
 async def start_import(
     project_id: int, request: Request, db: SessionDep, settings: SettingsDep, staff: ApiStaff

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.api.errors import STANDARD_ERRORS
 from app.deps import ApiAdmin, SessionDep
 from app.schemas.demographics import DemographicsSummary
 from app.services import demographics
 
-router = APIRouter(prefix="/demographics", tags=["demographics"])
+router = APIRouter(responses=STANDARD_ERRORS, prefix="/demographics", tags=["demographics"])
 
 
 @router.get("", response_model=DemographicsSummary)

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 from app.errors import AuthenticationFailed, DomainError, RateLimited
 
@@ -52,3 +53,43 @@ def validation_error_response(_: Request, error: RequestValidationError) -> JSON
     return JSONResponse(
         error_body("invalid_request", message, field=field, problems=problems), status_code=422
     )
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong; invalid requests also list each problem in `problems`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+    field: str | None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the API: {"error": {"code", "message", "field"}}."""
+
+    error: ErrorDetail
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for error statuses a route can answer, in the shape above."""
+    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
+_DESCRIPTIONS = {
+    400: "The request cannot be carried out as asked",
+    401: "No valid API token",
+    403: "The caller's role may not do this",
+    404: "No such object",
+    409: "Conflicts with the current state",
+    413: "The request body or upload is too large",
+    422: "The request is invalid",
+    429: "Too many attempts; retry later",
+    503: "A service this needs is unavailable",
+}
+# What any route can answer: a body that is not JSON (400), the token check, the caller's role,
+# ids that name nothing, a state that forbids the change (409), and request validation (which
+# replaces FastAPI's default 422 body, not the shape we send).
+# Any route can also meet a body past the size limit (413) or a database that cannot be reached
+# (503).
+STANDARD_ERRORS = documented(400, 401, 403, 404, 409, 413, 422, 503)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from app.api.errors import STANDARD_ERRORS
 from app.deps import ApiAdmin, ApiUser, SessionDep
 from app.errors import NotFound
 from app.schemas.guidelines import (
@@ -16,7 +17,9 @@ from app.schemas.guidelines import (
 )
 from app.services import guidelines
 
-router = APIRouter(prefix="/projects/{project_id}/guidelines", tags=["guidelines"])
+router = APIRouter(
+    responses=STANDARD_ERRORS, prefix="/projects/{project_id}/guidelines", tags=["guidelines"]
+)
 
 
 @router.get("", response_model=list[GuidelineVersionSummary])

@@ -7,9 +7,11 @@ first submission back (replayed: true), never a second label."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
 
-from app.deps import ApiAdmin, ApiUser, SessionDep
+from fastapi import APIRouter, Query, status
+
+from app.deps import MAX_ID, ApiAdmin, ApiUser, SessionDep
 from app.errors import NotFound
 from app.models import Assignment, User
 from app.schemas.labeling import (
@@ -110,7 +112,10 @@ def lease(queue_id: int, db: SessionDep, user: ApiUser) -> LeaseResult:
 
 @router.get("/assignments", response_model=list[AssignmentOut])
 def my_assignments(
-    db: SessionDep, user: ApiUser, queue_id: int | None = None
+    db: SessionDep,
+    user: ApiUser,
+    # Bounded: a larger id names nothing, and PostgreSQL would overflow comparing it (a 500).
+    queue_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> list[AssignmentOut]:
     return [_out(db, found) for found in assignments.active_assignments(db, user, queue_id)]
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from app.api.errors import STANDARD_ERRORS
 from app.deps import ApiAdmin, ApiUser, SessionDep
 from app.schemas.projects import ProjectCreate, ProjectOut, ProjectUpdate
 from app.services import projects
 
-router = APIRouter(prefix="/projects", tags=["projects"])
+router = APIRouter(responses=STANDARD_ERRORS, prefix="/projects", tags=["projects"])
 
 
 @router.get("", response_model=list[ProjectOut])

@@ -6,12 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from app.api.errors import STANDARD_ERRORS
 from app.deps import ApiStaff, SessionDep
 from app.schemas.prompts import PromptCreate, PromptOut, PromptPage, ResponseCreate, ResponseOut
 from app.services import prompts
 from app.services.prompts import MAX_ID
 
-router = APIRouter(tags=["prompts"])
+router = APIRouter(responses=STANDARD_ERRORS, tags=["prompts"])
 
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=MAX_ID)]

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from sqlalchemy.orm import Session
 
+from app.api.errors import STANDARD_ERRORS
 from app.deps import ApiAdmin, ApiStaff, SessionDep
 from app.models import Queue, Task
 from app.schemas.queues import (
@@ -23,7 +24,7 @@ from app.schemas.queues import (
 from app.services import queues, tasks
 from app.services.prompts import MAX_ID
 
-router = APIRouter(tags=["queues"])
+router = APIRouter(responses=STANDARD_ERRORS, tags=["queues"])
 
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=MAX_ID)]

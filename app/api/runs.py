@@ -3,9 +3,11 @@ Staff only (admins and researchers)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
 
-from app.deps import ApiStaff, SessionDep, SettingsDep
+from fastapi import APIRouter, Query, status
+
+from app.deps import MAX_ID, ApiStaff, SessionDep, SettingsDep
 from app.schemas.training import (
     ModelNode,
     ModelOut,
@@ -41,7 +43,11 @@ def get_run(run_id: int, db: SessionDep, _: ApiStaff) -> RunOut:
 
 @router.get("/runs/{run_id}/metrics", response_model=list[RunMetricOut])
 def run_metrics(
-    run_id: int, db: SessionDep, _: ApiStaff, after_step: int = -1
+    run_id: int,
+    db: SessionDep,
+    _: ApiStaff,
+    # Bounded like ids: PostgreSQL would overflow comparing a larger number (a 500).
+    after_step: Annotated[int, Query(ge=-1, le=MAX_ID)] = -1,
 ) -> list[RunMetricOut]:
     """The logged rows in step order; pass the last step you have as `after_step` to follow."""
     return [

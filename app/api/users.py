@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from app.api.errors import STANDARD_ERRORS
 from app.deps import ApiAdmin, SessionDep
 from app.schemas.users import PasswordReset, UserCreate, UserCreated, UserOut, UserUpdate
 from app.services import users
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(responses=STANDARD_ERRORS, prefix="/users", tags=["users"])
 
 
 @router.get("", response_model=list[UserOut])

@@ -24,8 +24,10 @@ from app.models import (
     DatasetJob,
     DatasetJobKind,
     Draft,
+    Evaluation,
     GuidelineVersion,
     Model,
+    ModelRole,
     Project,
     QueueKind,
     Role,
@@ -74,6 +76,7 @@ class Call:
 
 
 ADMIN_ONLY: dict[Endpoint, Call] = {
+    ("GET", f"{API}/admin/task-events"): Call(200),
     ("GET", f"{API}/users"): Call(200),
     ("POST", f"{API}/users"): Call(201, {"username": "newcomer"}),
     ("GET", f"{API}/users/{{user_id}}"): Call(200),
@@ -170,6 +173,29 @@ STAFF: dict[Endpoint, Call] = {
         201, {"name": "registered again", "path": "models/base"}
     ),
     ("GET", f"{API}/models/{{model_id}}"): Call(200),
+    # The loop: side-by-side evaluations, rounds, the reward model audit, lineage.
+    ("POST", f"{API}/projects/{{project_id}}/evaluations"): Call(
+        202,
+        lambda ids: {
+            "model_a_id": ids["model_id"],
+            "model_b_id": ids["other_policy_id"],
+            "prompt_ids": [ids["prompt_id"]],
+        },
+    ),
+    ("GET", f"{API}/projects/{{project_id}}/evaluations"): Call(200),
+    ("GET", f"{API}/evaluations/{{evaluation_id}}"): Call(200),
+    ("GET", f"{API}/projects/{{project_id}}/rounds"): Call(200),
+    ("GET", f"{API}/models/{{model_id}}/audit"): Call(200, ids={"model_id": "reward_model_id"}),
+    ("POST", f"{API}/models/{{model_id}}/audit/requeue"): Call(
+        200, lambda ids: {"queue_id": ids["queue_id"]}, ids={"model_id": "reward_model_id"}
+    ),
+    # No judged responses in ids_for: refused on content, after the role check.
+    ("POST", f"{API}/models/{{model_id}}/audit/score"): Call(
+        422, ids={"model_id": "reward_model_id"}
+    ),
+    ("GET", f"{API}/responses/{{response_id}}/lineage"): Call(
+        200, ids={"response_id": "prompt_response_a"}
+    ),
 }
 # A labeler's own work. Leasing is for labelers alone; the assignment routes are open to
 # everyone signed in but act only on the caller's own assignments (another's is a 404).
@@ -317,13 +343,27 @@ def dataset_rows(db: Session, settings: Settings, project: Project, admin: User)
 
 @pytest.fixture(autouse=True)
 def training_rows(db: Session, settings: Settings, project: Project) -> None:
-    """A registered model, an SFT snapshot, a queued run and a failed one, for the run routes."""
+    """A registered model, an SFT snapshot, a queued run and a failed one, for the run routes;
+    a second policy, a reward model and an evaluation of one policy against the other, for
+    the loop's routes."""
     base = make_model(db, settings, "base")
     snapshot = make_snapshot(db, settings, project, SnapshotKind.sft)
     make_run(db, project, base, snapshot)
     failed = make_run(db, project, base, snapshot)
     failed.status = RunStatus.failed
     failed.attempts = 1
+    other = make_model(db, settings, "other-policy")
+    make_model(db, settings, "rm", ModelRole.reward, base=base, project=project)
+    queue = make_queue(db, project, QueueKind.comparison, name="Evaluation 1: other vs base")
+    db.add(
+        Evaluation(
+            project_id=project.id,
+            name="other vs base",
+            model_a_id=other.id,
+            model_b_id=base.id,
+            queue_id=queue.id,
+        )
+    )
     db.commit()
 
 
@@ -395,6 +435,9 @@ def ids_for(caller: User, db: Session, victim: User, project: Project) -> Ids:
         select(Run.id).where(Run.project_id == project.id).order_by(Run.id)
     ).all()
     model_id = db.scalar(select(Model.id).where(Model.name == "base"))
+    other_policy_id = db.scalar(select(Model.id).where(Model.name == "other-policy"))
+    reward_model_id = db.scalar(select(Model.id).where(Model.name == "rm"))
+    evaluation_id = db.scalar(select(Evaluation.id).where(Evaluation.project_id == project.id))
     job_id = db.scalar(select(DatasetJob.id).where(DatasetJob.project_id == project.id))
     assert snapshot_id is not None and job_id is not None
     return {
@@ -419,6 +462,9 @@ def ids_for(caller: User, db: Session, victim: User, project: Project) -> Ids:
         "run_id": run_id,
         "failed_run_id": failed_run_id,
         "model_id": model_id,
+        "other_policy_id": other_policy_id,
+        "reward_model_id": reward_model_id,
+        "evaluation_id": evaluation_id,
         "name": "train.jsonl",  # type: ignore[dict-item]  # a snapshot's file, not an id
     }
 
@@ -755,10 +801,14 @@ def test_openapi_lists_every_api_route_and_no_page(app: FastAPI, client: TestCli
         "/api/v1/auth/token",
         "/api/v1/dataset-jobs/{dataset_job_id}",
         "/api/v1/demographics",
+        "/api/v1/evaluations/{evaluation_id}",
         "/api/v1/me",
         "/api/v1/me/password",
         "/api/v1/me/queues",
         "/api/v1/models/{model_id}",
+        "/api/v1/models/{model_id}/audit",
+        "/api/v1/models/{model_id}/audit/requeue",
+        "/api/v1/models/{model_id}/audit/score",
         "/api/v1/projects",
         "/api/v1/projects/{project_id}",
         "/api/v1/projects/{project_id}/agreement",
@@ -771,6 +821,7 @@ def test_openapi_lists_every_api_route_and_no_page(app: FastAPI, client: TestCli
         "/api/v1/projects/{project_id}/dashboard/labelers.csv",
         "/api/v1/projects/{project_id}/dashboard/queues.csv",
         "/api/v1/projects/{project_id}/dataset-jobs",
+        "/api/v1/projects/{project_id}/evaluations",
         "/api/v1/projects/{project_id}/exports/kto",
         "/api/v1/projects/{project_id}/exports/raw",
         "/api/v1/projects/{project_id}/guideline/read",
@@ -785,6 +836,7 @@ def test_openapi_lists_every_api_route_and_no_page(app: FastAPI, client: TestCli
         "/api/v1/projects/{project_id}/models/tree",
         "/api/v1/projects/{project_id}/prompts",
         "/api/v1/projects/{project_id}/queues",
+        "/api/v1/projects/{project_id}/rounds",
         "/api/v1/projects/{project_id}/runs",
         "/api/v1/projects/{project_id}/snapshots",
         "/api/v1/prompts/{prompt_id}",
@@ -797,6 +849,7 @@ def test_openapi_lists_every_api_route_and_no_page(app: FastAPI, client: TestCli
         "/api/v1/queues/{queue_id}/requeue-superseded",
         "/api/v1/queues/{queue_id}/resume",
         "/api/v1/queues/{queue_id}/tasks",
+        "/api/v1/responses/{response_id}/lineage",
         "/api/v1/runs/{run_id}",
         "/api/v1/runs/{run_id}/cancel",
         "/api/v1/runs/{run_id}/metrics",

@@ -20,6 +20,7 @@ from app.schemas.dataset_jobs import ImportJobCreate
 from app.schemas.snapshots import SnapshotCreate
 from app.services.imports import resolve_import_path
 from app.services.prompts import get_project_checked, storable_id
+from app.services.runs.queueing import BrokerUnreachable, connected_sender
 from app.services.snapshots import get_snapshot
 from app.services.snapshots.filters import check_filters
 from app.settings import Settings
@@ -184,7 +185,12 @@ def _commit_and_enqueue(
         # The row says what happened (job state lives in the database), and the caller gets
         # the failed job back rather than a job that waits for ever.
         job.status = DatasetJobStatus.failed
-        job.error = f"could not queue the job: {type(error).__name__}: {error}"
+        job.error = (
+            "could not queue the job: the job queue (broker) is unreachable; start it again "
+            "once the broker is back"
+            if isinstance(error, BrokerUnreachable)
+            else f"could not queue the job: {type(error).__name__}: {error}"
+        )
         job.finished_at = utcnow()
         db.commit()
         remove_upload(settings, job.upload_path)
@@ -192,14 +198,12 @@ def _commit_and_enqueue(
 
 
 def send_to_worker(settings: Settings, job_id: int) -> None:
-    """The job's id on the `default` queue of the settings' broker."""
-    from worker.celery_app import DEFAULT_QUEUE, make_celery
+    """The job's id on the `default` queue of the settings' broker; raises BrokerUnreachable
+    within seconds (no publish retries) when the broker is down."""
+    from worker.celery_app import DEFAULT_QUEUE
 
-    celery = make_celery(settings)
-    try:
-        celery.send_task(TASK_NAME, args=[job_id], queue=DEFAULT_QUEUE)
-    finally:
-        celery.close()
+    with connected_sender(settings) as send:
+        send(TASK_NAME, job_id, DEFAULT_QUEUE)
 
 
 def remove_upload(settings: Settings, upload_path: str | None) -> None:

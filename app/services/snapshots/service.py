@@ -8,11 +8,13 @@ There is no update: a changed selection is a new snapshot that supersedes the ol
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import secrets
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import pyarrow as pa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, DiskFull, InvalidInput, NotFound
 from app.models import Snapshot, SnapshotKind, User
 from app.schemas.snapshots import ExportOut, SnapshotCreate, SnapshotFilters
 from app.services.snapshots import formats
@@ -52,6 +54,28 @@ SELECTIONS: dict[str, tuple[pa.Schema, Rows]] = {
 MAX_PREVIEW = 1000
 # Told the rows written so far, after every chunk (a background job shows it as progress).
 Progress = Callable[[int], None]
+
+
+def _is_disk_full(error: BaseException) -> bool:
+    if not isinstance(error, OSError):
+        return False
+    # pyarrow's writers raise an OSError without an errno, naming the cause in the message.
+    return error.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(error)
+
+
+@contextmanager
+def _disk_full_explained(what: str) -> Iterator[None]:
+    """A full disk as a sentence instead of an OSError traceback; callers remove what they
+    half-wrote before this reaches the user (the `finally`/`except` blocks inside)."""
+    try:
+        yield
+    except OSError as error:
+        if not _is_disk_full(error):
+            raise
+        raise DiskFull(
+            f"the disk holding the data folder is full (no space left on device) while writing "
+            f"{what}; nothing was kept: free some space and try again"
+        ) from error
 
 
 def _selection(data: SnapshotCreate) -> str:
@@ -169,7 +193,8 @@ def create_snapshot(
     progress: Progress | None = None,
 ) -> Snapshot:
     """Select, split and write the rows, then store the snapshot (see the module docstring)."""
-    return _create(db, settings, project_id, data, acting, progress=progress)
+    with _disk_full_explained("the snapshot"):
+        return _create(db, settings, project_id, data, acting, progress=progress)
 
 
 def supersede_snapshot(
@@ -189,7 +214,10 @@ def supersede_snapshot(
         raise InvalidInput(
             f"a {old.kind.value} snapshot can only be superseded by another", field="kind"
         )
-    return _create(db, settings, old.project_id, data, acting, supersedes=old, progress=progress)
+    with _disk_full_explained("the snapshot"):
+        return _create(
+            db, settings, old.project_id, data, acting, supersedes=old, progress=progress
+        )
 
 
 def get_snapshot(db: Session, snapshot_id: int) -> Snapshot:
@@ -234,6 +262,13 @@ def export_judgements(
     if kind not in ("raw", "kto"):
         raise InvalidInput("kind must be raw or kto", field="kind")
     check_filters(db, project_id, filters, kind)
+    with _disk_full_explained("the export"):
+        return _export(db, settings, project_id, kind, filters)
+
+
+def _export(
+    db: Session, settings: Settings, project_id: int, kind: str, filters: SnapshotFilters
+) -> ExportOut:
     partial, counts, digest = _write_partial(db, settings, project_id, kind, filters)
     relative = f"exports/project-{project_id}-{kind}-{digest[:16]}"
     target = settings.data_dir / relative

@@ -64,10 +64,23 @@ class SplitWriter:
         self.rows += table.num_rows
 
     def close(self) -> None:
-        self._jsonl.close()
-        self._parquet.close()
-        self._arrow.close()
-        self._arrow_sink.close()
+        _close_all(
+            (self._jsonl.close, self._parquet.close, self._arrow.close, self._arrow_sink.close)
+        )
+
+
+def _close_all(closers: Iterable[Callable[[], object]]) -> None:
+    """Calls every closer even when one fails, then raises the first failure. A full disk fails
+    the flush on close; a handle left open would hold the space of the file deleted after it
+    (the snapshot's cleanup) until the error's traceback was garbage-collected."""
+    first: BaseException | None = None
+    for close in closers:
+        try:
+            close()
+        except Exception as error:
+            first = first or error
+    if first is not None:
+        raise first
 
 
 class SnapshotWriter:
@@ -105,8 +118,7 @@ class SnapshotWriter:
                     self._wait()
         finally:
             self._thread.shutdown(wait=True)
-            for writer in self._splits.values():
-                writer.close()
+            _close_all(writer.close for writer in self._splits.values())
 
     def write(self, chunk: Chunk) -> None:
         if chunk.table.schema != self.schema:

@@ -1,0 +1,45 @@
+"""GET /metrics: the Prometheus text exposition, for admins only (an admin API token, as
+Prometheus sends with `authorization: {credentials: <token>}`, or an admin's browser session)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from app.deps import SESSION_COOKIE, SessionDep, SettingsDep, get_api_user, read_only
+from app.errors import AuthenticationFailed, PermissionDenied
+from app.models import Role, User
+from app.observability.metrics import exposition
+from app.services import auth
+
+router = APIRouter(include_in_schema=False)
+
+
+def metrics_reader(request: Request, db: SessionDep) -> User:
+    """A token when one is sent (a wrong token is refused, not tried as a cookie); otherwise
+    the browser session. Either way the user must be an admin."""
+    if request.headers.get("authorization"):
+        user = get_api_user(request, db)
+    else:
+        found = auth.resolve_session(db, request.cookies.get(SESSION_COOKIE) or "")
+        if found is None:
+            raise AuthenticationFailed("log in as an admin or send an admin's API token")
+        user = found[1]
+    if user.role != Role.admin:
+        raise PermissionDenied("metrics need the admin role")
+    return user
+
+
+@router.get("/metrics")
+@read_only
+def metrics(
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+    _: Annotated[User, Depends(metrics_reader)],
+) -> Response:
+    body = exposition(request.app.state.http_metrics, db, settings)
+    return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,1 @@
+"""Observability: request ids on every log line, structured logs and Prometheus metrics."""

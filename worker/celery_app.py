@@ -56,6 +56,8 @@ def make_celery(settings: Settings) -> Celery:
         settings.ensure_data_dir()
         queue_dir = str(settings.broker_dir / "queue")
         app.conf.update(
+            # Kombu's filesystem transport with atomic writes (worker/broker.py says why).
+            broker_transport="worker.broker:Transport",
             broker_transport_options={
                 "data_folder_in": queue_dir,
                 "data_folder_out": queue_dir,

@@ -791,6 +791,7 @@ def test_openapi_lists_every_api_route_and_no_page(app: FastAPI, client: TestCli
     not_yet_routed = PENDING - api_endpoints(app)
     assert documented == (CLASSIFIED.keys() - not_yet_routed) | {("GET", "/healthz")}
     expected = [
+        "/api/v1/admin/task-events",
         "/api/v1/assignments",
         "/api/v1/assignments/{assignment_id}",
         "/api/v1/assignments/{assignment_id}/comparison",

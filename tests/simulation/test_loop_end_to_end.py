@@ -29,11 +29,13 @@ from app.models import Response
 from app.services import lineage, registry, rounds
 from app.settings import Settings
 from app.simulation.loop import LoopConfig, run_loop
+from app.simulation.steps import LoopError
 from tests.worker.training_worker import start_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
-# `smiley demo loop`'s defaults: the README's table comes from the same settings.
-CONFIG = LoopConfig()
+# `smiley demo loop`'s defaults: the README's table comes from the same settings. A run that
+# takes 10 minutes (each takes seconds) is stuck: fail with the worker's log, before the timeout.
+CONFIG = LoopConfig(run_timeout=600.0)
 
 
 @pytest.fixture
@@ -62,6 +64,8 @@ def test_two_rounds_of_the_loop_make_a_policy_people_prefer(
     try:
         with TestClient(create_app(settings)) as http:
             report = run_loop(settings, sessions, http, CONFIG, log=lines.append)
+    except LoopError as error:
+        pytest.fail(f"{error}\n{chr(10).join(lines)}\nworker log:\n{worker.output()[-6000:]}")
     finally:
         worker.stop()
 

@@ -6,12 +6,12 @@ JSON into the output folder (per-backend files keep the other backend's entry, a
 do). A benchmark that fails, times out or writes no result is recorded as failed with its
 error, the others still run, and the exit code is 1.
 
-    .venv/bin/python bench/run_all.py                          # default scale, 10-15 min
+    .venv/bin/python bench/run_all.py                          # default scale, ~3 min
     .venv/bin/python bench/run_all.py --scale smoke --out /tmp/bench
     .venv/bin/python bench/run_all.py --scale full --only agreement_scale,export_pairs
 
 Scales: `smoke` runs each benchmark for seconds (what the test uses); `default` the whole
-suite in about 10-15 minutes on a 2-core machine; `full` the sizes the README publishes
+suite in about 3 minutes on a quiet 2-core machine; `full` the sizes the README publishes
 (1,000,000 comparisons, rows and pairs; hours in all).
 """
 

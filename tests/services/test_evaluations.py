@@ -5,6 +5,8 @@ judgements, with its confidence interval, to the fourth decimal."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput, NotFound, ServiceUnavailable
 from app.models import (
     Comparison,
     ComparisonItem,
@@ -40,6 +42,8 @@ from app.models import (
 from app.schemas.evaluations import EvaluationCreate
 from app.services import evaluations
 from app.services.evaluations import win_rate_interval
+from app.services.runs import launching
+from app.services.runs.queueing import BROKER_DOWN, BrokerUnreachable, Send
 from app.settings import Settings
 from tests.factories import make_project, make_prompt
 from tests.training_factories import make_model, make_snapshot, queued_messages
@@ -220,6 +224,40 @@ def test_a_refusal_by_the_generation_run_leaves_no_queue_behind(
     with pytest.raises(InvalidInput) as refused:
         start(db, settings, world, researcher, model_b_id=gone.id)
     assert refused.value.field == "model_b_id"
+    assert counts(db) == before
+    assert queued_messages(settings) == 0
+
+
+@contextmanager
+def dies_before_the_send(_: Settings) -> Iterator[Send]:
+    def send(task: str, job_id: int, queue: str | None) -> None:
+        raise BrokerUnreachable(BROKER_DOWN)
+
+    yield send
+
+
+@contextmanager
+def refuses_the_connection(_: Settings) -> Iterator[Send]:
+    raise BrokerUnreachable(BROKER_DOWN)
+    yield  # pragma: no cover - a generator, for contextmanager
+
+
+@pytest.mark.parametrize("broker", [dies_before_the_send, refuses_the_connection])
+def test_a_broker_lost_at_the_launch_leaves_no_queue_evaluation_or_run(
+    db: Session,
+    settings: Settings,
+    world: Registry,
+    researcher: User,
+    monkeypatch: pytest.MonkeyPatch,
+    broker: Callable[[Settings], AbstractContextManager[Send]],
+) -> None:
+    """Refused at the connect, nothing is written; lost after the commit (before the send),
+    the run and the evaluation are taken back out by create_run, and the queue here."""
+    before = counts(db)
+    monkeypatch.setattr(launching, "connected_sender", broker)
+    with pytest.raises(ServiceUnavailable) as refused:
+        start(db, settings, world, researcher)
+    assert (refused.value.status_code, refused.value.message) == (503, BROKER_DOWN)
     assert counts(db) == before
     assert queued_messages(settings) == 0
 

@@ -26,6 +26,7 @@ from app.schemas.training import RunCreate
 from app.services import runs
 from app.services.prompts import get_project_checked, storable_id
 from app.services.queues import chunks
+from app.services.runs.queueing import BrokerUnreachable
 from app.settings import Settings
 
 # The generation run's fields that are the evaluation's under another name.
@@ -65,6 +66,7 @@ def create_evaluation(
         created_by_id=acting.id,
     )
     made: list[Evaluation] = []
+    queue_id: int | None = None
 
     def add_evaluation(run: Run) -> None:
         evaluation = Evaluation(
@@ -85,7 +87,8 @@ def create_evaluation(
     try:
         db.add(queue)
         db.flush()
-        generation = _generation_run(data, queue.id)
+        queue_id = queue.id
+        generation = _generation_run(data, queue_id)
         runs.create_run(
             db, settings, project_id, generation, acting=acting, on_created=add_evaluation
         )
@@ -94,6 +97,17 @@ def create_evaluation(
         # the run's fields; say which of the evaluation's it is about.
         db.rollback()
         error.field = RUN_FIELDS.get(error.field or "", error.field)
+        raise
+    except BrokerUnreachable:
+        db.rollback()
+        if made and queue_id is not None:
+            # The broker died between the connect and the send, after the commit: create_run
+            # took the run and the evaluation back out, and the queue made for them goes too.
+            # (Refused at the connect, nothing was committed and `made` is empty.)
+            stale = db.get(Queue, queue_id)
+            if stale is not None:
+                db.delete(stale)
+                db.commit()
         raise
     except Exception:
         db.rollback()

@@ -7,8 +7,6 @@ handler: only a lost database connection is a 503; any other database error stay
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -24,8 +22,9 @@ from app.models import Project, Run, RunKind, RunMetric, RunStatus, SnapshotKind
 from app.schemas.training import RunCreate
 from app.services import runs
 from app.services.runs import launching, lifecycle
-from app.services.runs.queueing import BROKER_DOWN, BrokerUnreachable, Send
+from app.services.runs.queueing import BROKER_DOWN, BrokerUnreachable
 from app.settings import Settings
+from tests.broker_faults import dies_before_the_send, refuses_the_connection
 from tests.factories import make_project
 from tests.training_factories import make_model, make_run, make_snapshot
 
@@ -33,20 +32,6 @@ from tests.training_factories import make_model, make_run, make_snapshot
 @pytest.fixture
 def project(db: Session) -> Project:
     return make_project(db)
-
-
-@contextmanager
-def dies_before_the_send(_: Settings) -> Iterator[Send]:
-    def send(task: str, job_id: int, queue: str | None) -> None:
-        raise BrokerUnreachable(BROKER_DOWN)
-
-    yield send
-
-
-@contextmanager
-def refuses_the_connection(_: Settings) -> Iterator[Send]:
-    raise BrokerUnreachable(BROKER_DOWN)
-    yield  # pragma: no cover - a generator, for contextmanager
 
 
 def count(db: Session, model: type[Run] | type[RunMetric]) -> int:

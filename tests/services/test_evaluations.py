@@ -5,8 +5,8 @@ judgements, with its confidence interval, to the fourth decimal."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,8 +43,9 @@ from app.schemas.evaluations import EvaluationCreate
 from app.services import evaluations
 from app.services.evaluations import win_rate_interval
 from app.services.runs import launching
-from app.services.runs.queueing import BROKER_DOWN, BrokerUnreachable, Send
+from app.services.runs.queueing import BROKER_DOWN, Send
 from app.settings import Settings
+from tests.broker_faults import dies_before_the_send, refuses_the_connection
 from tests.factories import make_project, make_prompt
 from tests.training_factories import make_model, make_snapshot, queued_messages
 
@@ -226,20 +227,6 @@ def test_a_refusal_by_the_generation_run_leaves_no_queue_behind(
     assert refused.value.field == "model_b_id"
     assert counts(db) == before
     assert queued_messages(settings) == 0
-
-
-@contextmanager
-def dies_before_the_send(_: Settings) -> Iterator[Send]:
-    def send(task: str, job_id: int, queue: str | None) -> None:
-        raise BrokerUnreachable(BROKER_DOWN)
-
-    yield send
-
-
-@contextmanager
-def refuses_the_connection(_: Settings) -> Iterator[Send]:
-    raise BrokerUnreachable(BROKER_DOWN)
-    yield  # pragma: no cover - a generator, for contextmanager
 
 
 @pytest.mark.parametrize("broker", [dies_before_the_send, refuses_the_connection])

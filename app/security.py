@@ -5,30 +5,63 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import sys
+from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()
 
-# A valid hash of a random password: verifying against it when the user does not exist keeps
-# the answer time the same, so timing does not reveal which usernames exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+@dataclass(frozen=True)
+class _Hashing:
+    hasher: PasswordHasher
+    # A valid hash of a random password: verifying against it when the user does not exist
+    # keeps the answer time the same, so timing does not reveal which usernames exist.
+    dummy_hash: str
+
+
+def _hashing(hasher: PasswordHasher) -> _Hashing:
+    return _Hashing(hasher, hasher.hash(secrets.token_urlsafe(16)))
+
+
+# argon2-cffi's defaults (RFC 9106's second recommendation: t=3, m=64 MiB, p=4).
+PRODUCTION = _hashing(PasswordHasher())
+_current = PRODUCTION
+
+
+def use_cheap_hasher_for_tests(cheap: bool = True) -> None:
+    """Switch this process to argon2's cheapest parameters (t=1, m=8 KiB, p=1), or back.
+
+    Only the test suite calls this: thousands of tests make users, and the real parameters cost
+    about 0.2 s of CPU per hash. No setting or environment variable reaches it, and it refuses to
+    run outside pytest, so a server can never hash with it; a cheap hash that somehow reached a
+    real database is rehashed with the real parameters at the next login (`needs_rehash`)."""
+    global _current
+    if cheap and "pytest" not in sys.modules:
+        raise RuntimeError("the cheap password hasher is for the test suite only")
+    cheap_hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    _current = _hashing(cheap_hasher) if cheap else PRODUCTION
+
+
+def current_hasher() -> PasswordHasher:
+    return _current.hasher
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _current.hasher.hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
+    hashing = _current
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        verified = hashing.hasher.verify(password_hash or hashing.dummy_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+    return verified and password_hash is not None
 
 
 def needs_rehash(password_hash: str) -> bool:
-    return _hasher.check_needs_rehash(password_hash)
+    return _current.hasher.check_needs_rehash(password_hash)
 
 
 def new_token(prefix: str = "") -> str:

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from app import migrate
+from app import migrate, security
 from app.db import make_engine
 from app.deps import get_db
 from app.main import create_app
@@ -69,6 +69,12 @@ def drop_postgres_database(admin: Engine, url: str) -> None:
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Thousands of tests make users: argon2's cheapest parameters here, the real ones in
+    # tests/test_security.py and in every server process the tests start.
+    security.use_cheap_hasher_for_tests()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

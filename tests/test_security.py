@@ -5,9 +5,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from argon2 import PasswordHasher
 
+from app import security
 from app.security import (
     constant_time_equal,
     generate_password,
@@ -22,6 +28,52 @@ from app.security import (
 ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 GROUP = f"[{ALPHABET}]{{5}}"
 GENERATED = re.compile(rf"^{GROUP}-{GROUP}-{GROUP}-{GROUP}$")
+PRODUCTION_PARAMETERS = "$argon2id$v=19$m=65536,t=3,p=4$"
+
+
+@pytest.fixture(autouse=True)
+def real_hasher() -> Iterator[None]:
+    """The rest of the suite hashes with the cheap parameters (tests/conftest.py); these tests
+    are of hashing itself, so they use the real ones."""
+    security.use_cheap_hasher_for_tests(False)
+    yield
+    security.use_cheap_hasher_for_tests(True)
+
+
+def test_passwords_are_hashed_with_the_production_parameters() -> None:
+    assert hash_password("a password").startswith(PRODUCTION_PARAMETERS)
+
+
+def test_a_process_outside_pytest_hashes_with_the_production_parameters_and_cannot_switch(
+    tmp_path: Path,
+) -> None:
+    # What a server does: build the app from its settings (whatever SMILEY_* says), hash, then
+    # try the test-only switch.
+    script = """
+import os
+os.environ["SMILEY_SECRET_KEY"] = "s" * 40
+from app.main import create_app
+from app.security import hash_password, use_cheap_hasher_for_tests
+from app.settings import Settings
+create_app(Settings(data_dir=os.environ["DATA"]))
+print(hash_password("a password"))
+try:
+    use_cheap_hasher_for_tests()
+except RuntimeError as error:
+    print(error)
+print(hash_password("a password"))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"DATA": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"},
+    )
+    first, refusal, second = done.stdout.splitlines()
+    assert first.startswith(PRODUCTION_PARAMETERS)
+    assert refusal == "the cheap password hasher is for the test suite only"
+    assert second.startswith(PRODUCTION_PARAMETERS)
 
 
 def test_argon2_hash_verifies_the_right_password_only() -> None:

@@ -3,13 +3,19 @@
 Every database test runs twice: on SQLite and on PostgreSQL (a database of its own, created and
 dropped here). PostgreSQL tests are skipped, with the reason shown, only when no server answers
 at SMILEY_TEST_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/postgres).
-Each test runs in a transaction that is rolled back, so tests never see each other's rows."""
+Each test runs in a transaction that is rolled back, so tests never see each other's rows.
+
+Under pytest-xdist each worker has its own databases (their names carry the worker id) and its
+own Redis database numbers (`redis_db`). Alembic runs once per worker and backend: every other
+database is a copy of that one (`MigratedDatabases`); tests/test_migrations.py still migrates
+from empty."""
 
 from __future__ import annotations
 
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +40,15 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "SMILEY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("SMILEY_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def unavailable(reason: str) -> None:
@@ -55,11 +70,27 @@ def postgres_admin_engine() -> Engine:
     return engine
 
 
-def create_postgres_database(prefix: str) -> tuple[str, Engine]:
+def xdist_worker() -> str:
+    """This test process's pytest-xdist id ("gw0", "gw1", ...), or "main" without xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def redis_db(slot: int) -> int:
+    """A Redis database number of this test process's own, for the tests in `slot` (0-2: the
+    end-to-end, training and health tests). Redis has 16 (0-15); 0 is left to people, and
+    numbers wrap past the fifth worker, whose tests the xdist groups below keep apart."""
+    assert 0 <= slot < 3
+    worker = xdist_worker()
+    index = int(worker[2:]) if worker.startswith("gw") else 0
+    return 1 + (index * 3 + slot) % 15
+
+
+def create_postgres_database(prefix: str, template: str | None = None) -> tuple[str, Engine]:
     admin = postgres_admin_engine()
-    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
+    name = f"{prefix}_{xdist_worker()}_{os.getpid()}_{secrets.token_hex(4)}"
+    copy_of = f' TEMPLATE "{template}"' if template else ""
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"{copy_of}'))
     url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     return url, admin
 
@@ -71,10 +102,85 @@ def drop_postgres_database(admin: Engine, url: str) -> None:
     admin.dispose()
 
 
+# pytest-xdist groups (`--dist loadgroup`): each group runs on one worker, in order. The slowest
+# come first, so that they overlap the thousands of quick tests instead of ending the run alone.
+SLOWEST_GROUPS_FIRST = ("loop", "rl", "training-e2e", "faults")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Thousands of tests make users: argon2's cheapest parameters here, the real ones in
     # tests/test_security.py and in every server process the tests start.
     security.use_cheap_hasher_for_tests()
+    # One torch/OpenMP thread per test process, and per worker process a test starts: the
+    # xdist workers already keep every core busy, and oversubscribed OpenMP threads spin, which
+    # costs CPU and makes nothing faster (the tiny models gain nothing from a second thread).
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Moves the slowest groups' tests to the front, keeping every other order as it was
+    (xdist hands out work in collection order when run with --no-loadscope-reorder)."""
+
+    def rank(item: pytest.Item) -> int:
+        marker = item.get_closest_marker("xdist_group")
+        name = marker.args[0] if marker and marker.args else None
+        return (
+            SLOWEST_GROUPS_FIRST.index(name)
+            if name in SLOWEST_GROUPS_FIRST
+            else len(SLOWEST_GROUPS_FIRST)
+        )
+
+    items.sort(key=rank)
+
+
+class MigratedDatabases:
+    """Migrated databases at the cost of a file copy: Alembic runs once per test process and
+    backend, on first use, and each database asked for is a copy of that one (a copied SQLite
+    file; PostgreSQL's CREATE DATABASE ... TEMPLATE)."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._sqlite: Path | None = None
+        self._postgres_template: tuple[str, Engine] | None = None
+
+    def sqlite(self, path: Path) -> str:
+        """A migrated SQLite database at `path`; returns its URL."""
+        if self._sqlite is None:
+            template = self._folder / "template.sqlite3"
+            migrate.upgrade(f"sqlite:///{template}")
+            self._sqlite = template
+        shutil.copyfile(self._sqlite, path)
+        return f"sqlite:///{path}"
+
+    def postgres(self, prefix: str) -> str:
+        """A migrated PostgreSQL database of its own; drop it with `drop_postgres`."""
+        if self._postgres_template is None:
+            url, admin = create_postgres_database("smiley_template")
+            try:
+                migrate.upgrade(url)
+            except BaseException:
+                drop_postgres_database(admin, url)
+                raise
+            self._postgres_template = (url, admin)
+        template = make_url(self._postgres_template[0]).database
+        url, admin = create_postgres_database(prefix, template=template)
+        admin.dispose()
+        return url
+
+    def drop_postgres(self, url: str) -> None:
+        drop_postgres_database(postgres_admin_engine(), url)
+
+    def close(self) -> None:
+        if self._postgres_template is not None:
+            drop_postgres_database(self._postgres_template[1], self._postgres_template[0])
+
+
+@pytest.fixture(scope="session")
+def migrated_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedDatabases]:
+    databases = MigratedDatabases(tmp_path_factory.mktemp("migrated"))
+    yield databases
+    databases.close()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -83,19 +189,35 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A migrated database for the whole session (migrations are part of what is tested)."""
+def database_url(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, migrated_databases: MigratedDatabases
+) -> Iterator[str]:
+    """A migrated database shared by the session's rolled-back tests."""
     if backend == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'smiley.sqlite3'}"
-        migrate.upgrade(url)
-        yield url
+        yield migrated_databases.sqlite(tmp_path_factory.mktemp("db") / "smiley.sqlite3")
         return
-    url, admin = create_postgres_database("smiley_test")
+    url = migrated_databases.postgres("smiley_test")
     try:
-        migrate.upgrade(url)
         yield url
     finally:
-        drop_postgres_database(admin, url)
+        migrated_databases.drop_postgres(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def own_database(
+    request: pytest.FixtureRequest, tmp_path: Path, migrated_databases: MigratedDatabases
+) -> Iterator[str]:
+    """A migrated database for this test alone, for code that opens its own sessions and
+    commits (the runner, real worker and server processes), so nothing leaks into the
+    rolled-back tests."""
+    if request.param == "sqlite":
+        yield migrated_databases.sqlite(tmp_path / "own.sqlite3")
+        return
+    url = migrated_databases.postgres("smiley_own")
+    try:
+        yield url
+    finally:
+        migrated_databases.drop_postgres(url)
 
 
 @pytest.fixture(scope="session")
@@ -146,6 +268,29 @@ def app(settings: Settings, engine: Engine, db: Session) -> FastAPI:
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app, base_url="http://testserver", follow_redirects=False) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One headless Chromium per test process, for every test that drives one (tests/browser,
+    tests/hostile); each test gets a fresh context (`page`), so no cookie or storage leaks."""
+    if not Path(CHROMIUM).exists():
+        unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    context = browser.new_context()  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
 
 
 # --- factories ------------------------------------------------------------------------------

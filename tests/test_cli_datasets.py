@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner, Result
 
 from app import db as app_db
-from app import migrate
 from app.cli import cli
 from app.db import get_engine, session_factory
 from app.models import Comparison, Pair, Prompt, Response, Role, Snapshot
@@ -27,6 +26,7 @@ from app.schemas.projects import ProjectCreate
 from app.schemas.users import UserCreate
 from app.services import guidelines, projects, users
 from app.settings import get_settings
+from tests.conftest import MigratedDatabases
 
 runner = CliRunner()
 
@@ -47,14 +47,16 @@ DIALOGUES = (
 
 
 @pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_databases: MigratedDatabases
+) -> Iterator[Path]:
     for name in ("SMILEY_DATABASE_URL", "SMILEY_BROKER_URL", "SMILEY_SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SMILEY_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
     app_db._engine_for.cache_clear()
     get_settings().ensure_data_dir()
-    migrate.upgrade()
+    migrated_databases.sqlite(get_settings().data_dir / "smiley.sqlite3")
     with session_factory(get_engine())() as db:
         ada, _ = users.create_user(
             db, UserCreate(username="ada", role=Role.admin, password="a long password")

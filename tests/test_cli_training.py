@@ -13,13 +13,13 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from app import db as app_db
-from app import migrate
 from app.cli import cli
 from app.db import get_engine, session_factory
 from app.models import Model, ModelRole, Role, Run, RunStatus, SnapshotKind
 from app.schemas.users import UserCreate
 from app.services import runs, users
 from app.settings import get_settings
+from tests.conftest import MigratedDatabases
 from tests.factories import make_project
 from tests.training_factories import make_model, make_snapshot, queued_messages
 
@@ -28,14 +28,16 @@ WORKER = "gpu@host"
 
 
 @pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_databases: MigratedDatabases
+) -> Iterator[Path]:
     for name in ("SMILEY_DATABASE_URL", "SMILEY_BROKER_URL", "SMILEY_SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SMILEY_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
     app_db._engine_for.cache_clear()
     get_settings().ensure_data_dir()
-    migrate.upgrade()
+    migrated_databases.sqlite(get_settings().data_dir / "smiley.sqlite3")
     with session_factory(get_engine())() as db:
         users.create_user(db, UserCreate(username="ada", role=Role.admin, password="x" * 12))
         users.create_user(db, UserCreate(username="lena", role=Role.labeler, password="x" * 12))

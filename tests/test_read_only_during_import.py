@@ -14,21 +14,21 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app import migrate
 from app.db import make_engine, session_factory
 from app.main import create_app
 from app.models import DatasetJob, DatasetJobKind, DatasetJobStatus, Role
 from app.models.base import utcnow
 from app.services.dataset_jobs import LiveProgress
 from app.settings import Settings
-from tests.conftest import bearer, make_token, make_user, web_login
+from tests.conftest import MigratedDatabases, bearer, make_token, make_user, web_login
 from tests.factories import make_project
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[TestClient, Settings, int, str, str]]:
-    url = f"sqlite:///{tmp_path / 'smiley.sqlite3'}"
-    migrate.upgrade(url)
+def world(
+    tmp_path: Path, migrated_databases: MigratedDatabases
+) -> Iterator[tuple[TestClient, Settings, int, str, str]]:
+    url = migrated_databases.sqlite(tmp_path / "smiley.sqlite3")
     settings = Settings(
         data_dir=tmp_path / "data", database_url=url, secret_key="test-secret-key-" + "x" * 32
     )

@@ -24,6 +24,7 @@ from tests.conftest import (
     create_postgres_database,
     csrf_from,
     drop_postgres_database,
+    redis_db,
     unavailable,
 )
 
@@ -186,7 +187,7 @@ def postgres_url() -> Iterator[str]:
 def redis_broker_url() -> Iterator[str]:
     import redis
 
-    url = f"{REDIS_URL}/13"
+    url = f"{REDIS_URL}/{redis_db(0)}"
     client = redis.Redis.from_url(url)
     try:
         client.ping()
@@ -207,7 +208,7 @@ def test_up_at_scale_with_postgresql_and_redis(
     try:
         health = wait_healthy(running)
         assert health["database"] == {"ok": True, "detail": "postgresql", "extra": {}}
-        assert health["broker"]["detail"] == "redis://127.0.0.1:6379/13"  # type: ignore[index]
+        assert health["broker"]["detail"] == redis_broker_url  # type: ignore[index]
         assert not (data_dir / "smiley.sqlite3").exists()
         assert not (data_dir / "broker").exists()
     finally:

@@ -1,8 +1,8 @@
-"""A live Smiley (uvicorn in a thread, its own SQLite file) and headless Chromium."""
+"""A live Smiley (uvicorn in a thread, its own SQLite file); headless Chromium comes from
+tests/conftest.py (one per test process, shared with tests/hostile)."""
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
@@ -14,21 +14,10 @@ import pytest
 import uvicorn
 from sqlalchemy.orm import Session
 
-from app import migrate
 from app.db import make_engine, session_factory
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import unavailable
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.conftest import MigratedDatabases
 
 
 @dataclass
@@ -41,9 +30,8 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    url = f"sqlite:///{tmp_path / 'browser.sqlite3'}"
-    migrate.upgrade(url)
+def live_server(tmp_path: Path, migrated_databases: MigratedDatabases) -> Iterator[LiveServer]:
+    url = migrated_databases.sqlite(tmp_path / "browser.sqlite3")
     engine = make_engine(url)
     settings = Settings(data_dir=tmp_path / "data", database_url=url, secret_key="b" * 40)
     with socket.socket() as sock:
@@ -64,24 +52,3 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     server.should_exit = True
     thread.join(timeout=10)
     engine.dispose()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: object) -> Iterator[object]:
-    context = browser.new_context()  # type: ignore[attr-defined]
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()

@@ -17,7 +17,6 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import migrate
 from app.db import make_engine
 from app.models import (
     DatasetJob,
@@ -31,12 +30,13 @@ from app.models import (
 )
 from app.services.runs.queueing import BROKER_DOWN
 from app.settings import Settings
-from tests.conftest import make_token, make_user
+from tests.conftest import MigratedDatabases, make_token, make_user
 from tests.factories import make_comparison_tasks, make_project, make_queue
 from tests.faults.conftest import SECRET_KEY, RedisServer, WebServer
 from tests.training_factories import make_model, make_run, make_snapshot
 
-pytestmark = pytest.mark.slow
+# One group: each starts private servers on free ports and times windows of a few seconds.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
 
 API = "/api/v1"
 # A refusal must come quickly: no publish retries, a short connect timeout.
@@ -62,11 +62,10 @@ def run_count(engine_url: str) -> int:
 
 
 def test_with_redis_down_labeling_goes_on_and_launches_answer_503_recording_nothing(
-    broker: RedisServer, tmp_path: Path
+    broker: RedisServer, tmp_path: Path, migrated_databases: MigratedDatabases
 ) -> None:
     data_dir = tmp_path / "data"
-    database_url = f"sqlite:///{tmp_path / 'smiley.sqlite3'}"
-    migrate.upgrade(database_url)
+    database_url = migrated_databases.sqlite(tmp_path / "smiley.sqlite3")
     settings = Settings(data_dir=data_dir, database_url=database_url, secret_key=SECRET_KEY)
     engine = make_engine(database_url)
     with Session(engine, expire_on_commit=False) as db:

@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import sessionmaker
 
-from app import migrate
 from app.db import make_engine
 from app.errors import DiskFull
 from app.models import DatasetJob, DatasetJobStatus, Prompt, Role, Snapshot, SnapshotKind
@@ -27,11 +26,12 @@ from app.services.dataset_jobs.running import run_dataset_job
 from app.services.dataset_jobs.starting import start_snapshot_job
 from app.services.snapshots import create_snapshot
 from app.settings import Settings
-from tests.conftest import make_user, unavailable
+from tests.conftest import MigratedDatabases, make_user, unavailable
 from tests.factories import make_project, make_prompt
 from tests.faults.conftest import SECRET_KEY
 
-pytestmark = pytest.mark.slow
+# One group: each starts private servers on free ports and times windows of a few seconds.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
 
 DISK_BYTES = 4 << 20
 BIG_PROMPTS = 300
@@ -83,11 +83,10 @@ def used(mount_point: Path) -> int:
 
 
 def test_a_snapshot_larger_than_the_disk_fails_clearly_and_leaves_nothing(
-    small_disk: Path, tmp_path: Path
+    small_disk: Path, tmp_path: Path, migrated_databases: MigratedDatabases
 ) -> None:
     # The database lives off the small disk: only the snapshot files fill it.
-    database_url = f"sqlite:///{tmp_path / 'smiley.sqlite3'}"
-    migrate.upgrade(database_url)
+    database_url = migrated_databases.sqlite(tmp_path / "smiley.sqlite3")
     settings = Settings(data_dir=small_disk, database_url=database_url, secret_key=SECRET_KEY)
     engine = make_engine(database_url)
     sessions = sessionmaker(engine, expire_on_commit=False)

@@ -27,7 +27,8 @@ from tests.conftest import make_token, make_user, web_login
 from tests.factories import make_comparison_tasks, make_project, make_queue
 from tests.faults.conftest import PostgresCluster, WebServer, postgres_bin_dir
 
-pytestmark = pytest.mark.slow
+# One group: each starts private servers on free ports and times windows of a few seconds.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
 
 API = "/api/v1"
 

@@ -21,14 +21,18 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import migrate
 from app.db import make_engine
 from app.models import Assignment, AssignmentStatus, Comparison, Demonstration, Pair, QueueKind
-from tests.conftest import create_postgres_database, drop_postgres_database, make_token, make_user
+from tests.conftest import (
+    MigratedDatabases,
+    make_token,
+    make_user,
+)
 from tests.factories import make_comparison_tasks, make_project, make_prompt, make_queue, make_task
 from tests.faults.conftest import WebServer
 
-pytestmark = pytest.mark.slow
+# One group: each starts private servers on free ports and times windows of a few seconds.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
 
 API = "/api/v1"
 COMPARISON_TASKS = 20
@@ -140,13 +144,12 @@ class Client:
 
 
 @pytest.fixture
-def database_url() -> Iterator[str]:
-    url, admin = create_postgres_database("smiley_fault_web")
+def database_url(migrated_databases: MigratedDatabases) -> Iterator[str]:
+    url = migrated_databases.postgres("smiley_fault_web")
     try:
-        migrate.upgrade(url)
         yield url
     finally:
-        drop_postgres_database(admin, url)
+        migrated_databases.drop_postgres(url)
 
 
 def test_kill_9_of_the_web_app_loses_and_duplicates_no_label(

@@ -1,8 +1,5 @@
-"""The live server of tests/browser, for the hostile-input tests that drive Chromium.
-
-Only the function-scoped server is shared: a second copy of the session-scoped `browser`
-fixture would start a second Playwright in the same thread, which Playwright refuses, so
-test_inert_everywhere.py runs its own Playwright in a thread of its own."""
+"""The live server of tests/browser, for the hostile-input tests that drive Chromium (the
+`browser` itself is tests/conftest.py's, one per test process)."""
 
 from tests.browser.conftest import live_server
 

@@ -7,13 +7,10 @@ a compromised worker could write them: what is stored must still be shown inert.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Dialog, Page, Request, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, Request, expect
 
 from app.models import (
     DatasetJob,
@@ -36,8 +33,7 @@ from app.models.base import utcnow
 from app.schemas.labeling import ComparisonSubmit, ItemJudgement
 from app.schemas.users import UserCreate
 from app.services import assignments, drafts, leasing, users
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, LiveServer
-from tests.conftest import unavailable
+from tests.browser.conftest import LiveServer
 from tests.factories import make_project, make_prompt, make_queue, make_task, publish_guideline
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -262,36 +258,9 @@ def check_inert(page: Page, base: str, path: str, watched: Watched, shown: bool)
         assert "{{7*7}}" in page.inner_text("body"), path
 
 
-def in_own_playwright(drive: Callable[[Browser], None]) -> None:
-    """Runs `drive` with a Chromium of its own, in a thread of its own: the session-wide browser
-    of tests/browser may be running in this thread already, and Playwright's sync API allows one
-    per thread."""
-    if not Path(CHROMIUM).exists():
-        unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                try:
-                    drive(browser)
-                finally:
-                    browser.close()
-        except BaseException as failure:  # handed to the test's thread below
-            failures.append(failure)
-
-    thread = threading.Thread(target=run, name="hostile-chromium")
-    thread.start()
-    thread.join(timeout=80)
-    assert not thread.is_alive(), "the browser run took longer than 80 seconds"
-    if failures:
-        raise failures[0]
-
-
-def test_hostile_text_is_inert_on_every_page(live_server: LiveServer) -> None:
+def test_hostile_text_is_inert_on_every_page(live_server: LiveServer, browser: Browser) -> None:
     seeded = seed(live_server)
-    in_own_playwright(lambda browser: drive_every_page(browser, live_server.url, seeded))
+    drive_every_page(browser, live_server.url, seeded)
 
 
 def drive_every_page(browser: Browser, base: str, seeded: Seeded) -> None:

@@ -29,12 +29,11 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from app import migrate
 from app.db import make_engine
 from app.main import create_app
 from app.settings import Settings
 from tests.api.test_api_roles import ADMIN_ONLY, STAFF
-from tests.conftest import bearer, create_postgres_database, drop_postgres_database
+from tests.conftest import MigratedDatabases, bearer
 from tests.hostile.fuzz_support import EXCLUDED, SCHEMA_PATH, Seeded, seed
 
 pytestmark = pytest.mark.slow
@@ -81,18 +80,18 @@ class FuzzTarget:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def target(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    migrated_databases: MigratedDatabases,
 ) -> Iterator[FuzzTarget]:
     """The app on a database of its own, migrated and seeded; dropped at the end."""
     folder = tmp_path_factory.mktemp(f"fuzz-{request.param}")
-    admin_engine = None
     if request.param == "sqlite":
-        url = f"sqlite:///{folder / 'fuzz.sqlite3'}"
+        url = migrated_databases.sqlite(folder / "fuzz.sqlite3")
     else:
-        url, admin_engine = create_postgres_database("smiley_fuzz")
+        url = migrated_databases.postgres("smiley_fuzz")
     engine = None
     try:
-        migrate.upgrade(url)
         app_settings = Settings(
             data_dir=folder / "data",
             database_url=url,
@@ -112,8 +111,8 @@ def target(
     finally:
         if engine is not None:
             engine.dispose()
-        if admin_engine is not None:
-            drop_postgres_database(admin_engine, url)
+        if request.param == "postgresql":
+            migrated_databases.drop_postgres(url)
 
 
 def _fuzz(

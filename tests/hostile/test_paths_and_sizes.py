@@ -15,14 +15,21 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app import migrate
 from app.db import make_engine
 from app.main import create_app
 from app.models import Role
 from app.settings import Settings
 from app.web.body_limit import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from tests.api.helpers import API, db_state, error
-from tests.conftest import PASSWORD, bearer, csrf_from, make_token, make_user, web_login
+from tests.conftest import (
+    PASSWORD,
+    MigratedDatabases,
+    bearer,
+    csrf_from,
+    make_token,
+    make_user,
+    web_login,
+)
 from tests.factories import make_comparison_tasks, make_project, make_queue
 
 STORED_TABLES = ("dataset_jobs", "models", "runs", "prompts", "responses", "drafts", "projects")
@@ -310,10 +317,9 @@ def _raw_request(url: str, head: bytes, chunks: Iterable[bytes] = ()) -> bytes:
 
 
 @pytest.fixture
-def limited_server(tmp_path: Path) -> Iterator[str]:
+def limited_server(tmp_path: Path, migrated_databases: MigratedDatabases) -> Iterator[str]:
     """A real uvicorn (httptools, as deployed) serving the app with the body limit."""
-    url = f"sqlite:///{tmp_path / 'server.sqlite3'}"
-    migrate.upgrade(url)
+    url = migrated_databases.sqlite(tmp_path / "server.sqlite3")
     engine = make_engine(url)
     app = create_app(
         Settings(data_dir=tmp_path / "data", database_url=url, secret_key="s" * 40), engine

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from app import migrate
 from app.db import make_engine, session_factory
 from app.models import TaskEvent
 from app.settings import Settings
+from tests.conftest import MigratedDatabases
 from tests.worker.test_dataset_job_worker import start_worker, stop_worker
 from worker.celery_app import celery_for
 from worker.events import recorder
@@ -22,9 +22,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    url = f"sqlite:///{tmp_path / 'events.sqlite3'}"
-    migrate.upgrade(url)
+def settings(tmp_path: Path, migrated_databases: MigratedDatabases) -> Settings:
+    url = migrated_databases.sqlite(tmp_path / "events.sqlite3")
     return Settings(
         data_dir=tmp_path / "data", database_url=url, secret_key="events-secret-" + "x" * 32
     )

@@ -15,9 +15,10 @@ from app.models import WorkerHeartbeat
 from app.models.base import utcnow
 from app.services import health
 from app.settings import Settings
+from tests.conftest import redis_db
 from worker.heartbeat import record_beat
 
-REDIS_BROKER_URL = "redis://127.0.0.1:6379/15"
+REDIS_BROKER_URL = f"redis://127.0.0.1:6379/{redis_db(2)}"
 
 
 def embedded(tmp_path: Path) -> Settings:

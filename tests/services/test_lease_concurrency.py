@@ -7,19 +7,16 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from app import migrate
 from app.db import make_engine, session_factory
 from app.errors import Conflict
 from app.models import Assignment, AssignmentStatus, Comparison, Pair, Role, User
 from app.schemas.labeling import ComparisonSubmit
 from app.services import assignments
-from tests.conftest import create_postgres_database, drop_postgres_database, make_user
+from tests.conftest import make_user
 from tests.factories import make_comparison_tasks, make_project, make_queue
 
 pytestmark = pytest.mark.slow
@@ -27,21 +24,6 @@ pytestmark = pytest.mark.slow
 LABELERS = 16
 TASKS = 40
 OVERLAP = 3
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'race.sqlite3'}"
-        migrate.upgrade(url)
-        yield url
-        return
-    url, admin = create_postgres_database("smiley_race")
-    try:
-        migrate.upgrade(url)
-        yield url
-    finally:
-        drop_postgres_database(admin, url)
 
 
 def test_concurrent_labelers_never_over_lease_and_lose_nothing(own_database: str) -> None:

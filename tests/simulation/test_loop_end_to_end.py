@@ -22,7 +22,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import migrate
 from app.db import make_engine, session_factory
 from app.main import create_app
 from app.models import Response
@@ -30,18 +29,18 @@ from app.services import lineage, registry, rounds
 from app.settings import Settings
 from app.simulation.loop import LoopConfig, run_loop
 from app.simulation.steps import LoopError
+from tests.conftest import MigratedDatabases
 from tests.worker.training_worker import start_worker
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.xdist_group("loop")]
 # `smiley demo loop`'s defaults: the README's table comes from the same settings. A run that
 # takes 10 minutes (each takes seconds) is stuck: fail with the worker's log, before the timeout.
 CONFIG = LoopConfig(run_timeout=600.0)
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    url = f"sqlite:///{tmp_path / 'loop.sqlite3'}"
-    migrate.upgrade(url)
+def settings(tmp_path: Path, migrated_databases: MigratedDatabases) -> Settings:
+    url = migrated_databases.sqlite(tmp_path / "loop.sqlite3")
     settings = Settings(
         data_dir=tmp_path / "data", database_url=url, secret_key="test-secret-key-" + "x" * 32
     )

@@ -19,7 +19,6 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from app import migrate
 from app.db import make_engine, session_factory
 from app.models import DatasetJob, DatasetJobStatus, Role
 from app.schemas.dataset_jobs import ImportJobCreate
@@ -28,9 +27,9 @@ from app.services.dataset_jobs import start_import_job, start_snapshot_job
 from app.settings import Settings
 from tests.conftest import (
     REDIS_URL,
-    create_postgres_database,
-    drop_postgres_database,
+    MigratedDatabases,
     make_user,
+    redis_db,
     unavailable,
 )
 from tests.factories import make_project
@@ -42,30 +41,30 @@ ROWS = 1500
 
 
 @pytest.fixture(params=["sqlite+embedded", "postgresql+redis"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+def settings(
+    request: pytest.FixtureRequest, tmp_path: Path, migrated_databases: MigratedDatabases
+) -> Iterator[Settings]:
     """Settings of a database and broker of this test's own: the worker commits for real."""
     data_dir = tmp_path / "data"
     secret = "worker-test-secret-" + "x" * 32
     if request.param == "sqlite+embedded":
-        url = f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
-        migrate.upgrade(url)
+        url = migrated_databases.sqlite(tmp_path / "jobs.sqlite3")
         yield Settings(data_dir=data_dir, database_url=url, secret_key=secret)
         return
     import redis
 
-    broker = f"{REDIS_URL}/13"
+    broker = f"{REDIS_URL}/{redis_db(0)}"
     client = redis.Redis.from_url(broker)
     try:
         client.ping()
     except redis.RedisError as error:
         unavailable(f"Redis not reachable at {REDIS_URL}: {error}")
     client.flushdb()
-    url, admin = create_postgres_database("smiley_dataset_jobs")
+    url = migrated_databases.postgres("smiley_dataset_jobs")
     try:
-        migrate.upgrade(url)
         yield Settings(data_dir=data_dir, database_url=url, broker_url=broker, secret_key=secret)
     finally:
-        drop_postgres_database(admin, url)
+        migrated_databases.drop_postgres(url)
         client.flushdb()
 
 

@@ -17,7 +17,8 @@ from worker.training.evaluation import score as reward_scores
 from worker.training.loading import load_reward_model, load_tokenizer
 from worker.training.synthetic import prompt_rows
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+# With the PPO and RLOO tests: one xdist worker builds their shared inputs (`rl_inputs`) once.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900), pytest.mark.xdist_group("rl")]
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,9 @@ from worker.training.callbacks import MARKER, latest_complete_checkpoint
 from worker.training.errors import JobInputError
 from worker.training.tiny import build_tiny_model
 
+# With test_job_generate.py: one xdist worker builds their shared inputs (`rl_inputs`) once.
+pytestmark = pytest.mark.xdist_group("rl")
+
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:

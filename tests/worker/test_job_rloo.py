@@ -12,6 +12,9 @@ from worker.jobs import rloo
 from worker.training.callbacks import latest_complete_checkpoint
 from worker.training.errors import JobInputError
 
+# With test_job_generate.py: one xdist worker builds their shared inputs (`rl_inputs`) once.
+pytestmark = pytest.mark.xdist_group("rl")
+
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:

@@ -20,7 +20,7 @@ from app.models import Model, ModelRole, Role, Run, RunMetric, RunStatus, User
 from app.schemas.training import RunCreate
 from app.services import runs
 from app.settings import Settings
-from tests.conftest import REDIS_URL, make_user, unavailable
+from tests.conftest import REDIS_URL, make_user, redis_db, unavailable
 from tests.factories import make_project
 from tests.worker.training_worker import (
     sft_snapshot,
@@ -29,10 +29,11 @@ from tests.worker.training_worker import (
     wait_for,
 )
 
-pytestmark = pytest.mark.slow
+# One group, started early (tests/conftest.py): the slowest tests after the loop's and RL's.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("training-e2e")]
 
 # A Redis database of these tests' own, emptied first: no other test's worker takes our runs.
-REDIS_DB = 14
+REDIS_DB = redis_db(1)
 
 
 @pytest.fixture

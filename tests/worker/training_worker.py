@@ -58,8 +58,8 @@ def start_worker(settings: Settings, name: str, **env_extra: str) -> WorkerProce
             "SMILEY_SECRET_KEY": settings.resolved_secret_key,
             "SMILEY_WORKER_HEARTBEAT_SECONDS": "1",
             "SMILEY_RUN_HEARTBEAT_SECONDS": "1",
-            # Two torch threads: the machine has two cores and the test process needs some.
-            "OMP_NUM_THREADS": "2",
+            # One torch thread: the other cores run the other tests (see tests/conftest.py).
+            "OMP_NUM_THREADS": "1",
             **env_extra,
         }
     )

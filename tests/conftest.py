@@ -253,13 +253,40 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     )
 
 
-@pytest.fixture
-def app(settings: Settings, engine: Engine, db: Session) -> FastAPI:
-    app = create_app(settings, engine)
+@pytest.fixture(scope="session")
+def shared_apps() -> dict[str, FastAPI]:
+    return {}
 
+
+@pytest.fixture
+def app(
+    settings: Settings, engine: Engine, db: Session, shared_apps: dict[str, FastAPI]
+) -> FastAPI:
+    """The app, with this test's settings, its requests on this test's rolled-back session.
+
+    One app per database and test process, handed to each test with the test's settings, no
+    dependency overrides but the session and fresh request counters: FastAPI builds an app's
+    routes on its first request (0.2-0.5 s of CPU), which thousands of tests would each pay.
+    Tests that need other middleware settings (the body limit) build their own app."""
+    app = shared_apps.get(settings.resolved_database_url)
+    if app is None or app.state.engine is not engine:
+        app = shared_apps[settings.resolved_database_url] = create_app(settings, engine)
+    app.state.settings = settings
+    app.state.http_metrics.reset()
+    return _on_session(app, db)
+
+
+@pytest.fixture
+def private_app(settings: Settings, engine: Engine, db: Session) -> FastAPI:
+    """An app of this test's own, like `app`, for tests that add routes to it."""
+    return _on_session(create_app(settings, engine), db)
+
+
+def _on_session(app: FastAPI, db: Session) -> FastAPI:
     def _test_db() -> Iterator[Session]:
         yield db
 
+    app.dependency_overrides.clear()
     app.dependency_overrides[get_db] = _test_db
     return app
 

@@ -49,6 +49,10 @@ class HttpMetrics:
     """The web process's own counters, one set per app (tests make many apps)."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forgets every count (the test suite hands one app to many tests)."""
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "smiley_http_requests",

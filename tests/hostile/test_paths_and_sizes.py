@@ -58,12 +58,12 @@ def import_dir(tmp_path: Path, outside: Path) -> Path:
 
 
 @pytest.fixture
-def limited_app(app: FastAPI, settings: Settings, import_dir: Path) -> FastAPI:
-    # The app's own settings object; create_app does not add the body limit yet (see report).
+def limited_app(private_app: FastAPI, settings: Settings, import_dir: Path) -> FastAPI:
+    # The app's own settings object; an app of this test's own, as middleware is added.
     settings.import_dir = import_dir
     settings.max_upload_bytes = 1024
-    app.add_middleware(BodyLimitMiddleware)
-    return app
+    private_app.add_middleware(BodyLimitMiddleware)
+    return private_app
 
 
 @pytest.fixture

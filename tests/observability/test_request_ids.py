@@ -18,6 +18,12 @@ from tests.conftest import bearer, make_token
 inside = logging.getLogger("smiley.test.inside")
 
 
+@pytest.fixture
+def app(private_app: FastAPI) -> FastAPI:
+    """An app of this module's own: its tests add routes to it."""
+    return private_app
+
+
 def _add_probe_routes(app: FastAPI) -> None:
     router = APIRouter()
 

@@ -262,15 +262,15 @@ def test_only_markdown_output_is_marked_safe(path: Path) -> None:
     ],
 )
 def test_an_unhandled_error_is_a_500_with_the_headers_too(
-    app: FastAPI, path: str, expected_type: str, expected_start: str
+    private_app: FastAPI, path: str, expected_type: str, expected_start: str
 ) -> None:
     """Starlette answers those outside every middleware; the handler must set the headers."""
 
     def boom() -> None:
         raise RuntimeError("a bug")
 
-    app.add_api_route(path, boom)
-    response = TestClient(app, raise_server_exceptions=False).get(path)
+    private_app.add_api_route(path, boom)
+    response = TestClient(private_app, raise_server_exceptions=False).get(path)
 
     assert response.status_code == 500
     assert response.headers["content-type"] == expected_type

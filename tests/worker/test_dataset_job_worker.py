@@ -99,7 +99,10 @@ def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
 
 def stop_worker(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+        # To the main process only, as a service manager would: it stops its pool itself. A
+        # SIGTERM to the whole group also hits the pool child, and on a busy machine Celery's
+        # main process then waited out the 30 s below before being killed.
+        process.send_signal(signal.SIGTERM)
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:

@@ -298,6 +298,16 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 
 @pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny policy the training tests start from (worker/training/tiny.py), built once per
+    test process (about 4 s of CPU each time). Tests read it and write their outputs elsewhere;
+    one that needs it inside its data folder copies it."""
+    from worker.training.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     """One headless Chromium per test process, for every test that drives one (tests/browser,
     tests/hostile); each test gets a fresh context (`page`), so no cookie or storage leaks."""

@@ -29,14 +29,8 @@ from app.settings import Settings
 from tests.conftest import make_user
 from tests.factories import make_project, make_prompt, make_queue, make_task, publish_guideline
 from worker.training.synthetic import preference_rows
-from worker.training.tiny import build_tiny_model
 
 LABELS = 12
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
 def label(db: Session) -> tuple[int, User]:

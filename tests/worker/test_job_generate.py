@@ -10,20 +10,20 @@ from typing import Any
 
 import pytest
 
-from tests.worker.job_support import Recorder, make_context, rl_inputs
+from tests.worker.job_support import Recorder, make_context
 from worker.jobs import generate, score
 from worker.training.errors import JobInputError
 from worker.training.evaluation import score as reward_scores
 from worker.training.loading import load_reward_model, load_tokenizer
 from worker.training.synthetic import prompt_rows
 
-# With the PPO and RLOO tests: one xdist worker builds their shared inputs (`rl_inputs`) once.
+# With the PPO and RLOO tests: one xdist worker builds their shared `rl_inputs` once.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900), pytest.mark.xdist_group("rl")]
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    return rl_inputs(tmp_path_factory.getbasetemp() / "rl-inputs")
+@pytest.fixture
+def inputs(rl_inputs: tuple[Path, Path, Path]) -> tuple[Path, Path, Path]:
+    return rl_inputs
 
 
 def prompts_folder(root: Path, count: int) -> Path:

@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.worker.job_support import Recorder, make_context, rl_inputs
+from tests.worker.job_support import Recorder, make_context
 from worker.jobs import ppo
 from worker.training.callbacks import MARKER, latest_complete_checkpoint
 from worker.training.errors import JobInputError
 from worker.training.tiny import build_tiny_model
 
-# With test_job_generate.py: one xdist worker builds their shared inputs (`rl_inputs`) once.
+# With test_job_generate.py: one xdist worker builds their shared `rl_inputs` once.
 pytestmark = pytest.mark.xdist_group("rl")
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    return rl_inputs(tmp_path_factory.getbasetemp() / "rl-inputs")
+@pytest.fixture
+def inputs(rl_inputs: tuple[Path, Path, Path]) -> tuple[Path, Path, Path]:
+    return rl_inputs
 
 
 # Generation on a CPU is slow: minutes on a busy machine.

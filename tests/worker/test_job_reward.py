@@ -14,12 +14,6 @@ from worker.training.callbacks import latest_complete_checkpoint
 from worker.training.errors import JobInputError
 from worker.training.loading import load_reward_model, load_tokenizer
 from worker.training.synthetic import preference_rows, sft_rows, write_snapshot_folder
-from worker.training.tiny import build_tiny_model
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,10 @@ from pathlib import Path
 import torch
 
 from worker.training.loading import load_policy
-from worker.training.tiny import build_tiny_model
 
 
-def test_packed_sequences_do_not_attend_to_each_other(tmp_path: Path) -> None:
-    model = load_policy(build_tiny_model(tmp_path / "tiny"))
+def test_packed_sequences_do_not_attend_to_each_other(tiny: Path) -> None:
+    model = load_policy(tiny)
     model.eval()
     first = torch.tensor([[5, 17, 42, 8, 99]])
     second = torch.tensor([[7, 3, 61]])

@@ -60,13 +60,15 @@ def sessions(own_database: str) -> Iterator[sessionmaker[Session]]:
     engine.dispose()
 
 
-def launch_sft(sessions: sessionmaker[Session], settings: Settings, hyperparameters: dict) -> int:
+def launch_sft(
+    sessions: sessionmaker[Session], settings: Settings, tiny: Path, hyperparameters: dict
+) -> int:
     settings.ensure_data_dir()
     with sessions() as db:
         researcher = make_user(db, "rhea", Role.researcher)
         project = make_project(db)
         db.commit()
-        base = tiny_base_model(db, settings, project)
+        base = tiny_base_model(db, settings, project, tiny)
         snapshot = sft_snapshot(db, settings, project, researcher)
         run = runs.create_run(
             db,
@@ -100,11 +102,12 @@ def losses(sessions: sessionmaker[Session], run_id: int) -> list[tuple[int, floa
 
 
 def test_an_sft_run_trains_on_a_worker_and_registers_its_model(
-    sessions: sessionmaker[Session], settings: Settings
+    sessions: sessionmaker[Session], settings: Settings, tiny: Path
 ) -> None:
     run_id = launch_sft(
         sessions,
         settings,
+        tiny,
         {"max_steps": 40, "batch_size": 8, "logging_steps": 2, "learning_rate": 5e-4},
     )
     worker = start_worker(settings, "e2e-sft@%h")
@@ -149,11 +152,12 @@ def complete_checkpoints(settings: Settings, run_id: int) -> list[int]:
 
 
 def test_a_killed_worker_leaves_a_resumable_run_that_finishes_without_starting_over(
-    sessions: sessionmaker[Session], settings: Settings
+    sessions: sessionmaker[Session], settings: Settings, tiny: Path
 ) -> None:
     run_id = launch_sft(
         sessions,
         settings,
+        tiny,
         {"max_steps": 80, "batch_size": 4, "logging_steps": 1, "save_steps": 5},
     )
     first = start_worker(settings, "doomed@%h")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,6 @@ from app.services.imports import import_stream
 from app.services.snapshots import create_snapshot
 from app.settings import Settings
 from worker.training.synthetic import sft_rows
-from worker.training.tiny import build_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,8 +89,10 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, worker: Worke
     raise AssertionError(f"timed out waiting for {what}; worker log:\n{worker.output()[-4000:]}")
 
 
-def tiny_base_model(db: Session, settings: Settings, project: Project) -> Model:
-    folder = build_tiny_model(settings.data_dir / "models" / "tiny")
+def tiny_base_model(db: Session, settings: Settings, project: Project, tiny: Path) -> Model:
+    """The tiny model (tests/conftest.py's `tiny`), copied into the data folder, registered."""
+    folder = settings.data_dir / "models" / "tiny"
+    shutil.copytree(tiny, folder)
     model = Model(
         name="tiny",
         role=ModelRole.policy,

@@ -573,6 +573,14 @@ def stop(pid: int) -> tuple[int, Any] | None:
     return reaped
 
 
+def _default_sigint() -> None:
+    """In the child, before the exec: SIGINT back to its default. A runner started in the
+    background (`nohup`, `cmd &` in a script, a CI job) inherits SIGINT ignored, and an ignored
+    signal stays ignored across exec, so the benchmark would never see the stop below and
+    would be killed without dropping its database."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_process(command: list[str], env: dict[str, str], log: Path, timeout: int) -> Run:
     """Run one benchmark in its own session, stopping the whole group (the labeling loop's web
     server included) at the timeout."""
@@ -580,7 +588,7 @@ def run_process(command: list[str], env: dict[str, str], log: Path, timeout: int
     with log.open("wb") as output:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_default_sigint,
         )  # fmt: skip
         started = time.monotonic()
         try:

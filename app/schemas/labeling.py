@@ -47,13 +47,15 @@ class Message(BaseModel):
 class ItemJudgement(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    response_id: int
-    score: int = Field(ge=1, le=7, description="1 (worst) to 7 (best).")
+    # Strict: a label is what the labeler chose, so true, 7.0 or "7" are refused, not coerced.
+    response_id: int = Field(strict=True)
+    score: int = Field(strict=True, ge=1, le=7, description="1 (worst) to 7 (best).")
     rank: int | None = Field(
         default=None,
+        strict=True,
         ge=1,
-        description="1 is best; equal ranks are ties. None only when all "
-        "responses are unacceptable.",
+        description="1 is best; equal ranks are ties; at most the number of responses judged. "
+        "None only when all responses are unacceptable.",
     )
     flags: list[FlagKey] = Field(default_factory=list, max_length=20)
     flag_note: Text = Field(default="", max_length=MAX_NOTE)
@@ -96,6 +98,10 @@ class ComparisonSubmit(BaseModel):
             raise ValueError("'all responses are unacceptable' takes no ranking")
         if not self.all_unacceptable and not all(ranked):
             raise ValueError("the ranking is incomplete: give every response a rank")
+        if any(item.rank is not None and item.rank > len(self.items) for item in self.items):
+            raise ValueError(
+                f"a rank runs from 1 to the number of responses judged ({len(self.items)})"
+            )
         rewritten = [rewrite.response_id for rewrite in self.rewrites]
         if len(set(rewritten)) != len(rewritten):
             raise ValueError("each response may be rewritten once")

@@ -91,7 +91,10 @@ def update_user(db: Session, user_id: int, data: UserUpdate, *, acting: User | N
         user.is_active = data.is_active
         user.deactivated_at = None if data.is_active else utcnow()
         if not data.is_active:
+            # For good: reactivating someone gives them their account back, not credentials
+            # that were out of their hands (and ours) while they were away.
             _end_all_sessions(db, user.id)
+            _revoke_all_tokens(db, user.id)
     db.commit()
     return user
 
@@ -115,13 +118,17 @@ def reset_password(db: Session, user_id: int) -> tuple[User, str]:
     user.password_hash = hash_password(temporary)
     user.must_change_password = True
     _end_all_sessions(db, user.id)
-    db.execute(
-        update(ApiToken)
-        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
+    _revoke_all_tokens(db, user.id)
     db.commit()
     return user, temporary
+
+
+def _revoke_all_tokens(db: Session, user_id: int) -> None:
+    db.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
 
 
 def change_password(

@@ -367,7 +367,7 @@ def test_token_expiring_later_still_works(client: TestClient, db: Session, label
     assert me(client, token)[0] == 200
 
 
-def test_token_of_deactivated_user_is_401_until_reactivated(
+def test_token_of_deactivated_user_is_401_and_stays_so_after_reactivation(
     client: TestClient, db: Session, admin: User, labeler: User
 ) -> None:
     token = make_token(db, labeler)
@@ -376,8 +376,10 @@ def test_token_of_deactivated_user_is_401_until_reactivated(
     client.patch(f"{API}/users/{labeler.id}", headers=as_admin, json={"is_active": False})
     assert_refused_token(client, token)
 
+    # Deactivation revoked it for good: the reactivated labeler makes a new one.
     client.patch(f"{API}/users/{labeler.id}", headers=as_admin, json={"is_active": True})
-    assert me(client, token)[0] == 200
+    assert_refused_token(client, token)
+    assert me(client, make_token(db, labeler))[0] == 200
 
 
 def test_token_of_deleted_user_is_401(

@@ -103,7 +103,78 @@ class Case:
     expected: Callable[[Leased], Json]
 
 
+def body_error(message: str) -> Json:
+    """The exact 422 for a body that is wrong as a whole."""
+    return {
+        "error": {
+            "code": "invalid_request",
+            "message": f"body: {message}",
+            "field": None,
+            "problems": [{"location": "body", "message": message, "type": "value_error"}],
+        }
+    }
+
+
+NOT_AN_INTEGER = "Input should be a valid integer"
+RANK_RANGE = "Value error, a rank runs from 1 to the number of responses judged (3)"
+
 CASES = [
+    Case(
+        "score-true",
+        QueueKind.comparison,
+        "comparison",
+        lambda ids: with_item(ids, 0, score=True),
+        422,
+        lambda _: invalid("items.0.score", NOT_AN_INTEGER, "int_type"),
+    ),
+    Case(
+        "score-numeric-string",
+        QueueKind.comparison,
+        "comparison",
+        lambda ids: with_item(ids, 1, score="7"),
+        422,
+        lambda _: invalid("items.1.score", NOT_AN_INTEGER, "int_type"),
+    ),
+    Case(
+        "score-float",
+        QueueKind.comparison,
+        "comparison",
+        lambda ids: with_item(ids, 2, score=7.0),
+        422,
+        lambda _: invalid("items.2.score", NOT_AN_INTEGER, "int_type"),
+    ),
+    Case(
+        "rank-true",
+        QueueKind.comparison,
+        "comparison",
+        lambda ids: with_item(ids, 0, rank=True),
+        422,
+        lambda _: invalid("items.0.rank", NOT_AN_INTEGER, "int_type"),
+    ),
+    Case(
+        "rank-2**63",
+        QueueKind.comparison,
+        "comparison",
+        lambda ids: with_item(ids, 2, rank=2**63),
+        422,
+        lambda _: body_error(RANK_RANGE),
+    ),
+    Case(
+        "rank-past-the-responses",
+        QueueKind.comparison,
+        "comparison",
+        lambda ids: with_item(ids, 2, rank=4),
+        422,
+        lambda _: body_error(RANK_RANGE),
+    ),
+    Case(
+        "response-id-as-string",
+        QueueKind.comparison,
+        "comparison",
+        lambda ids: with_item(ids, 0, response_id=str(ids[0])),
+        422,
+        lambda _: invalid("items.0.response_id", NOT_AN_INTEGER, "int_type"),
+    ),
     Case(
         "nul-in-comment",
         QueueKind.comparison,

@@ -23,7 +23,7 @@ from app.models import (
     UserSession,
 )
 from app.models.base import utcnow
-from app.schemas.users import PasswordChange, UserCreate, UserUpdate
+from app.schemas.users import PasswordChange, TokenCreate, UserCreate, UserUpdate
 from app.security import verify_password
 from app.services import auth, users
 from app.settings import Settings
@@ -169,6 +169,20 @@ def test_deactivation_ends_sessions_and_reactivation_clears_the_date(
     users.update_user(db, labeler.id, UserUpdate(is_active=True), acting=admin)
     assert labeler.is_active is True
     assert labeler.deactivated_at is None
+
+
+def test_deactivation_revokes_api_tokens_for_good(db: Session, admin: User, labeler: User) -> None:
+    _, kept = auth.create_api_token(db, admin, TokenCreate(name="admin's"))
+    first, _ = auth.create_api_token(db, labeler, TokenCreate(name="one"))
+    _, second = auth.create_api_token(db, labeler, TokenCreate(name="two"))
+
+    users.update_user(db, labeler.id, UserUpdate(is_active=False), acting=admin)
+    users.update_user(db, labeler.id, UserUpdate(is_active=True), acting=admin)
+
+    db.refresh(first)
+    assert first.revoked_at is not None
+    assert auth.resolve_api_token(db, second) is None
+    assert auth.resolve_api_token(db, kept) is not None
 
 
 def test_update_unknown_user_is_not_found(db: Session, admin: User) -> None:

@@ -1,4 +1,5 @@
-"""/api/v1/projects/{project_id}/guidelines: everyone signed in reads; admins save and publish."""
+"""/api/v1/projects/{project_id}/guidelines: staff read every version, labelers the published
+ones of the projects they may read; admins save and publish."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from fastapi import APIRouter, Query, status
 from app.api.errors import STANDARD_ERRORS
 from app.deps import ApiAdmin, ApiUser, SessionDep
 from app.errors import NotFound
+from app.models import Role, User
 from app.schemas.guidelines import (
     GuidelineDiffOut,
     GuidelineSave,
     GuidelineVersionOut,
     GuidelineVersionSummary,
 )
-from app.services import guidelines
+from app.services import guidelines, projects
 
 router = APIRouter(
     responses=STANDARD_ERRORS, prefix="/projects/{project_id}/guidelines", tags=["guidelines"]
@@ -23,9 +25,10 @@ router = APIRouter(
 
 
 @router.get("", response_model=list[GuidelineVersionSummary])
-def list_versions(project_id: int, db: SessionDep, _: ApiUser) -> list[GuidelineVersionSummary]:
-    """Every version, oldest first, without the bodies."""
-    found = guidelines.list_versions(db, project_id)
+def list_versions(project_id: int, db: SessionDep, user: ApiUser) -> list[GuidelineVersionSummary]:
+    """Every version, oldest first, without the bodies (labelers: the published ones)."""
+    projects.readable_project(db, project_id, user)
+    found = guidelines.list_versions(db, project_id, published_only=_published_only(user))
     return [GuidelineVersionSummary.from_model(version) for version in found]
 
 
@@ -40,8 +43,9 @@ def save_version(
 
 
 @router.get("/current", response_model=GuidelineVersionOut)
-def current_guideline(project_id: int, db: SessionDep, _: ApiUser) -> GuidelineVersionOut:
+def current_guideline(project_id: int, db: SessionDep, user: ApiUser) -> GuidelineVersionOut:
     """The highest-numbered published version; 404 while none is published."""
+    projects.readable_project(db, project_id, user)
     found = guidelines.current_guideline(db, project_id)
     if found is None:
         raise NotFound(f"project {project_id} has no published guideline")
@@ -52,11 +56,14 @@ def current_guideline(project_id: int, db: SessionDep, _: ApiUser) -> GuidelineV
 def diff_versions(
     project_id: int,
     db: SessionDep,
-    _: ApiUser,
+    user: ApiUser,
     from_version: Annotated[int, Query(alias="from", ge=1)],
     to_version: Annotated[int, Query(alias="to", ge=1)],
 ) -> GuidelineDiffOut:
-    diff = guidelines.diff_versions(db, project_id, from_version, to_version)
+    projects.readable_project(db, project_id, user)
+    diff = guidelines.diff_versions(
+        db, project_id, from_version, to_version, published_only=_published_only(user)
+    )
     return GuidelineDiffOut(
         project_id=project_id,
         from_version=from_version,
@@ -66,8 +73,12 @@ def diff_versions(
 
 
 @router.get("/{version}", response_model=GuidelineVersionOut)
-def get_version(project_id: int, version: int, db: SessionDep, _: ApiUser) -> GuidelineVersionOut:
-    return GuidelineVersionOut.from_model(guidelines.get_version(db, project_id, version))
+def get_version(
+    project_id: int, version: int, db: SessionDep, user: ApiUser
+) -> GuidelineVersionOut:
+    projects.readable_project(db, project_id, user)
+    found = guidelines.get_version(db, project_id, version, published_only=_published_only(user))
+    return GuidelineVersionOut.from_model(found)
 
 
 @router.post("/{version}/publish", response_model=GuidelineVersionOut)
@@ -76,3 +87,8 @@ def publish_version(
 ) -> GuidelineVersionOut:
     """Makes a draft the current guideline; 409 for a published or superseded version."""
     return GuidelineVersionOut.from_model(guidelines.publish_version(db, project_id, version))
+
+
+def _published_only(user: User) -> bool:
+    # Drafts are the editors' work in progress: labelers never see one.
+    return user.role == Role.labeler

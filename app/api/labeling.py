@@ -30,7 +30,7 @@ from app.schemas.labeling import (
     SkipSubmit,
     SubmitResult,
 )
-from app.services import assignments, drafts, guideline_reads, overview
+from app.services import assignments, drafts, guideline_reads, overview, projects
 
 router = APIRouter(tags=["labeling"])
 
@@ -192,11 +192,13 @@ def requeue_superseded(queue_id: int, db: SessionDep, _: ApiAdmin) -> RequeueRes
 @router.get("/projects/{project_id}/guideline/status", response_model=GuidelineStatusOut)
 def guideline_status(project_id: int, db: SessionDep, user: ApiUser) -> GuidelineStatusOut:
     """The current guideline version and whether it changed since you last marked it read."""
+    projects.readable_project(db, project_id, user)
     return _guideline_status(db, user, project_id)
 
 
 @router.post("/projects/{project_id}/guideline/read", response_model=GuidelineStatusOut)
 def mark_guideline_read(project_id: int, db: SessionDep, user: ApiUser) -> GuidelineStatusOut:
     """Records that you read the current version (nothing to record while none is published)."""
+    projects.readable_project(db, project_id, user)
     guideline_reads.mark_read(db, user, project_id)
     return _guideline_status(db, user, project_id)

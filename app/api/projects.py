@@ -1,4 +1,5 @@
-"""/api/v1/projects: everyone signed in may read; admins create and edit."""
+"""/api/v1/projects: staff read every project, labelers those with a queue open to them;
+admins create and edit."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ router = APIRouter(responses=STANDARD_ERRORS, prefix="/projects", tags=["project
 
 
 @router.get("", response_model=list[ProjectOut])
-def list_projects(db: SessionDep, _: ApiUser, include_archived: bool = False) -> list[ProjectOut]:
-    found = projects.list_projects(db, include_archived=include_archived)
+def list_projects(
+    db: SessionDep, user: ApiUser, include_archived: bool = False
+) -> list[ProjectOut]:
+    """Staff get every project; a labeler those with a queue open to them."""
+    found = projects.list_projects(db, include_archived=include_archived, reader=user)
     return [ProjectOut.from_model(project) for project in found]
 
 
@@ -24,8 +28,8 @@ def create_project(data: ProjectCreate, db: SessionDep, admin: ApiAdmin) -> Proj
 
 
 @router.get("/{project_id}", response_model=ProjectOut)
-def get_project(project_id: int, db: SessionDep, _: ApiUser) -> ProjectOut:
-    return ProjectOut.from_model(projects.get_project(db, project_id))
+def get_project(project_id: int, db: SessionDep, user: ApiUser) -> ProjectOut:
+    return ProjectOut.from_model(projects.readable_project(db, project_id, user))
 
 
 @router.patch("/{project_id}", response_model=ProjectOut)

@@ -31,25 +31,33 @@ def _require_project(db: Session, project_id: int, *, lock: bool = False) -> Non
         raise NotFound(f"no project with id {project_id}")
 
 
-def list_versions(db: Session, project_id: int) -> list[GuidelineVersion]:
-    """Every version of the project's guideline, oldest first."""
+def list_versions(
+    db: Session, project_id: int, *, published_only: bool = False
+) -> list[GuidelineVersion]:
+    """Every version of the project's guideline, oldest first; drafts only for their editors
+    (`published_only` for labelers)."""
     _require_project(db, project_id)
     query = (
         select(GuidelineVersion)
         .where(GuidelineVersion.project_id == project_id)
         .order_by(GuidelineVersion.version)
     )
+    if published_only:
+        query = query.where(GuidelineVersion.published_at.is_not(None))
     return list(db.scalars(query))
 
 
-def get_version(db: Session, project_id: int, version: int) -> GuidelineVersion:
+def get_version(
+    db: Session, project_id: int, version: int, *, published_only: bool = False
+) -> GuidelineVersion:
+    """One version; with `published_only` a draft answers as a version that does not exist."""
     _require_project(db, project_id)
     found = db.scalar(
         select(GuidelineVersion).where(
             GuidelineVersion.project_id == project_id, GuidelineVersion.version == version
         )
     )
-    if found is None:
+    if found is None or (published_only and found.published_at is None):
         raise NotFound(f"project {project_id} has no guideline version {version}")
     return found
 
@@ -177,10 +185,12 @@ class GuidelineDiff:
         return sum(1 for row in self.rows if row.kind == "removed")
 
 
-def diff_versions(db: Session, project_id: int, a: int, b: int) -> GuidelineDiff:
+def diff_versions(
+    db: Session, project_id: int, a: int, b: int, *, published_only: bool = False
+) -> GuidelineDiff:
     """What changed from version a to version b (either order; a == b gives no changes)."""
-    old = get_version(db, project_id, a)
-    new = get_version(db, project_id, b)
+    old = get_version(db, project_id, a, published_only=published_only)
+    new = get_version(db, project_id, b, published_only=published_only)
     old_lines, new_lines = old.body.splitlines(), new.body.splitlines()
     unified = list(
         difflib.unified_diff(

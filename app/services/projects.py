@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+from sqlalchemy import Exists, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
-from app.models import Project, User
+from app.models import Project, Queue, QueueLabeler, Role, User
 from app.schemas.projects import ProjectCreate, ProjectUpdate
 
 
-def list_projects(db: Session, *, include_archived: bool = False) -> list[Project]:
+def list_projects(
+    db: Session, *, include_archived: bool = False, reader: User | None = None
+) -> list[Project]:
+    """Every project, or with `reader` only those that user may read (`readable_project`)."""
     query = select(Project).order_by(Project.name)
     if not include_archived:
         query = query.where(Project.is_archived.is_(False))
+    if reader is not None and reader.role == Role.labeler:
+        query = query.where(Project.is_archived.is_(False), _open_to(reader))
     return list(db.scalars(query))
 
 
@@ -23,6 +28,28 @@ def get_project(db: Session, project_id: int) -> Project:
     if project is None:
         raise NotFound(f"no project with id {project_id}")
     return project
+
+
+def readable_project(db: Session, project_id: int, reader: User) -> Project:
+    """The project, if `reader` may read it: staff read every project; a labeler only a live
+    one with a queue open to them (open to all, or listing them), the projects their pages
+    show. Any other answers as a project that does not exist, so a labeler cannot tell which
+    ids are taken."""
+    project = get_project(db, project_id)
+    if reader.role == Role.labeler and (
+        project.is_archived or not db.scalar(select(_open_to(reader, project.id)))
+    ):
+        raise NotFound(f"no project with id {project_id}")
+    return project
+
+
+def _open_to(labeler: User, project_id: int | None = None) -> Exists:
+    """A queue of the project (the given one, or the row's) open to `labeler`."""
+    listed = exists().where(QueueLabeler.queue_id == Queue.id, QueueLabeler.user_id == labeler.id)
+    return exists().where(
+        Queue.project_id == (Project.id if project_id is None else project_id),
+        or_(Queue.open_to_all.is_(True), listed),
+    )
 
 
 def create_project(db: Session, data: ProjectCreate, *, acting: User) -> Project:

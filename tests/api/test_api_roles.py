@@ -237,8 +237,9 @@ SIGNED_IN: dict[Endpoint, Call] = {
     ("GET", f"{API}/projects/{{project_id}}"): Call(200),
     ("GET", f"{API}/projects/{{project_id}}/guidelines"): Call(200),
     ("GET", f"{API}/projects/{{project_id}}/guidelines/current"): Call(200),
+    # Published versions only: a labeler gets 404 for the draft (tests/api/test_guidelines_api.py).
     ("GET", f"{API}/projects/{{project_id}}/guidelines/diff"): Call(
-        200, params={"from": 1, "to": 2}
+        200, params={"from": 1, "to": 1}
     ),
     ("GET", f"{API}/projects/{{project_id}}/guidelines/{{version}}"): Call(200),
     ("GET", f"{API}/me/queues"): Call(200),

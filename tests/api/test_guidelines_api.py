@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import GuidelineVersion, Project, User
+from app.models import GuidelineVersion, Project, QueueLabeler, User
 from app.schemas.guidelines import GuidelineSave
 from app.services import guidelines
 from tests.api.helpers import (
@@ -19,7 +19,8 @@ from tests.api.helpers import (
     iso,
     validation_error,
 )
-from tests.conftest import bearer, make_token
+from tests.conftest import bearer, make_token, make_user
+from tests.factories import make_queue
 
 TABLES = (*TRACKED_TABLES, "guideline_versions")
 NEEDS_ADMIN = error("permission_denied", "this needs the admin role")
@@ -29,8 +30,11 @@ V2 = "# Rules\n\nBe kind.\nBe accurate.\n"
 
 @pytest.fixture
 def project(db: Session) -> Project:
+    """A project with a queue open to every labeler, so labelers may read its guideline."""
     project = Project(name="Chat", label_schema={"flags": []})
     db.add(project)
+    db.commit()
+    make_queue(db, project)
     db.commit()
     return project
 
@@ -255,27 +259,85 @@ def test_publishing_an_older_draft_after_a_newer_version_is_409(
 # --- reading --------------------------------------------------------------------------------
 
 
-def test_readers_list_get_and_read_the_current_version(
-    client: TestClient,
-    db: Session,
-    admin: User,
-    project: Project,
-    as_reader: dict[str, str],
+def test_researchers_list_get_and_read_every_version(
+    client: TestClient, db: Session, admin: User, researcher: User, project: Project
 ) -> None:
     add(db, project, admin, V1, note="start")
     add(db, project, admin, V2, note="accuracy")
     guidelines.publish_version(db, project.id, 1)
     one, two = stored(db, project, 1), stored(db, project, 2)
+    as_researcher = bearer(make_token(db, researcher))
 
-    listed = client.get(url(project), headers=as_reader)
-    got = client.get(url(project, "/2"), headers=as_reader)
-    current = client.get(url(project, "/current"), headers=as_reader)
+    listed = client.get(url(project), headers=as_researcher)
+    got = client.get(url(project, "/2"), headers=as_researcher)
+    current = client.get(url(project, "/current"), headers=as_researcher)
 
     assert (listed.status_code, listed.json()) == (200, [summary_json(one), summary_json(two)])
     assert [item["status"] for item in listed.json()] == ["published", "draft"]
     assert "body" not in listed.json()[0]
     assert (got.status_code, got.json()) == (200, version_json(two))
     assert (current.status_code, current.json()) == (200, version_json(one))
+
+
+def test_labelers_read_only_published_versions(
+    client: TestClient, db: Session, admin: User, labeler: User, project: Project
+) -> None:
+    add(db, project, admin, V1, note="start")
+    add(db, project, admin, V2, note="accuracy")
+    guidelines.publish_version(db, project.id, 1)
+    one = stored(db, project, 1)
+    as_labeler = bearer(make_token(db, labeler))
+    no_draft = error("not_found", f"project {project.id} has no guideline version 2")
+
+    listed = client.get(url(project), headers=as_labeler)
+    published = client.get(url(project, "/1"), headers=as_labeler)
+    draft = client.get(url(project, "/2"), headers=as_labeler)
+    diff = client.get(url(project, "/diff?from=1&to=2"), headers=as_labeler)
+    current = client.get(url(project, "/current"), headers=as_labeler)
+
+    assert (listed.status_code, listed.json()) == (200, [summary_json(one)])
+    assert (published.status_code, published.json()) == (200, version_json(one))
+    assert (draft.status_code, draft.json()) == (404, no_draft)
+    assert (diff.status_code, diff.json()) == (404, no_draft)
+    assert (current.status_code, current.json()) == (200, version_json(one))
+
+
+@pytest.mark.parametrize(
+    ("method", "rest"),
+    [
+        ("GET", ""),
+        ("GET", "/guidelines"),
+        ("GET", "/guidelines/1"),
+        ("GET", "/guidelines/current"),
+        ("GET", "/guidelines/diff?from=1&to=1"),
+        ("GET", "/guideline/status"),
+        ("POST", "/guideline/read"),
+    ],
+)
+def test_labelers_read_nothing_of_a_project_without_a_queue_open_to_them(
+    client: TestClient, db: Session, admin: User, labeler: User, method: str, rest: str
+) -> None:
+    closed = Project(name="Closed", label_schema={"flags": []})
+    db.add(closed)
+    db.commit()
+    add(db, closed, admin, V1)
+    guidelines.publish_version(db, closed.id, 1)
+    # A queue listing only another labeler: not open to this one.
+    other = make_user(db, "otto")
+    queue = make_queue(db, closed, open_to_all=False)
+    db.add(QueueLabeler(queue_id=queue.id, user_id=other.id))
+    db.commit()
+
+    headers = bearer(make_token(db, labeler))
+    before = db_state(db, (*TABLES, "guideline_reads"))
+
+    response = client.request(method, f"{API}/projects/{closed.id}{rest}", headers=headers)
+
+    assert (response.status_code, response.json()) == (
+        404,
+        error("not_found", f"no project with id {closed.id}"),
+    )
+    assert db_state(db, (*TABLES, "guideline_reads")) == before
 
 
 def test_empty_list(client: TestClient, project: Project, as_admin: dict[str, str]) -> None:
@@ -301,6 +363,9 @@ def test_diff_is_a_unified_diff(
 ) -> None:
     add(db, project, admin, V1)
     add(db, project, admin, V2)
+    # Published, so labelers may read both (test_labelers_read_only_published_versions).
+    guidelines.publish_version(db, project.id, 1)
+    guidelines.publish_version(db, project.id, 2)
 
     response = client.get(url(project, "/diff?from=1&to=2"), headers=as_reader)
 

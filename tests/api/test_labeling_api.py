@@ -456,6 +456,7 @@ def test_my_queues(client: TestClient, db: Session, labeler: User) -> None:
 
 def test_guideline_status_and_read(client: TestClient, db: Session, labeler: User) -> None:
     project = make_project(db)
+    make_queue(db, project)
     headers = bearer(make_token(db, labeler))
     status_url = f"/api/v1/projects/{project.id}/guideline/status"
     read_url = f"/api/v1/projects/{project.id}/guideline/read"

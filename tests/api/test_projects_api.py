@@ -1,4 +1,5 @@
-"""/api/v1/projects: everyone signed in reads, admins create and edit."""
+"""/api/v1/projects: staff read every project, labelers those with a queue open to them;
+admins create and edit."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Project, User
+from app.models import Project, QueueLabeler, User
 from tests.api.helpers import (
     API,
     Json,
@@ -18,7 +19,8 @@ from tests.api.helpers import (
     project_json,
     validation_error,
 )
-from tests.conftest import bearer, make_token
+from tests.conftest import bearer, make_token, make_user
+from tests.factories import make_queue
 
 # The InstructGPT labeling interface's flags, as DESIGN.md lists them, in this order.
 DESIGN_FLAGS = [
@@ -396,6 +398,8 @@ def test_labeler_and_researcher_can_read(
     client: TestClient, db: Session, as_admin: dict[str, str], reader: User
 ) -> None:
     project_id = create(client, as_admin, name="Shared", flags=CUSTOM_FLAGS)["id"]
+    make_queue(db, stored(db, project_id))
+    db.commit()
     headers = bearer(make_token(db, reader))
 
     listed = client.get(f"{API}/projects", headers=headers)
@@ -422,3 +426,49 @@ def test_labeler_and_researcher_cannot_create_or_update(
     assert (updated.status_code, updated.json()) == (403, NEEDS_ADMIN)
     assert db_state(db) == before
     assert stored(db, project_id).is_archived is False
+
+
+def test_labelers_read_only_projects_with_a_queue_open_to_them(
+    client: TestClient, db: Session, as_admin: dict[str, str], labeler: User, researcher: User
+) -> None:
+    ids = {
+        name: create(client, as_admin, name=name)["id"]
+        for name in ("Open", "Listed", "Others", "Bare", "Gone")
+    }
+    projects = {name: stored(db, project_id) for name, project_id in ids.items()}
+    make_queue(db, projects["Open"])
+    make_queue(db, projects["Gone"])
+    projects["Gone"].is_archived = True
+    other = make_user(db, "otto")
+    for name, who in (("Listed", labeler), ("Others", other)):
+        queue = make_queue(db, projects[name], open_to_all=False)
+        db.add(QueueLabeler(queue_id=queue.id, user_id=who.id))
+    db.commit()
+    as_labeler = bearer(make_token(db, labeler))
+
+    listed = client.get(f"{API}/projects?include_archived=true", headers=as_labeler)
+    everything = client.get(
+        f"{API}/projects?include_archived=true", headers=bearer(make_token(db, researcher))
+    )
+    answers = {
+        name: client.get(f"{API}/projects/{project_id}", headers=as_labeler)
+        for name, project_id in ids.items()
+    }
+
+    assert [project["name"] for project in listed.json()] == ["Listed", "Open"]
+    assert [project["name"] for project in everything.json()] == [
+        "Bare",
+        "Gone",
+        "Listed",
+        "Open",
+        "Others",
+    ]
+    assert {name: answer.status_code for name, answer in answers.items()} == {
+        "Open": 200,
+        "Listed": 200,
+        "Others": 404,
+        "Bare": 404,
+        "Gone": 404,
+    }
+    # The same answer as for an id that does not exist: nothing tells the project is there.
+    assert answers["Bare"].json() == error("not_found", f"no project with id {ids['Bare']}")

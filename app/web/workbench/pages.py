@@ -70,7 +70,7 @@ def mark_guideline_read(
     project_id: int,
     next_url: Annotated[str, Form(alias="next", max_length=200)] = "/",
 ) -> Response:
-    projects.get_project(db, project_id)
+    projects.readable_project(db, project_id, labeler)
     version = guideline_reads.mark_read(db, labeler, project_id)
     said = f"Marked version {version.version} of the guideline as read." if version else ""
     if is_htmx(request):

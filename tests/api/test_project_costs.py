@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.models import Project, User
 from tests.api.helpers import API, Json, db_state, project_json
 from tests.conftest import bearer, make_token, web_login
+from tests.factories import make_queue
 
 NEEDS_ADMIN = {
     "error": {"code": "permission_denied", "message": "this needs the admin role", "field": None}
@@ -182,6 +183,11 @@ def test_only_admins_change_costs(
     client: TestClient, db: Session, as_admin: dict[str, str], role: str, request: Any
 ) -> None:
     project_id = create(client, as_admin, name="Paid", cost_per_comparison="0.25")["id"]
+    # A queue open to all, so that labelers may read the project.
+    project = db.get(Project, project_id)
+    assert project is not None
+    make_queue(db, project)
+    db.commit()
     headers = bearer(make_token(db, request.getfixturevalue(role)))
     before = db_state(db)
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.models.users import Role
+from app.schemas.common import Text
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
 MIN_PASSWORD_LENGTH = 10
@@ -35,10 +36,10 @@ def check_password(value: str) -> str:
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str
+    username: Text
     role: Role = Role.labeler
-    display_name: str = Field(default="", max_length=128)
-    password: str | None = Field(
+    display_name: Text = Field(default="", max_length=128)
+    password: Text | None = Field(
         default=None,
         description="Leave out to have one generated; it is returned once and must be changed.",
     )
@@ -55,15 +56,15 @@ class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role | None = None
-    display_name: str | None = Field(default=None, max_length=128)
+    display_name: Text | None = Field(default=None, max_length=128)
     is_active: bool | None = None
 
 
 class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    current_password: str
-    new_password: str
+    current_password: Text
+    new_password: Text
 
     _new = field_validator("new_password")(classmethod(lambda cls, v: check_password(v)))
 
@@ -95,19 +96,19 @@ class PasswordReset(BaseModel):
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(max_length=256)
-    password: str = Field(max_length=MAX_PASSWORD_LENGTH)
+    username: Text = Field(max_length=256)
+    password: Text = Field(max_length=MAX_PASSWORD_LENGTH)
 
 
 class TokenLoginRequest(LoginRequest):
-    token_name: str = Field(default="script", min_length=1, max_length=100)
+    token_name: Text = Field(default="script", min_length=1, max_length=100)
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
 
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
 

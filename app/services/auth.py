@@ -11,9 +11,16 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from app.errors import AuthenticationFailed, NotFound, RateLimited, WrongPassword
+from app.errors import (
+    AuthenticationFailed,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    WrongPassword,
+)
 from app.models import ApiToken, LoginAttempt, User, UserSession
 from app.models.base import utcnow
+from app.schemas.common import text_problem
 from app.schemas.users import TokenCreate
 from app.security import hash_password, needs_rehash, new_token, token_hash, verify_password
 from app.settings import Settings
@@ -32,6 +39,7 @@ def authenticate(
     db: Session, settings: Settings, *, username: str, password: str, client_ip: str
 ) -> User:
     """Checks a username and password; counts failures per username and per address."""
+    _refuse_unstorable(username=username, password=password)
     username = username.strip().lower()[:64]
     client_ip = client_ip[:64]
     _check_rate_limit(db, settings, username=username, client_ip=client_ip)
@@ -58,6 +66,7 @@ def check_current_password(
 
     Failures count towards the same limits as failed logins: a stolen session or token must
     not become a way to guess the password without limit."""
+    _refuse_unstorable(current_password=password)
     client_ip = client_ip[:64]
     _check_rate_limit(db, settings, username=user.username, client_ip=client_ip)
     if verify_password(user.password_hash, password):
@@ -65,6 +74,15 @@ def check_current_password(
     db.add(LoginAttempt(username=user.username, client_ip=client_ip, succeeded=False))
     db.commit()
     raise WrongPassword("the current password is wrong", field="current_password")
+
+
+def _refuse_unstorable(**fields: str) -> None:
+    """422 naming the field for a NUL byte or a lone surrogate, before anything is looked up:
+    PostgreSQL refuses the first in a query and argon2 cannot encode the second (both were
+    500s, before login). The form and the JSON body both end up here."""
+    for field, value in fields.items():
+        if problem := text_problem(value):
+            raise InvalidInput(f"{field}: {problem}", field=field)
 
 
 def _check_rate_limit(db: Session, settings: Settings, *, username: str, client_ip: str) -> None:

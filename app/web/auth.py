@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from app.deps import SESSION_COOKIE, SessionDep, SettingsDep, WebLogin, client_ip
-from app.errors import AuthenticationFailed, RateLimited
+from app.errors import AuthenticationFailed, InvalidInput, RateLimited
 from app.services import auth
 from app.web.csrf import ANON_COOKIE, anonymous_token, set_anonymous_cookie
 from app.web.rendering import redirect, render
@@ -65,11 +65,12 @@ def login(
         user = auth.authenticate(
             db, settings, username=username, password=password, client_ip=client_ip(request)
         )
-    except (AuthenticationFailed, RateLimited) as error:
+    except (AuthenticationFailed, RateLimited, InvalidInput) as error:
         response = _login_page(
             request,
             next_url=next_url,
-            username=username,
+            # Not an unstorable name back into the form: the person types it again.
+            username="" if isinstance(error, InvalidInput) else username,
             error=error.message,
             status_code=error.status_code,
         )

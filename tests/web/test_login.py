@@ -1,3 +1,4 @@
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -42,6 +43,29 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(
         )
         answers.append((response.status_code, "wrong username or password" in response.text))
     assert answers == [(401, True), (401, True)]
+    assert db.scalar(select(func.count()).select_from(UserSession)) == 0
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "message"),
+    [
+        ("a\x00b", PASSWORD, "username: text may not contain NUL bytes"),
+        ("root-admin", "pass\x00word-long", "password: text may not contain NUL bytes"),
+    ],
+)
+def test_a_nul_byte_is_a_422_on_the_login_page_and_records_nothing(
+    client: TestClient, db: Session, admin: User, username: str, password: str, message: str
+) -> None:
+    page = client.get("/login")
+    response = client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": csrf_from(page.text)},
+    )
+
+    assert response.status_code == 422
+    assert message in response.text
+    assert "\x00" not in response.text
+    assert db.scalar(select(func.count()).select_from(LoginAttempt)) == 0
     assert db.scalar(select(func.count()).select_from(UserSession)) == 0
 
 

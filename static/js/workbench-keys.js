@@ -84,6 +84,8 @@
     w: (bench) => {
       const editor = bench.form.querySelector("#turn-0");
       editor.focus();
+      // At the end of what is there (a draft kept from before a reload): write on.
+      editor.setSelectionRange(editor.value.length, editor.value.length);
       editor.scrollIntoView({ block: "nearest" });
     },
     d: (bench) => bench.useDraft(),

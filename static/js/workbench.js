@@ -341,9 +341,11 @@
         const first = root.querySelector(".wb-response");
         if (first) first.focus();
       } else if (form) {
-        const editor = form.querySelector("#turn-0");
-        editor.focus();
-        editor.setSelectionRange(editor.value.length, editor.value.length);
+        // The prompt, not the answer box: the single-key shortcuts ("?", w, d, s, g) work from
+        // here, where a focused box would take the first key as text. w moves into the answer.
+        const prompt = root.querySelector(".wb-prompt");
+        prompt.tabIndex = -1;
+        prompt.focus();
       } else {
         const next = root.querySelector("[data-testid='next-task'], [data-testid='back-home']");
         if (next) next.focus();

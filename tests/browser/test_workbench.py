@@ -174,6 +174,12 @@ def test_keyboard_demonstration_survives_a_reload(live_server: LiveServer, page:
     start_queue(page, "Write")
 
     editor = page.get_by_test_id("editor")
+    # The prompt has the focus, so "?" opens the shortcuts instead of typing into the answer.
+    page.keyboard.press("?")
+    expect(page.get_by_test_id("help")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(editor).to_have_value("")
+    page.keyboard.press("w")
     expect(editor).to_be_focused()
     page.keyboard.type("The **moon** pulls the sea.")
     expect(page.get_by_test_id("save-status")).to_have_text("Draft saved")
@@ -182,6 +188,7 @@ def test_keyboard_demonstration_survives_a_reload(live_server: LiveServer, page:
 
     page.reload()
     expect(editor).to_have_value("The **moon** pulls the sea.")
+    page.keyboard.press("w")
     expect(editor).to_be_focused()
     page.keyboard.type(" Twice a day.")
     # Continue the conversation: Esc leaves the editor, t adds a user turn and an answer.
@@ -213,6 +220,7 @@ def test_an_expired_lease_keeps_the_draft_and_is_taken_again(
     login(page, live_server.url)
     start_queue(page, "Write")
     first = assignment_id(page)
+    page.keyboard.press("w")
     page.keyboard.type("The moon pulls the sea.")
     expect(page.get_by_test_id("lease-expired")).to_be_visible(timeout=10_000)
     expect(page.get_by_test_id("lease-expired")).to_contain_text("Your draft is kept.")

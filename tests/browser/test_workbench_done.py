@@ -77,8 +77,7 @@ def test_ten_comparisons_and_three_demonstrations_by_keyboard(
 
     start_queue(page, "Write")
     # The first offers the model's draft: d starts from it, the labeler corrects it.
-    expect(page.get_by_test_id("editor")).to_be_focused()
-    page.keyboard.press("Escape")
+    expect(page.locator(".wb-prompt")).to_be_focused()
     page.keyboard.press("d")
     expect(page.get_by_test_id("editor")).to_have_value("Hello from the model.")
     page.keyboard.press("Control+End")
@@ -90,8 +89,9 @@ def test_ten_comparisons_and_three_demonstrations_by_keyboard(
             "data-assignment-id", str(before)
         )
         expect(page.get_by_test_id("wb-flash")).to_have_text("Submitted.")
-        expect(page.get_by_test_id("editor")).to_be_focused()
         expect(page.get_by_test_id("editor")).to_have_value("")
+        page.keyboard.press("w")
+        expect(page.get_by_test_id("editor")).to_be_focused()
         page.keyboard.type(text)
     page.keyboard.press("Control+Enter")
     expect(page.get_by_test_id("queue-finished")).to_be_visible()

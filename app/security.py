@@ -43,10 +43,6 @@ def use_cheap_hasher_for_tests(cheap: bool = True) -> None:
     _current = _hashing(cheap_hasher) if cheap else PRODUCTION
 
 
-def current_hasher() -> PasswordHasher:
-    return _current.hasher
-
-
 def hash_password(password: str) -> str:
     return _current.hasher.hash(password)
 

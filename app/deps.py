@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from app.errors import AuthenticationFailed, NotFound, PermissionDenied
@@ -61,6 +63,43 @@ def ids_in_range(request: Request) -> None:
             if name == "version":
                 raise NotFound(f"no version {number}")
             raise NotFound(f"no {name.removesuffix('_id').replace('_', ' ')} with id {number}")
+
+
+def known_query_parameters(request: Request) -> None:
+    """Router-wide: a query parameter the route does not take is a 422, not silently ignored.
+    A misspelt filter (`?queue=3` for `?queue_id=3`) would otherwise answer as if it were
+    absent, and `?order_by=password_hash` would look accepted."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    unknown = sorted(set(request.query_params) - _query_parameter_names(route))
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "unknown_query_parameter",
+                    "loc": ("query", name),
+                    "msg": "this route takes no such query parameter",
+                    "input": request.query_params[name],
+                }
+                for name in unknown
+            ]
+        )
+
+
+def _query_parameter_names(route: APIRoute) -> frozenset[str]:
+    # Kept on the route: a route's dependant (and so these names) never changes after startup.
+    names: frozenset[str] | None = getattr(route, "smiley_query_names", None)
+    if names is None:
+        found: set[str] = set()
+        pending = [route.dependant]
+        while pending:
+            dependant = pending.pop()
+            found.update(param.alias for param in dependant.query_params)
+            pending.extend(dependant.dependencies)
+        names = frozenset(found)
+        route.smiley_query_names = names  # type: ignore[attr-defined]
+    return names
 
 
 SessionDep = Annotated[Session, Depends(get_db)]

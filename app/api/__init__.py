@@ -20,10 +20,12 @@ from app.api import (
     users,
 )
 from app.api.errors import STANDARD_ERRORS
-from app.deps import ids_in_range
+from app.deps import ids_in_range, known_query_parameters
 
 router = APIRouter(
-    prefix="/api/v1", dependencies=[Depends(ids_in_range)], responses=STANDARD_ERRORS
+    prefix="/api/v1",
+    dependencies=[Depends(ids_in_range), Depends(known_query_parameters)],
+    responses=STANDARD_ERRORS,
 )
 router.include_router(auth.router)
 router.include_router(users.router)

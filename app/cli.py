@@ -14,7 +14,7 @@ import typer
 from app import migrate
 from app.commands import datasets, fail, generation, session, training
 from app.models import Role
-from app.observability.logging import configure_logging
+from app.observability.logging import configure_logging, log_web_worker_restarts
 from app.observability.metrics import prepare_multiprocess_dir
 from app.schemas.users import TokenCreate, UserCreate, UserOut, UserUpdate
 from app.services import auth, users
@@ -155,9 +155,14 @@ def web(
     import uvicorn
 
     _prepare()
+    settings = get_settings()
     if workers > 1:
         # Each process counts its own requests into files here; a scrape adds them up.
-        prepare_multiprocess_dir(get_settings().prometheus_dir)
+        prepare_multiprocess_dir(settings.prometheus_dir)
+        # The supervisor's own lines (a web process died, or was replaced) go to our log too;
+        # unconfigured, this process dropped them and a server that never came up said nothing.
+        configure_logging(settings)
+        log_web_worker_restarts()
     # log_config=None: app.asgi configures logging (text or JSON, with request ids) itself.
     uvicorn.run(
         "app.asgi:app",
@@ -167,6 +172,7 @@ def web(
         log_config=None,
         access_log=False,
         factory=False,
+        timeout_worker_healthcheck=settings.web_worker_start_seconds,
     )
 
 

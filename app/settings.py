@@ -83,6 +83,14 @@ class Settings(BaseSettings):
         default=2 * 1024**3, ge=1, description="The largest dataset file accepted as an upload."
     )
 
+    web_worker_start_seconds: int = Field(
+        default=60,
+        ge=5,
+        description="With `smiley web --workers N`, how long a web process may take to answer "
+        "its supervisor's health check before it is replaced: a start on a busy host can take "
+        "far longer than uvicorn's 5 s, which replaced each worker before it was up.",
+    )
+
     log_format: Literal["text", "json"] = Field(
         default="text",
         description="Log lines as text for a terminal, or one JSON object a line for a server's "

@@ -85,3 +85,31 @@ def configure_logging(settings: Settings) -> None:
         uvicorn_logger.propagate = True
     # The middleware writes the access line (with route, duration and request id) instead.
     logging.getLogger("uvicorn.access").disabled = True
+
+
+class _WorkerRestarts(logging.Filter):
+    """uvicorn's supervisor says at INFO that a web process died and was replaced; whoever runs
+    the server needs to see that, and why it may have happened."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if (
+            record.levelno < logging.WARNING
+            and message.startswith("Child process [")
+            and message.endswith(" died")
+        ):
+            record.msg = (
+                f"web {message[6:]} or did not answer its health check in time "
+                "(SMILEY_WEB_WORKER_START_SECONDS); starting a new one"
+            )
+            record.args = ()
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def log_web_worker_restarts() -> None:
+    """For the `smiley web --workers N` supervisor process: a replaced web process is a
+    warning in the log."""
+    supervisor = logging.getLogger("uvicorn.error")
+    if not any(isinstance(found, _WorkerRestarts) for found in supervisor.filters):
+        supervisor.addFilter(_WorkerRestarts())

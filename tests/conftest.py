@@ -104,7 +104,7 @@ def drop_postgres_database(admin: Engine, url: str) -> None:
 
 # pytest-xdist groups (`--dist loadgroup`): each group runs on one worker, in order. The slowest
 # come first, so that they overlap the thousands of quick tests instead of ending the run alone.
-SLOWEST_GROUPS_FIRST = ("loop", "rl", "training-e2e", "faults")
+SLOWEST_GROUPS_FIRST = ("loop", "rl", "training-e2e", "faults", "plain-install")
 
 
 def pytest_configure(config: pytest.Config) -> None:

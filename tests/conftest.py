@@ -321,13 +321,42 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
+# Runs in every page of a `page` fixture's context before the page's own scripts (injected by
+# the browser itself, so not subject to the CSP) and reports each violation to the test process
+# through a binding, so the record survives navigations and htmx swaps alike.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  const element = event.target instanceof Element ? event.target.outerHTML.slice(0, 200) : "";
+  window.__smileyCspViolation(
+    `${event.violatedDirective} ${event.blockedURI || "inline"} at ${event.sourceFile}:` +
+    `${event.lineNumber} ${element}`.trimEnd());
+});
+"""
+
+
 @pytest.fixture
-def page(browser: object) -> Iterator[object]:
+def csp_violations() -> list[str]:
+    """Every Content-Security-Policy violation of the test's `page`, across every page load and
+    swap. The `page` fixture fails the test if any is left here at the end: a test that causes
+    some on purpose asserts them and clears the list."""
+    return []
+
+
+@pytest.fixture
+def page(browser: object, csp_violations: list[str]) -> Iterator[object]:
     context = browser.new_context()  # type: ignore[attr-defined]
+    context.expose_binding(
+        "__smileyCspViolation", lambda _source, text: csp_violations.append(text)
+    )
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
     page = context.new_page()
     page.set_default_timeout(10_000)
     yield page
+    if not page.is_closed():
+        # A round trip: the binding's calls made before it have all arrived once it answers.
+        page.evaluate("0")
     context.close()
+    assert csp_violations == [], "the page broke its Content-Security-Policy"
 
 
 # --- factories ------------------------------------------------------------------------------

@@ -11,12 +11,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2_fragments.fastapi import Jinja2Blocks
 
 from app.security import constant_time_equal, sign
+from app.web.bidi import BidiIsolation
 from app.web.markdown import markdown_filter
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 NOTICE_COOKIE = "smiley_notice"
 
+# BidiIsolation: untrusted text printed into a page cannot reorder the text after it
+# (app/web/bidi.py).
 templates = Jinja2Blocks(directory=str(TEMPLATES_DIR))
+templates.env.add_extension(BidiIsolation)
 # `{{ text|markdown }}`: untrusted markdown as sanitized HTML (app/web/markdown.py). Put it inside
 # an hx-disable container; templates/partials/untrusted.html has macros that do.
 templates.env.filters["markdown"] = markdown_filter

@@ -386,6 +386,38 @@ def test_submit_is_retried_after_a_network_failure_and_stored_once(
         assert db.scalar(select(Queue.id)) is not None
 
 
+# --- the Content-Security-Policy across swaps -----------------------------------------------
+
+
+def test_a_resized_comment_box_breaks_no_policy_on_the_next_task(
+    live_server: LiveServer, page: Page, csp_violations: list[str]
+) -> None:
+    """Dragging a textarea's corner makes the browser write a style attribute on it; htmx used
+    to copy that onto the next task's box (setAttribute, refused by the CSP) on every swap."""
+    seed(live_server, comparisons=[FOUR, FOUR])
+    login(page, live_server.url)
+    start_queue(page, "Compare")
+    comment = page.locator("#comment")
+    comment.scroll_into_view_if_needed()
+    box = comment.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] - 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] + 80, steps=4)
+    page.mouse.up()
+    assert "height" in (comment.get_attribute("style") or "")
+    score_all(page, [7, 5, 3, 1])
+    page.keyboard.press("r")
+    page.keyboard.press("Control+Enter")
+    expect(page.get_by_test_id("wb-flash")).to_have_text("Submitted.")
+    expect(page.get_by_test_id("workbench")).to_have_attribute("data-ready", "true")
+    # The new task's box has the stylesheet's size, and htmx has finished settling it.
+    page.wait_for_function("!document.querySelector('.htmx-settling')")
+    assert comment.get_attribute("style") is None
+    page.evaluate("0")
+    assert csp_violations == []
+
+
 # --- help, guideline, skip ------------------------------------------------------------------
 
 

@@ -41,11 +41,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PASSWORD = "boss password 1"
 # Usernames are checked by the service (letters, digits, . _ -); one stored anyway, e.g. by an
 # older version, must still be shown as text.
-HOSTILE_USERNAME = '"><svg onload=window.__pwned=5>{{7*7}}'
-# Script, handler, attribute break-out, javascript: link, htmx attributes, template syntax;
-# short enough for 200-character names.
+HOSTILE_USERNAME = '\u202e"><svg onload=window.__pwned=5>{{7*7}}'
+# A right-to-left override and isolate left open (the page text after them would read
+# backwards), script, handler, attribute break-out, javascript: link, htmx attributes, template
+# syntax; short enough for 200-character names.
 NAME = (
-    "<script>window.__pwned=1</script><img src=x onerror=window.__pwned=2>"
+    "\u202e\u2067<script>window.__pwned=1</script><img src=x onerror=window.__pwned=2>"
     '"><svg onload=window.__pwned=3><a href="javascript:window.__pwned=4">j</a>'
     "<b hx-get=/logout hx-trigger=load>h</b>{{7*7}}"
 )
@@ -57,6 +58,36 @@ document.addEventListener("securitypolicyviolation", (event) => {
   window.__violations.push(event.violatedDirective + " " + (event.blockedURI || "inline"));
 });
 """
+
+# Where a bidi control would reorder the page's own text: a text node (or the title) with one
+# outside every FSI/LRI/RLI … PDI pair and outside the CSS-isolated untrusted blocks (their
+# computed unicode-bidi checked too); raw-text elements and form fields hold values, not page
+# text.
+UNISOLATED_BIDI = r"""() => {
+  const control = /[\u202a-\u202e\u2066-\u2069]/;
+  const leaks = (text) => {
+    let depth = 0;
+    for (const char of text) {
+      if ("\u2066\u2067\u2068".includes(char)) depth += 1;
+      else if (char === "\u2069") depth = Math.max(0, depth - 1);
+      else if (depth === 0 && "\u202a\u202b\u202d\u202e".includes(char)) return true;
+    }
+    return false;
+  };
+  const found = [];
+  if (leaks(document.title)) found.push("title: " + document.title);
+  for (const box of document.querySelectorAll(".untrusted")) {
+    const bidi = getComputedStyle(box).unicodeBidi;
+    if (bidi !== "isolate") found.push("untrusted block with unicode-bidi " + bidi);
+  }
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (!control.test(node.data)) continue;
+    if (node.parentElement.closest(".untrusted, textarea, script, style")) continue;
+    if (leaks(node.data)) found.push(node.parentElement.outerHTML.slice(0, 120));
+  }
+  return found;
+}"""
 
 
 @dataclass
@@ -253,6 +284,7 @@ def check_inert(page: Page, base: str, path: str, watched: Watched, shown: bool)
         page.locator("svg[onload], img[onerror], a[href^='javascript:'], [hx-trigger=load]").count()
         == 0
     ), path
+    assert page.evaluate(UNISOLATED_BIDI) == [], path
     if shown:
         assert "<script>window.__pwned=1</script>" in page.inner_text("body"), path
         assert "{{7*7}}" in page.inner_text("body"), path

@@ -182,6 +182,34 @@ def get_api_user(request: Request, db: SessionDep) -> User:
 ApiUser = Annotated[User, Depends(get_api_user)]
 
 
+def get_caller(request: Request, db: SessionDep) -> User | None:
+    """Who asks a route that both scripts and browsers read (the schema, /healthz, /metrics):
+    a token when one is sent (a wrong token is refused, not tried as a cookie), otherwise the
+    browser session; None when neither names a user."""
+    if request.headers.get("authorization"):
+        return get_api_user(request, db)
+    token = request.cookies.get(SESSION_COOKIE)
+    found = auth.resolve_session(db, token) if token else None
+    if found is None:
+        return None
+    request.state.user_id = found[1].id
+    return found[1]
+
+
+OptionalCaller = Annotated[User | None, Depends(get_caller)]
+
+
+def get_signed_in_caller(caller: OptionalCaller) -> User:
+    if caller is None:
+        raise AuthenticationFailed(
+            "log in, or send an API token as 'Authorization: Bearer <token>'"
+        )
+    return caller
+
+
+SignedInCaller = Annotated[User, Depends(get_signed_in_caller)]
+
+
 def api_role(*roles: Role) -> Callable[[User], User]:
     check = _role_check(*roles)
 

@@ -13,23 +13,24 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import api, unavailable, web
 from app.api import errors as api_errors
-from app.api import health, metrics
+from app.api import health, metrics, openapi
 from app.db import get_engine, session_factory
 from app.deps import LoginRequired, PasswordChangeRequired
 from app.errors import DomainError
 from app.observability.metrics import HttpMetrics
 from app.observability.middleware import RequestContextMiddleware
 from app.settings import Settings, get_settings
+from app.web import api_docs
 from app.web import errors as web_errors
 from app.web.body_limit import BodyLimitMiddleware
-from app.web.security_headers import SECURITY_HEADERS, SecurityHeadersMiddleware, swagger_ui
+from app.web.security_headers import SECURITY_HEADERS, SecurityHeadersMiddleware
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-DOCS_URL = "/api/v1/docs"
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    # /healthz answers JSON too: a wrong token or a bad `probe` is a JSON error, not a page.
+    return request.url.path.startswith("/api/") or request.url.path == "/healthz"
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -42,8 +43,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         title="Smiley",
         summary="Human feedback for post-training language models",
         version="0.1.0",
-        openapi_url="/api/v1/openapi.json",
-        # Served below instead, so that the page's Content-Security-Policy can name its scripts.
+        # FastAPI's own routes answer anyone and its docs page loads Swagger UI from a CDN
+        # with an inline script; ours are for signed-in users and load everything from
+        # /static (app/api/openapi.py, app/web/api_docs.py). No ReDoc: see api_docs.
+        openapi_url=None,
         docs_url=None,
         redoc_url=None,
     )
@@ -55,10 +58,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.http_metrics = HttpMetrics()
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(openapi.router)
+    app.include_router(api_docs.router)
     app.include_router(api.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.add_route(DOCS_URL, swagger_ui, methods=["GET"], include_in_schema=False)
     # Inside the security headers, so its 413 and 431 answers carry them too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -107,7 +107,12 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:
-                if httpx.get(f"{base}/api/v1/openapi.json").status_code == 200:
+                # The schema answers signed-in users only: a 200 means the app reads its database.
+                schema = httpx.get(
+                    f"{base}/api/v1/openapi.json",
+                    headers={"Authorization": f"Bearer {tokens[0]}"},
+                )
+                if schema.status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)

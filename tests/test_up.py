@@ -87,6 +87,26 @@ def wait_healthy(running: Running, timeout: float = 90) -> dict[str, object]:
     pytest.fail(f"not healthy after {timeout}s: {last}\n{running.output()}")
 
 
+def admin_health(running: Running) -> dict[str, object]:
+    """/healthz as the printed admin sees it: anyone else gets the status alone."""
+    password = PASSWORD_LINE.search(running.output())
+    assert password, running.output()
+    with httpx.Client(base_url=running.base_url) as browser:
+        page = browser.get("/login")
+        answer = browser.post(
+            "/login",
+            data={
+                "username": "admin",
+                "password": password.group(1),
+                "csrf_token": csrf_from(page.text),
+            },
+        )
+        assert answer.status_code == 303
+        response = browser.get("/healthz")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def stop(running: Running) -> None:
     if running.process.poll() is None:
         running.process.send_signal(signal.SIGTERM)
@@ -114,9 +134,15 @@ def data_dir(tmp_path: Path) -> Path:
 def test_up_from_nothing_to_admin_creating_a_labeler(data_dir: Path) -> None:
     running = start_up(data_dir)
     try:
-        health = wait_healthy(running)
+        assert wait_healthy(running) == {"status": "ok"}
+        health = admin_health(running)
         assert health["status"] == "ok"
         assert health["database"] == {"ok": True, "detail": "sqlite", "extra": {}}
+        assert health["broker"] == {
+            "ok": True,
+            "detail": f"embedded (filesystem) at {data_dir / 'broker'}",
+            "extra": {},
+        }
         assert (data_dir / "smiley.sqlite3").exists()
         assert (data_dir / "secret_key").stat().st_mode & 0o777 == 0o600
 
@@ -206,7 +232,8 @@ def test_up_at_scale_with_postgresql_and_redis(
         {"SMILEY_DATABASE_URL": postgres_url, "SMILEY_BROKER_URL": redis_broker_url},
     )
     try:
-        health = wait_healthy(running)
+        assert wait_healthy(running) == {"status": "ok"}
+        health = admin_health(running)
         assert health["database"] == {"ok": True, "detail": "postgresql", "extra": {}}
         assert health["broker"]["detail"] == redis_broker_url  # type: ignore[index]
         assert not (data_dir / "smiley.sqlite3").exists()

@@ -9,28 +9,21 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from app.deps import SESSION_COOKIE, SessionDep, SettingsDep, get_api_user, read_only
+from app.deps import OptionalCaller, SessionDep, SettingsDep, read_only
 from app.errors import AuthenticationFailed, PermissionDenied
 from app.models import Role, User
 from app.observability.metrics import exposition
-from app.services import auth
 
 router = APIRouter(include_in_schema=False)
 
 
-def metrics_reader(request: Request, db: SessionDep) -> User:
-    """A token when one is sent (a wrong token is refused, not tried as a cookie); otherwise
-    the browser session. Either way the user must be an admin."""
-    if request.headers.get("authorization"):
-        user = get_api_user(request, db)
-    else:
-        found = auth.resolve_session(db, request.cookies.get(SESSION_COOKIE) or "")
-        if found is None:
-            raise AuthenticationFailed("log in as an admin or send an admin's API token")
-        user = found[1]
-    if user.role != Role.admin:
+def metrics_reader(caller: OptionalCaller) -> User:
+    """A token when one is sent, otherwise the browser session; either way an admin."""
+    if caller is None:
+        raise AuthenticationFailed("log in as an admin or send an admin's API token")
+    if caller.role != Role.admin:
         raise PermissionDenied("metrics need the admin role")
-    return user
+    return caller
 
 
 @router.get("/metrics")

@@ -34,9 +34,13 @@ class Health:
     def ok(self) -> bool:
         return self.database.ok and self.broker.ok and self.worker.ok
 
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "degraded"
+
     def as_dict(self) -> dict[str, Any]:
         return {
-            "status": "ok" if self.ok else "degraded",
+            "status": self.status,
             "database": asdict(self.database),
             "broker": asdict(self.broker),
             "worker": asdict(self.worker),

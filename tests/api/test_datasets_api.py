@@ -739,8 +739,10 @@ def test_labelers_cannot_start_jobs(
     assert (queued(settings), uploads(settings)) == ([], [])
 
 
-def test_the_import_route_documents_both_bodies(client: TestClient) -> None:
-    schema = client.get(f"{API}/openapi.json").json()
+def test_the_import_route_documents_both_bodies(
+    client: TestClient, db: Session, admin: User
+) -> None:
+    schema = client.get(f"{API}/openapi.json", headers=bearer(make_token(db, admin))).json()
     body = schema["paths"][f"{API}/projects/{{project_id}}/imports"]["post"]["requestBody"]
 
     assert sorted(body["content"]) == ["application/json", "multipart/form-data"]

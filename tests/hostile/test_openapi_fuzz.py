@@ -107,7 +107,11 @@ def target(
         with Session(engine, expire_on_commit=False) as db:
             seeded = seed(db, app_settings)
         app = create_app(app_settings, engine)
-        yield FuzzTarget(schemathesis.openapi.from_asgi(SCHEMA_PATH, app), seeded)
+        # The schema is for signed-in users only (app/api/openapi.py).
+        schema = schemathesis.openapi.from_asgi(
+            SCHEMA_PATH, app, headers=bearer(seeded.admin_token)
+        )
+        yield FuzzTarget(schema, seeded)
     finally:
         if engine is not None:
             engine.dispose()

@@ -140,13 +140,13 @@ def test_health_is_ok_only_when_all_three_are(
     settings.ensure_data_dir()
     degraded = health.health(engine, db, settings)
     assert degraded.ok is False
-    assert degraded.as_dict()["status"] == "degraded"
+    assert degraded.status == degraded.as_dict()["status"] == "degraded"
 
     record_beat(db, "celery@box", "default", utcnow())
     result = health.health(engine, db, settings)
     assert result.ok is True
     as_dict = result.as_dict()
-    assert as_dict["status"] == "ok"
+    assert result.status == as_dict["status"] == "ok"
     assert as_dict["database"] == {"ok": True, "detail": backend, "extra": {}}
     assert as_dict["broker"]["ok"] is True
     assert as_dict["worker"]["detail"] == "1 worker(s) alive"

@@ -63,6 +63,13 @@ class Settings(BaseSettings):
         description="A running import or export that wrote no progress for longer is marked "
         "'worker lost' (nothing of it was stored).",
     )
+    queued_resend_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A run or dataset job still queued after this long whose message the broker "
+        "no longer holds (a Redis without persistence restarted, a worker killed while holding "
+        "it) is sent to the workers again, at most once per this period.",
+    )
     allow_hub_models: bool = Field(
         default=False,
         description="Accept hub model names (owner/name) as base models; only where workers "

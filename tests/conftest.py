@@ -77,8 +77,9 @@ def xdist_worker() -> str:
 
 def redis_db(slot: int) -> int:
     """A Redis database number of this test process's own, for the tests in `slot` (0-2: the
-    end-to-end, training and health tests). Redis has 16 (0-15); 0 is left to people, and
-    numbers wrap past the fifth worker, whose tests the xdist groups below keep apart."""
+    end-to-end, training, and health and resending tests). Redis has 16 (0-15); 0 is left to
+    people, and numbers wrap past the fifth worker, whose tests the xdist groups below keep
+    apart."""
     assert 0 <= slot < 3
     worker = xdist_worker()
     index = int(worker[2:]) if worker.startswith("gw") else 0

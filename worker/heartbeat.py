@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
@@ -18,10 +19,14 @@ from app.db import get_engine, session_factory
 from app.models import WorkerHeartbeat
 from app.models.base import utcnow
 from app.services.dataset_jobs import reap_stale_dataset_jobs
+from app.services.resending import resend_lost_messages
 from app.services.runs import reap_stale_runs
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+
+# How often, at most, a worker asks the broker for lost messages (less often than it beats).
+RESEND_CHECK_SECONDS = 60.0
 
 
 class Heartbeat:
@@ -32,6 +37,8 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="smiley-heartbeat", daemon=True)
         self._sessions = session_factory(get_engine())
+        # When to next look for queued jobs whose broker message was lost (monotonic seconds).
+        self._next_resend_check = 0.0
 
     def start(self) -> None:
         self.beat()
@@ -55,6 +62,23 @@ class Heartbeat:
             stale_after = timedelta(seconds=settings.dataset_job_stale_seconds)
             for job_id in reap_stale_dataset_jobs(db, settings, stale_after=stale_after):
                 log.warning("dataset job %s: no progress for too long; marked worker lost", job_id)
+            self._resend_lost(db, settings)
+
+    def _resend_lost(self, db: Session, settings: Settings) -> None:
+        """Sends again the ids of queued jobs whose broker message was lost. Not at every beat:
+        while runs wait behind a busy GPU, looking reads the whole queue."""
+        if time.monotonic() < self._next_resend_check:
+            return
+        every = min(RESEND_CHECK_SECONDS, settings.queued_resend_seconds)
+        self._next_resend_check = time.monotonic() + every
+        older_than = timedelta(seconds=settings.queued_resend_seconds)
+        resent = resend_lost_messages(db, settings, older_than=older_than)
+        for run_id in resent.runs:
+            log.warning("run %s: queued, and the broker had lost its message; sent again", run_id)
+        for job_id in resent.dataset_jobs:
+            log.warning(
+                "dataset job %s: queued, and the broker had lost its message; sent again", job_id
+            )
 
     def _run(self) -> None:
         interval = get_settings().worker_heartbeat_seconds

@@ -74,3 +74,6 @@ class DatasetJob(CreatedAt, Base):
     snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id"))
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When its id was last sent to the workers again because the broker had lost the message
+    # (app/services/resending.py); None when the first message was enough.
+    resent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

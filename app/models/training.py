@@ -121,6 +121,9 @@ class Run(CreatedAt, Base):
     error: Mapped[str | None] = mapped_column(Text)
     traceback: Mapped[str | None] = mapped_column(Text)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # When its id was last sent to the workers again because the broker had lost the message
+    # (app/services/resending.py); None when the first message was enough.
+    resent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class RunMetric(CreatedAt, Base):

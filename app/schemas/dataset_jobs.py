@@ -60,6 +60,8 @@ class DatasetJobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # When its id was sent to the workers again because the broker had lost its message.
+    resent_at: datetime | None
 
 
 class SnapshotPreview(BaseModel):

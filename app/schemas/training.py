@@ -78,6 +78,8 @@ class RunOut(BaseModel):
     traceback: str | None
     created_by_id: int | None
     created_at: datetime
+    # When its id was sent to the workers again because the broker had lost its message.
+    resent_at: datetime | None
 
 
 class RunMetricOut(BaseModel):

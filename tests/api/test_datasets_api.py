@@ -102,6 +102,7 @@ def job_json(job: DatasetJob, **changes: Any) -> Json:
         "created_at": iso(job.created_at),
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
+        "resent_at": iso(job.resent_at),
         **changes,
     }
 

@@ -13,6 +13,7 @@ import html
 import json
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.models import DatasetJob, DatasetJobStatus, Snapshot, SnapshotKind, User
 from app.schemas.snapshots import SnapshotCreate, SnapshotFilters
 from app.services.dataset_jobs import run_dataset_job
+from app.services.resending import resend_lost_messages
 from app.services.snapshots import create_snapshot, supersede_snapshot
 from app.settings import Settings
 from app.web.datasets import get_enqueue
@@ -262,6 +264,26 @@ def test_a_snapshot_job_polls_until_it_is_done(
     ]  # fmt: skip
     assert f'<a href="/snapshots/{made.id}" data-testid="job-snapshot-link">' in done
     assert 'width="100.0%"' in done
+
+
+def test_a_job_sent_again_says_so(
+    client: TestClient, db: Session, settings: Settings, world: World, sent: Sent
+) -> None:
+    csrf = web_login(client, world.researcher.username)
+    client.post(
+        f"/projects/{world.project.id}/datasets/snapshots",
+        data=form(csrf, name="Lost", kind="sft", test_fraction="0"),
+    )
+    job = db.scalars(select(DatasetJob)).one()
+    assert by_testid("job-resent", client.get(f"/dataset-jobs/{job.id}/row").text) == []
+
+    # The fake enqueue sent nothing: to the broker, its message is lost.
+    now = job.created_at + timedelta(minutes=10)
+    resent = resend_lost_messages(db, settings, older_than=timedelta(minutes=5), now=now)
+    assert resent.dataset_jobs == [job.id]
+    assert by_testid("job-resent", client.get(f"/dataset-jobs/{job.id}/row").text) == [
+        f"sent to the workers again {now:%Y-%m-%d %H:%M} UTC: the job queue had lost its message"
+    ]
 
 
 BAD_SNAPSHOTS = [

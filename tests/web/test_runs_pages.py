@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.deps import get_db
 from app.models import Model, ModelRole, Project, Run, RunKind, RunStatus, SnapshotKind, User
 from app.services import runs
+from app.services.resending import resend_lost_messages
 from app.settings import Settings
 from app.web.charts import line_chart
 from app.web.runs import duration
@@ -570,6 +571,26 @@ def test_the_live_part_polls_while_running_and_stops_when_finished(
     )
     settings_table = finished.split('data-testid="run-settings"')[1].split("</table>")[0]
     assert texts(r"<tr>(.*?)</tr>", settings_table) == ["bf16 off cpu with a 0.1M parameters model"]
+
+
+def test_a_run_sent_again_says_so_and_why(
+    client: TestClient, db: Session, settings: Settings, project: Project, base: Model,
+    researcher: User,
+) -> None:  # fmt: skip
+    run = make_run(db, project, base, make_snapshot(db, settings, project))
+    web_login(client, researcher.username)
+    assert count_of("run-resent", client.get(f"/runs/{run.id}").text) == 0
+
+    # Its message never reached the broker (make_run sends none): it is sent now.
+    now = run.created_at + timedelta(minutes=10)
+    sent = resend_lost_messages(db, settings, older_than=timedelta(minutes=5), now=now)
+    assert sent.runs == [run.id]
+    assert queued_messages(settings) == 1
+
+    assert by_testid("run-resent", client.get(f"/runs/{run.id}").text) == (
+        f"{now:%Y-%m-%d %H:%M:%S} UTC the job queue had lost its message, so it was sent to "
+        "the workers again"
+    )
 
 
 def test_metric_rows_become_chart_points(

@@ -75,7 +75,7 @@ def engine(settings: Settings) -> Iterator[Engine]:
     engine.dispose()
 
 
-def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, **env_extra: str) -> subprocess.Popen[bytes]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("SMILEY_")}
     env.update(
         {
@@ -84,6 +84,7 @@ def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
             "SMILEY_BROKER_URL": settings.broker_url,
             "SMILEY_SECRET_KEY": settings.resolved_secret_key,
             "SMILEY_WORKER_HEARTBEAT_SECONDS": "1",
+            **env_extra,
         }
     )
     log = (settings.data_dir.parent / "worker.log").open("wb")

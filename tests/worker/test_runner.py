@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import make_engine, session_factory
 from app.models import Model, ModelRole, Run, RunStatus, Snapshot
+from app.services.resending import resend_lost_messages
+from app.services.runs.queueing import TRAIN_TASK, enqueue_run
 from app.settings import Settings
 from tests.factories import make_project
 from tests.training_factories import make_model, make_run, make_snapshot
+from worker.celery_app import celery_for
 from worker.jobs.context import JobContext, JobResult
 from worker.runner import execute_run
 
@@ -119,6 +123,37 @@ def test_a_second_delivery_of_the_same_run_does_nothing(
 
     assert execute(run_id, sessions, settings, job) == "succeeded"
     assert execute(run_id, sessions, settings, job) == "skipped"
+    assert calls == [run_id]
+
+
+def test_a_run_whose_message_was_lost_is_sent_again_and_runs_once(
+    run_id: int, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """make_run sends no message: to the broker it is lost. Sent again, and then the first
+    message back as well (the worst case): the worker takes both, the job runs once."""
+    with sessions() as db:
+        run = db.get(Run, run_id)
+        assert run is not None
+        later = run.created_at + timedelta(minutes=10)
+        resent = resend_lost_messages(db, settings, older_than=timedelta(minutes=5), now=later)
+    assert resent.runs == [run_id]
+    enqueue_run(settings, run_id)
+
+    delivered: list[tuple[str, int]] = []
+    with celery_for(settings).connection_for_read() as connection:
+        while (message := connection.default_channel.basic_get("gpu", no_ack=True)) is not None:
+            args, _kwargs, _embed = message.decode()
+            delivered.append((message.headers["task"], *args))
+    assert delivered == [(TRAIN_TASK, run_id), (TRAIN_TASK, run_id)]
+
+    calls: list[int] = []
+
+    def job(ctx: JobContext) -> JobResult:
+        calls.append(ctx.run_id)
+        return JobResult({}, ctx.output_dir, "policy")
+
+    outcomes = [execute(job_id, sessions, settings, job) for _task, job_id in delivered]
+    assert outcomes == ["succeeded", "skipped"]
     assert calls == [run_id]
 
 

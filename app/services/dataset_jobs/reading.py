@@ -73,6 +73,7 @@ def job_out(settings: Settings, job: DatasetJob) -> DatasetJobOut:
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
+        resent_at=job.resent_at,
     )
 
 

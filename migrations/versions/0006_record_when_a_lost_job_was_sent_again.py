@@ -1,0 +1,30 @@
+"""Record when a lost job was sent again
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-06
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("dataset_jobs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("resent_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("resent_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_column("resent_at")
+    with op.batch_alter_table("dataset_jobs", schema=None) as batch_op:
+        batch_op.drop_column("resent_at")

@@ -6,10 +6,10 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 EMBEDDED_BROKER_URL = "filesystem://"
 SECRET_KEY_FILE = "secret_key"
@@ -80,6 +80,14 @@ class Settings(BaseSettings):
         description="The admin's import folder: datasets named by path are read from here "
         "only. Imports by name are refused while it is not set.",
     )
+    # NoDecode: the environment gives folders the way PATH does (separated by ':'), not JSON.
+    model_roots: Annotated[list[Path] | None, NoDecode] = Field(
+        default=None,
+        description="The folders model paths may lie in (registered models, base models named "
+        "by folder), separated by ':' like PATH; a path outside them is refused, symlinks and "
+        "'..' resolved first. Not set: data_dir/models and the import folder. data_dir/runs, "
+        "where Smiley's own runs save their models, is always allowed.",
+    )
     max_request_bytes: int = Field(
         default=16 * 1024**2,
         ge=1024,
@@ -132,6 +140,30 @@ class Settings(BaseSettings):
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
         return Path(str(value)).expanduser().resolve()
+
+    @field_validator("model_roots", mode="before")
+    @classmethod
+    def _folders_or_unset(cls, value: object) -> object:
+        # SMILEY_MODEL_ROOTS= (empty) means "not set", as for the import folder.
+        if isinstance(value, str):
+            value = [part for part in value.split(os.pathsep) if part.strip()]
+        if value is None or (isinstance(value, list) and not value):
+            return None
+        if isinstance(value, list):
+            return [Path(str(part).strip()).expanduser().resolve() for part in value]
+        return value
+
+    @property
+    def model_folders(self) -> list[Path]:
+        """Where model paths may point: model_roots, or its default, and the runs folder."""
+        if self.model_roots is not None:
+            roots = list(self.model_roots)
+        else:
+            roots = [self.data_dir / "models"]
+            if self.import_dir is not None:
+                roots.append(self.import_dir)
+        runs = self.data_dir / "runs"
+        return roots if runs in roots else [*roots, runs]
 
     @property
     def resolved_database_url(self) -> str:

@@ -21,7 +21,7 @@ from app.services import runs, users
 from app.settings import get_settings
 from tests.conftest import MigratedDatabases
 from tests.factories import make_project
-from tests.training_factories import make_model, make_snapshot, queued_messages
+from tests.training_factories import make_model, make_snapshot, model_folder, queued_messages
 
 runner = CliRunner()
 WORKER = "gpu@host"
@@ -83,7 +83,8 @@ def test_train_queues_a_run_with_the_settings_given() -> None:
     [
         (
             ["--base", "/no/such/folder", "--snapshot", "1"],
-            "error: no model folder at /no/such/folder\n",
+            "error: the model path must be inside one of the model folders (DATA/models, "
+            "DATA/runs); SMILEY_MODEL_ROOTS sets them\n",
         ),
         (
             ["--base", "base", "--snapshot", "2"],
@@ -110,7 +111,7 @@ def test_train_queues_a_run_with_the_settings_given() -> None:
 )
 def test_train_refuses_bad_configs_and_queues_nothing(args: list[str], message: str) -> None:
     code, output = run("train", "sft", "--project", "1", *args)
-    assert (code, output) == (1, message)
+    assert (code, output) == (1, message.replace("DATA", str(get_settings().data_dir)))
     assert run_count() == 0
     assert queued_messages(get_settings()) == 0
 
@@ -177,11 +178,32 @@ def test_models_register_and_list_as_a_tree(data_dir: Path) -> None:
     folder = data_dir / "models" / "base"
     code, output = run("models", "register", "copy", str(folder), "--role", "reward")
     assert (code, output) == (0, "model 2: copy (reward)\n")
-    code, output = run("models", "register", "nothing", str(data_dir / "nothing"))
-    assert (code, output) == (1, f"error: no model folder at {data_dir / 'nothing'}\n")
+    code, output = run("models", "register", "nothing", str(data_dir / "models" / "nothing"))
+    assert (code, output) == (1, f"error: no model folder at {data_dir / 'models' / 'nothing'}\n")
     code, output = run("models", "list")
     assert code == 0
     assert output == (f"   1  base  policy  models/base\n   2  copy  reward  {folder}\n")
+
+
+def test_models_register_takes_folders_only_inside_the_model_folders(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    model_folder(elsewhere, "outside")
+    refused = (
+        1,
+        f"error: the model path must be inside one of the model folders ({data_dir / 'models'}, "
+        f"{data_dir / 'runs'}); SMILEY_MODEL_ROOTS sets them\n",
+    )
+    assert run("models", "register", "outside", str(elsewhere / "outside")) == refused
+    assert run("models", "register", "none", str(elsewhere / "none")) == refused
+    # The admin widens the rule with the setting, for the CLI as for everyone else.
+    monkeypatch.setenv("SMILEY_MODEL_ROOTS", str(elsewhere))
+    get_settings.cache_clear()
+    assert run("models", "register", "outside", str(elsewhere / "outside")) == (
+        0,
+        "model 2: outside (policy)\n",
+    )
 
 
 @pytest.mark.slow

@@ -73,6 +73,39 @@ def test_data_dir_is_made_absolute(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert Settings(data_dir=Path("~/smiley")).data_dir == (tmp_path / "home" / "smiley").resolve()
 
 
+def test_model_folders_default_to_the_data_folders_models_and_the_import_folder(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path.resolve() / "data"
+    assert Settings(data_dir=data).model_folders == [data / "models", data / "runs"]
+    with_imports = Settings(data_dir=data, import_dir=tmp_path / "imports")
+    assert with_imports.model_folders == [
+        data / "models",
+        (tmp_path / "imports").resolve(),
+        data / "runs",
+    ]
+
+
+def test_model_roots_are_read_like_path_and_the_runs_folder_stays(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SMILEY_DATA_DIR", "data")
+    monkeypatch.setenv("SMILEY_MODEL_ROOTS", "/srv/models::relative:~/weights")
+    settings = Settings()
+    root = tmp_path.resolve()
+    assert settings.model_roots == [
+        Path("/srv/models"),
+        root / "relative",
+        (tmp_path / "home" / "weights").resolve(),
+    ]
+    assert settings.model_folders == [*settings.model_roots, root / "data" / "runs"]
+    # Empty means not set, as for the import folder: the defaults apply.
+    monkeypatch.setenv("SMILEY_MODEL_ROOTS", "")
+    assert Settings().model_folders == [root / "data" / "models", root / "data" / "runs"]
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [

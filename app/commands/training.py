@@ -96,7 +96,11 @@ def train_command(
     ],
     project: Annotated[int, typer.Option("--project", help="The project's id.")],
     base: Annotated[
-        str, typer.Option(help="Base model: a registered model's id or name, or a folder.")
+        str,
+        typer.Option(
+            help="Base model: a registered model's id or name, or a folder inside the model "
+            "folders (SMILEY_MODEL_ROOTS)."
+        ),
     ],
     snapshot: Annotated[int, typer.Option(help="The snapshot to train on.")],
     reward_model: Annotated[
@@ -251,12 +255,20 @@ def models_list(
 @models_cli.command("register")
 def models_register(
     name: Annotated[str, typer.Argument()],
-    path: Annotated[str, typer.Argument(help="A folder with config.json and safetensors.")],
+    path: Annotated[
+        str,
+        typer.Argument(
+            help="A folder with config.json and safetensors, inside the model folders "
+            "(SMILEY_MODEL_ROOTS; by default DATA_DIR/models, the import folder and DATA_DIR/runs)."
+        ),
+    ],
     role: Annotated[ModelRole, typer.Option(help="policy or reward.")] = ModelRole.policy,
     project: Annotated[int | None, typer.Option("--project", help="Only for this project.")] = None,
     as_: AsOpt = None,
 ) -> None:
-    """Make a local model folder known to the registry."""
+    """Make a local model folder known to the registry. The folder must lie inside the model
+    folders, as for the web app and the API: to add a model from elsewhere, copy it into
+    DATA_DIR/models, or add its parent folder to SMILEY_MODEL_ROOTS."""
     with session() as db:
         model = registry.register_model(
             db,

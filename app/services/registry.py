@@ -19,7 +19,9 @@ from app.settings import Settings
 
 def model_folder_problem(folder: Path) -> str | None:
     """Why `folder` cannot be loaded as a model, or None. Only safetensors weights count: a
-    pickled checkpoint from a user could run code when loaded."""
+    pickled checkpoint from a user could run code when loaded. Ask only about a folder inside
+    the model folders (checked_model_folder): elsewhere the answer would tell a researcher what
+    exists on the server."""
     if not folder.is_dir():
         return f"no model folder at {folder}"
     if not (folder / "config.json").is_file():
@@ -30,25 +32,66 @@ def model_folder_problem(folder: Path) -> str | None:
 
 
 def model_folder(settings: Settings, stored: str) -> Path:
-    """A stored path: absolute as given, relative ones under the data folder."""
-    path = Path(stored).expanduser()
-    return path if path.is_absolute() else settings.data_dir / path
+    """A stored path, '..' and symlinks resolved: absolute as given, relative ones under the
+    data folder. Nothing is expanded: '~' is a folder of that name, so a path cannot ask about
+    the server's home."""
+    path = Path(stored)
+    return (path if path.is_absolute() else settings.data_dir / path).resolve()
+
+
+def in_model_folders(settings: Settings, stored: str) -> bool:
+    """Whether `stored` names a place inside one of the model folders (SMILEY_MODEL_ROOTS),
+    after resolving '..' and symlinks, of the path and of the roots alike."""
+    try:
+        folder = model_folder(settings, stored)
+        roots = [root.resolve() for root in settings.model_folders]
+    except (OSError, ValueError, RuntimeError):
+        # A path that cannot even be resolved (a symlink loop, a NUL byte) is nowhere allowed.
+        return False
+    return any(folder.is_relative_to(root) for root in roots)
+
+
+def checked_model_folder(settings: Settings, stored: str, *, field: str, what: str = "") -> Path:
+    """The loadable model folder `stored` names. Every model path from a person goes through
+    here: a registration, a run's base model by folder, and a registered model a run is to
+    load. Outside the model folders the answer is one sentence, the same whether the path
+    exists or not; only inside them does it say what is missing."""
+    if not in_model_folders(settings, stored):
+        roots = ", ".join(str(root) for root in settings.model_folders)
+        raise InvalidInput(
+            f"{what or 'the model path'} must be inside one of the model folders ({roots}); "
+            "SMILEY_MODEL_ROOTS sets them",
+            field=field,
+        )
+    folder = model_folder(settings, stored)
+    problem = model_folder_problem(folder)
+    if problem is not None:
+        raise InvalidInput(problem, field=field)
+    return folder
 
 
 def check_base_ref(settings: Settings, ref: str) -> None:
-    """A base model named by folder or hub name, checked before anything is queued."""
-    folder = model_folder(settings, ref)
-    if folder.exists() or not HUB_NAME.match(ref):
-        problem = model_folder_problem(folder)
-        if problem is not None:
-            raise InvalidInput(problem, field="base_model_ref")
+    """A base model named by folder or hub name, checked before anything is queued. A name
+    that reads owner/name is a folder only where such a folder is inside the model folders;
+    otherwise it is a hub name, whether or not something of that name exists elsewhere."""
+    inside = in_model_folders(settings, ref)
+    if HUB_NAME.match(ref) and not (inside and model_folder(settings, ref).exists()):
+        if not settings.allow_hub_models:
+            raise InvalidInput(
+                f"{ref!r} is not a model folder inside the model folders, and hub downloads "
+                "are off on this server (SMILEY_ALLOW_HUB_MODELS); register a local folder "
+                "instead",
+                field="base_model_ref",
+            )
         return
-    if not settings.allow_hub_models:
-        raise InvalidInput(
-            f"{ref!r} is not a folder here, and hub downloads are off on this server "
-            "(SMILEY_ALLOW_HUB_MODELS); register a local folder instead",
-            field="base_model_ref",
-        )
+    checked_model_folder(settings, ref, field="base_model_ref")
+
+
+def check_registered_folder(settings: Settings, model: Model, *, field: str) -> None:
+    """A registered model a run is to load: its folder checked again now, since it may have
+    been registered before the model folders were (or the folder changed since)."""
+    if model.path is not None:
+        checked_model_folder(settings, model.path, field=field, what=f"model {model.id}'s folder")
 
 
 def get_model(db: Session, model_id: int) -> Model:
@@ -83,9 +126,7 @@ def register_model(
     if project_id is not None:
         get_project_checked(db, project_id)
     if data.path is not None:
-        problem = model_folder_problem(model_folder(settings, data.path))
-        if problem is not None:
-            raise InvalidInput(problem, field="path")
+        checked_model_folder(settings, data.path, field="path")
     elif not settings.allow_hub_models:
         raise InvalidInput(
             "hub downloads are off on this server (SMILEY_ALLOW_HUB_MODELS); register a folder",

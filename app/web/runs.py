@@ -28,6 +28,7 @@ from app.schemas.training import ModelRegister, RunCreate
 from app.services import registry, runs, snapshots
 from app.services.prompts import get_project_checked
 from app.services.runs.launching import NEEDS_REWARD_MODEL, SNAPSHOT_KIND
+from app.settings import Settings
 from app.web.charts import LineChart, line_chart
 from app.web.rendering import form_errors, redirect, render
 
@@ -205,6 +206,7 @@ def _checked_kind(kind: str) -> str:
 def _runs_page(
     request: Request,
     db: Session,
+    settings: Settings,
     user: User,
     project_id: int,
     *,
@@ -247,6 +249,7 @@ def _runs_page(
             "register_values": register_values or {"role": ModelRole.policy.value},
             "register_errors": register_errors or {},
             "lineage": registry.lineage(db, project_id),
+            "model_folders": settings.model_folders,
         },
         user=user,
         block=block,
@@ -256,15 +259,21 @@ def _runs_page(
 
 @router.get("/projects/{project_id}/runs")
 def runs_page(
-    request: Request, db: SessionDep, user: WebStaff, project_id: int, kind: QueryText = "sft"
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+    user: WebStaff,
+    project_id: int,
+    kind: QueryText = "sft",
 ) -> Response:
-    return _runs_page(request, db, user, project_id, kind=_checked_kind(kind))
+    return _runs_page(request, db, settings, user, project_id, kind=_checked_kind(kind))
 
 
 @router.get("/projects/{project_id}/runs/launch-form")
 def launch_form(
     request: Request,
     db: SessionDep,
+    settings: SettingsDep,
     user: WebStaff,
     project_id: int,
     kind: QueryText = "sft",
@@ -280,7 +289,14 @@ def launch_form(
         "max_attempts": max_attempts,
     }
     return _runs_page(
-        request, db, user, project_id, kind=_checked_kind(kind), values=values, block="launch_form"
+        request,
+        db,
+        settings,
+        user,
+        project_id,
+        kind=_checked_kind(kind),
+        values=values,
+        block="launch_form",
     )
 
 
@@ -308,6 +324,7 @@ def launch_run(
         return _runs_page(
             request,
             db,
+            settings,
             user,
             project_id,
             kind=shown,
@@ -350,6 +367,7 @@ def register_model(
         return _runs_page(
             request,
             db,
+            settings,
             user,
             project_id,
             register_values=values,

@@ -3,6 +3,8 @@ and the registry with its lineage tree. Staff only."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -189,7 +191,7 @@ def test_models_register_refuse_pickles_and_nest_in_a_tree(
     assert again.status_code == 409
     assert again.json() == error("conflict", "a model named 'mine' already exists", "name")
 
-    pickled = settings.data_dir / "pickled"
+    pickled = settings.data_dir / "models" / "pickled"
     pickled.mkdir()
     (pickled / "config.json").write_text("{}")
     (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04")
@@ -242,3 +244,182 @@ def test_labelers_cannot_launch_or_read_runs(
     ):
         response = client.request(method, path, headers=as_labeler, json={})
         assert (response.status_code, response.json()) == (403, needs_staff)
+
+
+def outside_message(settings: Settings, what: str = "the model path") -> str:
+    data = settings.data_dir
+    return (
+        f"{what} must be inside one of the model folders ({data / 'models'}, {data / 'runs'}); "
+        "SMILEY_MODEL_ROOTS sets them"
+    )
+
+
+def test_model_paths_outside_the_model_folders_get_one_answer_whether_they_exist_or_not(
+    client: TestClient,
+    db: Session,
+    settings: Settings,
+    project: Project,
+    as_researcher: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    data = settings.data_dir
+    elsewhere = model_folder(tmp_path / "elsewhere", "real")  # loadable, but not ours to load
+    model_folder(data, "beside")  # in the data folder, not in its models folder
+    (data / "models").mkdir(exist_ok=True)
+    (data / "models" / "link").symlink_to(elsewhere, target_is_directory=True)
+    (data / "models" / "dangling").symlink_to(tmp_path / "nothing", target_is_directory=True)
+    db.commit()
+    url = f"{API}/projects/{project.id}/models"
+    refused = error("invalid_input", outside_message(settings), "path")
+    for path in (
+        "/etc",
+        "/etc/passwd",
+        "/no/such/folder",
+        str(elsewhere),
+        str(elsewhere.parent / "missing"),
+        "data/../x",
+        f"{data}/../x",
+        "../x",
+        "beside",
+        "models/../beside",
+        "models/link",
+        "models/dangling",
+        "~",
+        "~/models",
+        "~root",
+    ):
+        answer = client.post(url, json={"name": "evil", "path": path}, headers=as_researcher)
+        assert (answer.status_code, answer.json()) == (422, refused), path
+    assert db.scalar(select(func.count()).select_from(Model)) == 0
+
+    # Inside, the answer may say what is missing there.
+    (data / "models" / "empty").mkdir()
+    for path, message in (
+        ("models/none", f"no model folder at {data / 'models' / 'none'}"),
+        ("models/empty", f"{data / 'models' / 'empty'} has no config.json"),
+    ):
+        answer = client.post(url, json={"name": "x", "path": path}, headers=as_researcher)
+        assert (answer.status_code, answer.json()) == (422, error("invalid_input", message, "path"))
+
+    # A symlink that stays inside is fine, and so is a run's output folder.
+    model_folder(data / "models", "tuned")
+    (data / "models" / "alias").symlink_to(data / "models" / "tuned", target_is_directory=True)
+    model_folder(data / "runs" / "7", "model")
+    for name, path in (("alias", "models/alias"), ("run-7", "runs/7/model")):
+        answer = client.post(url, json={"name": name, "path": path}, headers=as_researcher)
+        assert answer.status_code == 201, answer.text
+
+    # The setting widens the rule.
+    settings.model_roots = [tmp_path / "elsewhere"]
+    answer = client.post(url, json={"name": "real", "path": str(elsewhere)}, headers=as_researcher)
+    assert answer.status_code == 201, answer.text
+
+
+def test_a_run_from_a_model_outside_the_model_folders_is_refused_and_nothing_queued(
+    client: TestClient,
+    db: Session,
+    settings: Settings,
+    project: Project,
+    as_researcher: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    data = settings.data_dir
+    elsewhere = model_folder(tmp_path / "elsewhere", "real")
+    model_folder(data, "snapshots")  # data/snapshots/base reads like a hub name
+    snapshot = make_snapshot(db, settings, project, SnapshotKind.preference)
+    prompts = make_snapshot(db, settings, project, SnapshotKind.prompts)
+    # Rows registered before the model folders were checked, pointing outside them.
+    old = Model(name="old", role=ModelRole.policy, path=str(elsewhere))
+    old_rm = Model(name="old-rm", role=ModelRole.reward, path=str(elsewhere))
+    rm = make_model(db, settings, "rm", ModelRole.reward)
+    base = make_model(db, settings, "base")
+    db.add_all([old, old_rm])
+    db.commit()
+    url = f"{API}/projects/{project.id}/runs"
+    hub_off = (
+        "is not a model folder inside the model folders, and hub downloads are off on this "
+        "server (SMILEY_ALLOW_HUB_MODELS); register a local folder instead"
+    )
+    cases = [
+        (
+            {"kind": "dpo", "base_model_ref": str(elsewhere), "snapshot_id": snapshot.id},
+            error("invalid_input", outside_message(settings), "base_model_ref"),
+        ),
+        (
+            {"kind": "dpo", "base_model_ref": "/no/such/folder", "snapshot_id": snapshot.id},
+            error("invalid_input", outside_message(settings), "base_model_ref"),
+        ),
+        (
+            {"kind": "dpo", "base_model_ref": "~", "snapshot_id": snapshot.id},
+            error("invalid_input", outside_message(settings), "base_model_ref"),
+        ),
+        # An owner/name that exists outside reads as a hub name, as one that does not.
+        (
+            {"kind": "dpo", "base_model_ref": "snapshots/base", "snapshot_id": snapshot.id},
+            error("invalid_input", f"'snapshots/base' {hub_off}", "base_model_ref"),
+        ),
+        (
+            {"kind": "dpo", "base_model_ref": "snapshots/none", "snapshot_id": snapshot.id},
+            error("invalid_input", f"'snapshots/none' {hub_off}", "base_model_ref"),
+        ),
+        (
+            {"kind": "dpo", "base_model_id": old.id, "snapshot_id": snapshot.id},
+            error(
+                "invalid_input",
+                outside_message(settings, f"model {old.id}'s folder"),
+                "base_model_id",
+            ),
+        ),
+        (
+            {
+                "kind": "rloo",
+                "base_model_id": base.id,
+                "reward_model_id": old_rm.id,
+                "snapshot_id": prompts.id,
+            },
+            error(
+                "invalid_input",
+                outside_message(settings, f"model {old_rm.id}'s folder"),
+                "reward_model_id",
+            ),
+        ),
+        (
+            {"kind": "generate", "base_model_id": old.id},
+            error(
+                "invalid_input",
+                outside_message(settings, f"model {old.id}'s folder"),
+                "base_model_id",
+            ),
+        ),
+        (
+            {"kind": "score", "reward_model_id": old_rm.id},
+            error(
+                "invalid_input",
+                outside_message(settings, f"model {old_rm.id}'s folder"),
+                "reward_model_id",
+            ),
+        ),
+    ]
+    for body, refused in cases:
+        answer = client.post(url, json=body, headers=as_researcher)
+        assert (answer.status_code, answer.json()) == (422, refused), body
+    assert run_count(db) == 0
+    assert queued_messages(settings) == 0
+    assert not (data / "runs").exists()
+
+    # The same launches from folders inside are queued: a model folder, and the output of a
+    # run of Smiley's own (data/runs, whatever the setting says).
+    settings.model_roots = [tmp_path / "elsewhere", data / "models"]
+    trained = Model(name="run-7-sft", role=ModelRole.policy, path="runs/7/model")
+    model_folder(data / "runs" / "7", "model")
+    db.add(trained)
+    db.commit()
+    for base_model in ({"base_model_ref": str(elsewhere)}, {"base_model_id": trained.id}):
+        answer = client.post(
+            url,
+            json={"kind": "rloo", **base_model, "reward_model_id": rm.id,
+                  "snapshot_id": prompts.id},
+            headers=as_researcher,
+        )  # fmt: skip
+        assert answer.status_code == 202, answer.text
+    assert queued_messages(settings) == 2

@@ -74,13 +74,18 @@ BAD_CONFIGS = [
     (
         {"kind": "sft", "base_model_ref": "/no/such/model"},
         "base_model_ref",
-        "no model folder at /no/such/model",
+        "the model path must be inside one of the model folders (",
+    ),
+    (
+        {"kind": "sft", "base_model_ref": "models/no-such/model"},
+        "base_model_ref",
+        "data/models/no-such/model",
     ),
     (
         {"kind": "sft", "base_model_ref": "someone/llama"},
         "base_model_ref",
-        "'someone/llama' is not a folder here, and hub downloads are off on this server "
-        "(SMILEY_ALLOW_HUB_MODELS); register a local folder instead",
+        "'someone/llama' is not a model folder inside the model folders, and hub downloads "
+        "are off on this server (SMILEY_ALLOW_HUB_MODELS); register a local folder instead",
     ),
     ({"kind": "sft", "snapshot": "preference"}, "snapshot_id", "is a preference snapshot"),
     (

@@ -506,6 +506,11 @@ def test_registering_a_model_folder_adds_it_to_the_tree(
     page = client.get(f"/projects/{project.id}/runs").text
     assert notice(page) == "Registered tuned."
     assert tree(page) == [(1, base.id), (2, model.id)]
+    data = settings.data_dir
+    assert by_testid("model-folders", page) == (
+        f"— config.json and safetensors weights, inside {data}/models, {data}/runs; absolute, "
+        "or relative to the data folder"
+    )
 
 
 @pytest.mark.parametrize(
@@ -515,6 +520,13 @@ def test_registering_a_model_folder_adds_it_to_the_tree(
          "give the model's folder: absolute, or relative to the data folder", 422),
         ({"name": "x", "path": "models/none"}, "error-path",
          "no model folder at {data}/models/none", 422),
+        # Outside the model folders one answer, whether the path exists or not.
+        *[
+            ({"name": "x", "path": path}, "error-path",
+             "the model path must be inside one of the model folders ({data}/models, "
+             "{data}/runs); SMILEY_MODEL_ROOTS sets them", 422)
+            for path in ("/etc", "/no/such/folder", "models/../snapshots", "~", "~/models")
+        ],
         ({"name": "tiny-base", "path": "models/tiny-base"}, "error-name",
          "a model named 'tiny-base' already exists", 409),
         ({"name": "  ", "path": "models/tiny-base"}, "error-name", "give the model a name", 422),

@@ -79,9 +79,7 @@ def checked_model(
         )
     if model.path is None:
         raise InvalidInput(f"model {model.id} has no local folder", field=field)
-    problem = registry.model_folder_problem(registry.model_folder(settings, model.path))
-    if problem is not None:
-        raise InvalidInput(problem, field=field)
+    registry.check_registered_folder(settings, model, field=field)
     return model
 
 

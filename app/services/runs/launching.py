@@ -65,10 +65,7 @@ def create_run(
                 f"model {base.id} is a {base.role.value} model; runs start from a policy",
                 field="base_model_id",
             )
-        if base.path is not None:
-            problem = registry.model_folder_problem(registry.model_folder(settings, base.path))
-            if problem is not None:
-                raise InvalidInput(problem, field="base_model_id")
+        registry.check_registered_folder(settings, base, field="base_model_id")
     else:
         assert data.base_model_ref is not None
         registry.check_base_ref(settings, data.base_model_ref)
@@ -225,9 +222,7 @@ def _check_reward_model(db: Session, settings: Settings, data: RunCreate) -> Non
         )
     if model.path is None:
         raise InvalidInput(f"reward model {model.id} has no local folder", field="reward_model_id")
-    problem = registry.model_folder_problem(registry.model_folder(settings, model.path))
-    if problem is not None:
-        raise InvalidInput(problem, field="reward_model_id")
+    registry.check_registered_folder(settings, model, field="reward_model_id")
 
 
 def _check_batch(hyperparameters: dict[str, object], snapshot: Snapshot) -> None:

@@ -1,10 +1,10 @@
 """Smiley installed without extras, in a fresh virtualenv, works with Redis as its broker.
 
-A plain `pip install -e .` (the README's install, and the Docker image's) once lacked what kombu's Redis transport imports, so with
-SMILEY_BROKER_URL=redis://… every run launch answered 500 and `smiley worker` exited 1 (the
-dev extra hid it from every other test). Here the web app of such an install queues a run
-through Redis and its worker takes it; without the `train` extra that worker cannot train,
-and the run fails saying what to install."""
+A plain `pip install -e .` (the README's install, and the Docker image's) once lacked what
+kombu's Redis transport imports, so with SMILEY_BROKER_URL=redis://… every run launch
+answered 500 and `smiley worker` exited 1 (the dev extra hid it from every other test).
+Here the web app of such an install queues a run through Redis and its worker takes it;
+without the `train` extra that worker cannot train, and the run fails saying what to install."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("plain-install")]
 
 REPO = Path(__file__).resolve().parents[1]
 NO_TORCH = (
-    "this worker cannot train: transformers is not installed. Install Smiley with the `train` extra "
-    "on GPU workers (pip install -e '.[train]'), then resume the run"
+    "this worker cannot train: transformers is not installed. Install Smiley with the `train` "
+    "extra on GPU workers (pip install -e '.[train]'), then resume the run"
 )
 
 

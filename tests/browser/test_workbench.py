@@ -386,6 +386,43 @@ def test_submit_is_retried_after_a_network_failure_and_stored_once(
         assert db.scalar(select(Queue.id)) is not None
 
 
+def test_a_busy_server_gets_the_same_submit_again_after_its_retry_after(
+    live_server: LiveServer, page: Page
+) -> None:
+    seed(live_server, comparisons=[FOUR, FOUR])
+    login(page, live_server.url)
+    start_queue(page, "Compare")
+    first = assignment_id(page)
+    sent: list[str] = []
+
+    def busy_once(route: Route) -> None:
+        sent.append(route.request.post_data or "")
+        if len(sent) == 1:
+            # As app/unavailable.py answers a database too busy to take the label.
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": "2", "Content-Type": "text/plain"},
+                body="Smiley is busy right now.",
+            )
+        else:
+            route.continue_()
+
+    page.route("**/work/assignments/*/comparison", busy_once)
+    score_all(page, [7, 5, 3, 1])
+    page.keyboard.press("r")
+    page.keyboard.press("Control+Enter")
+    expect(page.get_by_test_id("send-status")).to_have_text(
+        "The server is busy; your work is safe here. Trying again in 2 s…"
+    )
+    expect(page.get_by_test_id("wb-flash")).to_have_text("Submitted.", timeout=10_000)
+    # The very same form twice: its idempotency key too.
+    assert len(sent) == 2 and sent[0] == sent[1]
+    assert "idempotency_key=wb-" in sent[0]
+    with live_server.db() as db:
+        stored = db.scalars(select(Comparison.assignment_id)).all()
+        assert stored == [first]
+
+
 # --- help, guideline, skip ------------------------------------------------------------------
 
 

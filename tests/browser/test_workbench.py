@@ -423,6 +423,27 @@ def test_a_busy_server_gets_the_same_submit_again_after_its_retry_after(
         assert stored == [first]
 
 
+def test_a_submit_the_server_refuses_shows_why_and_keeps_the_work(
+    live_server: LiveServer, page: Page
+) -> None:
+    seed(live_server, comparisons=[FOUR])
+    login(page, live_server.url)
+    start_queue(page, "Compare")
+    score_all(page, [7, 5, 3, 1])
+    page.keyboard.press("r")
+    # Text only the server refuses (the page's own checks pass it): its 422 form comes back.
+    page.locator("#comment").evaluate("(box) => { box.value = 'bad \\u0000 byte'; }")
+    page.keyboard.press("Control+Enter")
+    expect(page.get_by_test_id("form-error")).to_have_text(
+        "comment: text may not contain NUL bytes"
+    )
+    # The rest of the form is as it was (HTML shows the NUL itself as U+FFFD).
+    expect(page.locator("#comment")).to_have_value("bad \ufffd byte")
+    expect(page.get_by_test_id("send-status")).to_have_text("")
+    with live_server.db() as db:
+        assert db.scalars(select(Comparison.id)).all() == []
+
+
 # --- help, guideline, skip ------------------------------------------------------------------
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.settings import Settings, get_settings
@@ -16,20 +18,24 @@ READ_ONLY = "smiley_read_only"
 BUSY_MS = 30_000
 READ_ONLY_BUSY_MS = 500
 
+logger = logging.getLogger(__name__)
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+
+def make_engine(url: str, *, busy_ms: int = BUSY_MS, **kwargs: Any) -> Engine:
+    """An engine for `url`; `busy_ms` is how long a SQLite writer waits for the write lock
+    before its request answers 503 `database_busy` (app/unavailable.py)."""
     if url.startswith("sqlite"):
         # check_same_thread off: the pool hands a connection to one thread at a time, and
         # FastAPI runs sync routes on worker threads.
         engine = create_engine(
-            url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
+            url, connect_args={"timeout": busy_ms / 1000, "check_same_thread": False}, **kwargs
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, busy_ms)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # pysqlite's own transaction handling breaks SAVEPOINT and defers BEGIN; hand it to
@@ -40,7 +46,7 @@ def _configure_sqlite(engine: Engine) -> None:
         # wait for each other instead of failing at once.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -50,13 +56,13 @@ def _configure_sqlite(engine: Engine) -> None:
             # long writer, such as an import, which holds the write lock for its whole
             # transaction: under WAL a deferred transaction reads beside it. Its rare writes
             # (a login's last-seen touch) give up quickly instead of waiting.
-            conn.exec_driver_sql(f"PRAGMA busy_timeout={READ_ONLY_BUSY_MS}")
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={min(READ_ONLY_BUSY_MS, busy_ms)}")
             conn.exec_driver_sql("BEGIN")
             return
         # IMMEDIATE takes the write lock at BEGIN. A deferred transaction that reads and then
         # writes fails at once ("database is locked", the busy timeout cannot help) when another
         # connection wrote in between; taking the lock first makes writers wait their turn.
-        conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_MS}")
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={busy_ms}")
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -80,3 +86,24 @@ def session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[
 def iter_session(engine: Engine) -> Iterator[Session]:
     with session_factory(engine)() as session:
         yield session
+
+
+def close_session(db: Session) -> None:
+    """Closes a request's session after its answer was sent (app/deps.py).
+
+    What is left to do then is only to roll back what the request did not commit, so a
+    database that dies at that moment (a crash, a restart, a killed backend) loses nothing. It
+    must not fail the answer already sent either: raised on, the error would be logged as a 500
+    and the server would drop the client's keep-alive connection. So the connection is
+    discarded (the pool opens a fresh one next time) and a warning says what happened."""
+    try:
+        db.close()
+    except DBAPIError as error:
+        logger.warning(
+            "the database connection failed while closing a session after its answer; "
+            "the connection is discarded: %s",
+            str(error.orig or error).strip().splitlines()[0],
+        )
+        # Usually already invalidated by the failure (a disconnect); if not, its state is
+        # unknown and it must not go back to the pool.
+        db.invalidate()

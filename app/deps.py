@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
+from app.db import close_session
 from app.errors import AuthenticationFailed, NotFound, PermissionDenied
 from app.models import Role, User, UserSession
 from app.services import auth
@@ -26,8 +27,13 @@ def get_db(request: Request) -> Iterator[Session]:
     endpoint = request.scope.get("endpoint")
     read_only = getattr(endpoint, READ_ONLY_MARK, False)
     sessions = request.app.state.read_sessions if read_only else request.app.state.sessions
-    with sessions() as db:
+    db = sessions()
+    try:
         yield db
+    finally:
+        # FastAPI runs this once the answer was sent (or, after an error, before the error's
+        # answer): a failure here must not fail that answer (see close_session).
+        close_session(db)
 
 
 READ_ONLY_MARK = "smiley_read_only"

@@ -85,11 +85,12 @@ _DESCRIPTIONS = {
     413: "The request body or upload is too large",
     422: "The request is invalid",
     429: "Too many attempts; retry later",
-    503: "A service this needs is unavailable",
+    503: "A service this needs is unavailable or busy; nothing was recorded, send the same "
+    "request again after the Retry-After seconds",
 }
 # What any route can answer: a body that is not JSON (400), the token check, the caller's role,
 # ids that name nothing, a state that forbids the change (409), and request validation (which
 # replaces FastAPI's default 422 body, not the shape we send).
 # Any route can also meet a body past the size limit (413) or a database that cannot be reached
-# (503).
+# or is too busy (503: database_unavailable, database_busy).
 STANDARD_ERRORS = documented(400, 401, 403, 404, 409, 413, 422, 503)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import random
 import secrets
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,8 @@ from app.simulation.judge import Judge, demonstration
 from app.simulation.world import topic_of
 
 API = "/api/v1"
+# The longest a labeler waits when a 503 says Retry-After; the server asks for seconds.
+MAX_RETRY_AFTER_SECONDS = 30.0
 
 
 class LabelerError(RuntimeError):
@@ -42,7 +46,10 @@ class LabelerAccount:
 
 class SimulatedLabeler:
     """One labeler with a taste (`judge`) and a writing habit (`helpful_share` of its
-    demonstrations are helpful), holding an API token."""
+    demonstrations are helpful), holding an API token.
+
+    A 503 (the server's database busy or away: nothing was recorded) is sent again after the
+    answer's Retry-After seconds, at most `max_retries` times per request; `sleep` waits them."""
 
     def __init__(
         self,
@@ -53,6 +60,7 @@ class SimulatedLabeler:
         helpful_share: float = 0.5,
         seed: int = 0,
         max_retries: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries is 0 or more")
@@ -62,29 +70,24 @@ class SimulatedLabeler:
         self.judge = judge
         self.helpful_share = helpful_share
         self.max_retries = max_retries
+        self._sleep = sleep
         self._headers = {"Authorization": f"Bearer {token}"}
         self._rng = random.Random(seed)
 
     def queues(self) -> list[dict[str, Any]]:
         """The queues this labeler may work on now, as GET /me/queues lists them."""
-        return _json(self.http.get(f"{API}/me/queues", headers=self._headers))
+        return _json(self._send("GET", f"{API}/me/queues"))
 
     def work(self, queue_id: int, limit: int | None = None) -> WorkSummary:
         """Works through a queue until it has no task left for this labeler (or `limit`
         assignments are done): first the assignments it still holds there, then new leases."""
         submitted = skipped = retries = 0
-        held = _json(
-            self.http.get(
-                f"{API}/assignments", params={"queue_id": queue_id}, headers=self._headers
-            )
-        )
+        held = _json(self._send("GET", f"{API}/assignments", params={"queue_id": queue_id}))
         while limit is None or submitted + skipped < limit:
             if held:
                 assignment = held.pop(0)
             else:
-                leased = _json(
-                    self.http.post(f"{API}/queues/{queue_id}/lease", headers=self._headers)
-                )
+                leased = _json(self._send("POST", f"{API}/queues/{queue_id}/lease"))
                 if leased["assignment"] is None:
                     break
                 assignment = leased["assignment"]
@@ -121,17 +124,33 @@ class SimulatedLabeler:
         broken = assignment["kind"] == "comparison"
         reason = "broken_task" if broken else "lacks_expertise"
         _json(
-            self.http.post(
-                f"{API}/assignments/{assignment['id']}/skip",
-                json={"reason": reason},
-                headers=self._headers,
+            self._send(
+                "POST", f"{API}/assignments/{assignment['id']}/skip", json={"reason": reason}
             )
         )
 
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request, sent again while the server answers 503: a refused request recorded
+        nothing, so repeating it (a lease, a skip) does it once."""
+        attempt = 0
+        while True:
+            answer = self.http.request(method, url, headers=self._headers, **kwargs)
+            if answer.status_code != 503 or attempt == self.max_retries:
+                return answer
+            self._wait_as_asked(answer)
+            attempt += 1
+
+    def _wait_as_asked(self, answer: httpx.Response) -> None:
+        """Waits the Retry-After seconds a 503 gives (capped), so a busy server gets the pause
+        it asked for instead of every labeler's repeat at once."""
+        asked = answer.headers.get("Retry-After", "").strip()
+        if answer.status_code == 503 and asked.isdigit():
+            self._sleep(min(float(asked), MAX_RETRY_AFTER_SECONDS))
+
     def _submit(self, assignment: dict[str, Any], body: dict[str, Any]) -> int:
         """Sends the label, repeating it with the same idempotency key after a lost answer or
-        a server error, so the server keeps one label however many attempts reach it. Returns
-        the number of repeats."""
+        a server error (after a 503, once its Retry-After has passed), so the server keeps one
+        label however many attempts reach it. Returns the number of repeats."""
         url = f"{API}/assignments/{assignment['id']}/{assignment['kind']}"
         body = {**body, "idempotency_key": uuid.uuid4().hex}
         attempt = 0
@@ -145,6 +164,7 @@ class SimulatedLabeler:
                 if answer.status_code < 500 or attempt == self.max_retries:
                     _json(answer)
                     return attempt
+                self._wait_as_asked(answer)
             attempt += 1
 
 

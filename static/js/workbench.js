@@ -194,8 +194,8 @@
 
     // The answer never came: send the very same form again (same idempotency key) until one
     // does. A label that did reach the server is then answered as a replay, not stored twice.
-    function resend(reason) {
-      const delay = Smiley.retryDelay(sendAttempt++);
+    function resend(reason, delayMs) {
+      const delay = delayMs === undefined ? Smiley.retryDelay(sendAttempt++) : delayMs;
       awaitingResend = true;
       if (sendStatus) sendStatus.textContent = `${reason} Trying again in ${Math.round(delay / 1000)} s…`;
       later(() => {
@@ -205,14 +205,30 @@
       }, delay);
     }
 
+    // A 503 with Retry-After: the server is busy (or its database away) and kept nothing of
+    // this submit, so the same form goes again after the seconds it asked for; other 5xx
+    // answers back off as after a network failure.
+    function resendAfterServerError(xhr) {
+      const asked = xhr.status === 503 ? Number.parseInt(xhr.getResponseHeader("Retry-After") || "", 10) : NaN;
+      if (asked >= 0) resend("The server is busy; your work is safe here.", Math.min(asked, 30) * 1000);
+      else resend(`The server did not answer (${xhr.status}).`);
+    }
+
+    // The element that sent the request. htmx fires beforeSwap on the swap target (#workbench),
+    // whose detail.elt is then that target; requestConfig.elt is the form either way.
+    function sourceOf(event) {
+      const config = event.detail.requestConfig;
+      return (config && config.elt) || event.detail.elt;
+    }
+
     function fromOurForms(event) {
-      const source = event.detail.elt;
+      const source = sourceOf(event);
       return source && root.contains(source) && source.tagName === "FORM" && source.getAttribute("hx-target") === "#workbench";
     }
 
     function onSendError(event) {
       if (!fromOurForms(event)) return;
-      if (event.detail.elt === form) resend("Not sent: the network failed.");
+      if (sourceOf(event) === form) resend("Not sent: the network failed.");
       else showSkipError("Not sent: the network failed. Try again.");
     }
 
@@ -224,13 +240,14 @@
         event.detail.isError = false;
       } else if (code === 502 || code === 503 || code === 504) {
         event.detail.shouldSwap = false;
-        if (event.detail.elt === form) resend(`The server did not answer (${code}).`);
+        if (sourceOf(event) === form) resendAfterServerError(event.detail.xhr);
+        else showSkipError(`Not sent: the server is busy (${code}). Try again in a moment.`);
       } else if (code >= 400) {
         event.detail.shouldSwap = false;
         const page = new DOMParser().parseFromString(event.detail.xhr.responseText, "text/html");
         const found = page.querySelector('[data-testid="error-message"]');
         const text = found ? found.textContent : `The server answered ${code}.`;
-        if (event.detail.elt === form) {
+        if (sourceOf(event) === form) {
           if (sendStatus) sendStatus.textContent = "";
           showError(text, clientError);
         } else showSkipError(text);

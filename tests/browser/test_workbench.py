@@ -418,6 +418,64 @@ def test_a_resized_comment_box_breaks_no_policy_on_the_next_task(
     assert csp_violations == []
 
 
+def test_a_busy_server_gets_the_same_submit_again_after_its_retry_after(
+    live_server: LiveServer, page: Page
+) -> None:
+    seed(live_server, comparisons=[FOUR, FOUR])
+    login(page, live_server.url)
+    start_queue(page, "Compare")
+    first = assignment_id(page)
+    sent: list[str] = []
+
+    def busy_once(route: Route) -> None:
+        sent.append(route.request.post_data or "")
+        if len(sent) == 1:
+            # As app/unavailable.py answers a database too busy to take the label.
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": "2", "Content-Type": "text/plain"},
+                body="Smiley is busy right now.",
+            )
+        else:
+            route.continue_()
+
+    page.route("**/work/assignments/*/comparison", busy_once)
+    score_all(page, [7, 5, 3, 1])
+    page.keyboard.press("r")
+    page.keyboard.press("Control+Enter")
+    expect(page.get_by_test_id("send-status")).to_have_text(
+        "The server is busy; your work is safe here. Trying again in 2 s…"
+    )
+    expect(page.get_by_test_id("wb-flash")).to_have_text("Submitted.", timeout=10_000)
+    # The very same form twice: its idempotency key too.
+    assert len(sent) == 2 and sent[0] == sent[1]
+    assert "idempotency_key=wb-" in sent[0]
+    with live_server.db() as db:
+        stored = db.scalars(select(Comparison.assignment_id)).all()
+        assert stored == [first]
+
+
+def test_a_submit_the_server_refuses_shows_why_and_keeps_the_work(
+    live_server: LiveServer, page: Page
+) -> None:
+    seed(live_server, comparisons=[FOUR])
+    login(page, live_server.url)
+    start_queue(page, "Compare")
+    score_all(page, [7, 5, 3, 1])
+    page.keyboard.press("r")
+    # Text only the server refuses (the page's own checks pass it): its 422 form comes back.
+    page.locator("#comment").evaluate("(box) => { box.value = 'bad \\u0000 byte'; }")
+    page.keyboard.press("Control+Enter")
+    expect(page.get_by_test_id("form-error")).to_have_text(
+        "comment: text may not contain NUL bytes"
+    )
+    # The rest of the form is as it was (HTML shows the NUL itself as U+FFFD).
+    expect(page.locator("#comment")).to_have_value("bad \ufffd byte")
+    expect(page.get_by_test_id("send-status")).to_have_text("")
+    with live_server.db() as db:
+        assert db.scalars(select(Comparison.id)).all() == []
+
+
 # --- help, guideline, skip ------------------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ from app.models import (
 )
 from app.simulation.judge import Judge, true_utility
 from app.simulation.labeler import (
+    MAX_RETRY_AFTER_SECONDS,
     LabelerAccount,
     LabelerError,
     SimulatedLabeler,
@@ -301,6 +302,73 @@ def test_retries_are_bounded_and_leave_nothing_behind(
     assert down.attempts == 3
     assert db.scalar(select(func.count()).select_from(Comparison)) == 0
     assert db.scalars(select(Assignment.status)).all() == [AssignmentStatus.active]
+
+
+class Busy(TestClient):
+    """A server whose database is busy for the first `busy[name]` requests to paths ending in
+    /name: each is answered 503 `database_busy` with Retry-After, as app/unavailable.py does,
+    without reaching the app. Every such attempt's last path part and idempotency key are kept."""
+
+    def __init__(self, app: FastAPI, busy: dict[str, int], retry_after: str) -> None:
+        super().__init__(app, follow_redirects=False)
+        self.busy = busy
+        self.retry_after = retry_after
+        self.attempts: list[tuple[str, str | None]] = []
+
+    def request(self, method: str, url: Any, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+        name = str(url).rsplit("/", 1)[-1]
+        if name not in self.busy:
+            return super().request(method, url, **kwargs)
+        self.attempts.append((name, (kwargs.get("json") or {}).get("idempotency_key")))
+        if self.busy[name]:
+            self.busy[name] -= 1
+            return httpx.Response(
+                503,
+                json={"error": {"code": "database_busy", "message": "busy", "field": None}},
+                headers={"Retry-After": self.retry_after},
+                request=httpx.Request(method, f"http://testserver{url}"),
+            )
+        return super().request(method, url, **kwargs)
+
+
+def test_a_busy_server_is_asked_again_after_its_retry_after_and_keeps_one_label(
+    app: FastAPI, client: TestClient, db: Session, admin: User
+) -> None:
+    project = make_project(db)
+    queue, _ = comparison_queue(db, project, tasks=1)
+    (account,) = accounts(client, db, 1)
+    waits: list[float] = []
+    with Busy(app, {"lease": 2, "comparison": 2}, retry_after="2") as busy:
+        labeler = SimulatedLabeler(
+            busy, account.token, Judge(0.0), max_retries=3, sleep=waits.append
+        )
+        assert labeler.work(queue.id) == WorkSummary(submitted=1, skipped=0, retries=2)
+    assert waits == [2.0] * 4
+    kinds = [kind for kind, _ in busy.attempts]
+    # The lease three times, the submit three times, and a last lease that finds none left.
+    assert kinds == ["lease"] * 3 + ["comparison"] * 3 + ["lease"]
+    keys = {key for kind, key in busy.attempts if kind == "comparison"}
+    assert len(keys) == 1
+    assert db.scalars(select(Comparison.idempotency_key)).all() == list(keys)
+    assert db.scalars(select(Assignment.status)).all() == [AssignmentStatus.submitted]
+
+
+def test_a_server_busy_for_too_long_is_an_error_after_bounded_capped_waits(
+    app: FastAPI, client: TestClient, db: Session, admin: User
+) -> None:
+    project = make_project(db)
+    queue, _ = comparison_queue(db, project, tasks=1)
+    (account,) = accounts(client, db, 1)
+    waits: list[float] = []
+    with Busy(app, {"lease": 100}, retry_after="3600") as busy:
+        labeler = SimulatedLabeler(
+            busy, account.token, Judge(0.0), max_retries=2, sleep=waits.append
+        )
+        with pytest.raises(LabelerError, match=r"/lease -> 503: busy"):
+            labeler.work(queue.id)
+    assert waits == [MAX_RETRY_AFTER_SECONDS] * 2 == [30.0] * 2
+    assert len(busy.attempts) == 3
+    assert db.scalars(select(Assignment.status)).all() == []
 
 
 class Recording(TestClient):

@@ -411,8 +411,9 @@ def test_a_resized_comment_box_breaks_no_policy_on_the_next_task(
     page.keyboard.press("Control+Enter")
     expect(page.get_by_test_id("wb-flash")).to_have_text("Submitted.")
     expect(page.get_by_test_id("workbench")).to_have_attribute("data-ready", "true")
-    # The new task's box has the stylesheet's size, and htmx has finished settling it.
-    page.wait_for_function("!document.querySelector('.htmx-settling')")
+    # The new task's box has the stylesheet's size, and htmx has finished settling it. (Not
+    # wait_for_function with a string: its polling evaluates the string, which the CSP refuses.)
+    expect(page.locator(".htmx-settling")).to_have_count(0)
     assert comment.get_attribute("style") is None
     page.evaluate("0")
     assert csp_violations == []

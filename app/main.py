@@ -100,11 +100,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def _invalid_request(request: Request, error: RequestValidationError) -> Response:
         if _is_api(request):
             return api_errors.validation_error_response(request, error)
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
-            for problem in error.errors()
-        )
-        return web_errors.domain_error_page(request, DomainError(f"bad request: {problems}"))
+        return web_errors.validation_error_page(request, error)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> Response:

@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 from app.api.errors import STANDARD_ERRORS, documented
 from app.deps import ApiStaff, SessionDep, SettingsDep, read_only
 from app.errors import InvalidInput
+from app.schemas import common
 from app.schemas.dataset_jobs import DatasetJobOut, ImportJobCreate, SnapshotPreview
 from app.schemas.snapshots import ExportOut, SnapshotCreate, SnapshotFilters, SnapshotOut
 from app.services import dataset_jobs, snapshots
@@ -182,7 +183,7 @@ def preview_snapshot(
     db: SessionDep,
     settings: SettingsDep,
     _: ApiStaff,
-    split: str = "train",
+    split: common.Text = "train",
     limit: int = 20,
 ) -> SnapshotPreview:
     found = snapshots.get_snapshot(db, snapshot_id)
@@ -196,7 +197,7 @@ def preview_snapshot(
     responses={200: {"content": {media: {} for media in sorted(set(SNAPSHOT_FILES.values()))}}},
 )
 def download_snapshot_file(
-    snapshot_id: int, name: str, db: SessionDep, settings: SettingsDep, _: ApiStaff
+    snapshot_id: int, name: common.Text, db: SessionDep, settings: SettingsDep, _: ApiStaff
 ) -> FileResponse:
     path = dataset_jobs.snapshot_file(db, settings, snapshot_id, name)
     return FileResponse(path, media_type=SNAPSHOT_FILES[name], filename=name)

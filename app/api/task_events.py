@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
 from app.deps import ApiAdmin, SessionDep, read_only
+from app.schemas import common
 from app.services import task_events
 
 router = APIRouter(prefix="/admin/task-events", tags=["admin"])
@@ -35,8 +36,8 @@ class TaskEventOut(BaseModel):
 def list_task_events(
     db: SessionDep,
     _: ApiAdmin,
-    task_name: Annotated[str | None, Query(max_length=200)] = None,
-    state: Annotated[str | None, Query(max_length=20)] = None,
+    task_name: Annotated[common.Text | None, Query(max_length=200)] = None,
+    state: Annotated[common.Text | None, Query(max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=task_events.MAX_LIST)] = 100,
 ) -> list[TaskEventOut]:
     found = task_events.list_events(db, task_name=task_name, state=state, limit=limit)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.models.datasets import DatasetJobKind, DatasetJobStatus
+from app.schemas.common import Text
 from app.schemas.imports import ErrorMode, ImportResult
 from app.schemas.snapshots import SnapshotOut
 
@@ -19,13 +20,13 @@ class ImportJobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, max_length=1000)
+    name: Text | None = Field(default=None, max_length=1000)
     # None: recognised from the first rows.
-    format: str | None = Field(default=None, max_length=100)
+    format: Text | None = Field(default=None, max_length=100)
     # "stop": the first bad row ends the import and nothing is kept; "skip": counted, listed.
     on_error: ErrorMode = "stop"
     # Recorded on every imported row; the file's name when not given.
-    source: str | None = Field(default=None, max_length=200)
+    source: Text | None = Field(default=None, max_length=200)
     # Dialogue text (.txt) only: the filters that drop what is not a clean dialogue.
     min_turns: int = Field(default=2, ge=1, le=1000)
     max_turn_chars: int = Field(default=4000, ge=1, le=1_000_000)

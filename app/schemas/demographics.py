@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from app.schemas.common import Text
+
 PREFER_NOT_TO_SAY = "prefer not to say"
 AGE_RANGES = ("18-24", "25-34", "35-44", "45-54", "55-64", "65 or older", PREFER_NOT_TO_SAY)
 GENDERS = ("woman", "man", "non-binary", PREFER_NOT_TO_SAY)
@@ -65,11 +67,11 @@ class ProfileUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    age_range: str | None = None
-    gender: str | None = None
-    region: str | None = Field(default=None, max_length=1000)
-    education: str | None = None
-    first_language: str | None = Field(default=None, max_length=1000)
+    age_range: Text | None = None
+    gender: Text | None = None
+    region: Text | None = Field(default=None, max_length=1000)
+    education: Text | None = None
+    first_language: Text | None = Field(default=None, max_length=1000)
 
     @field_validator("age_range", "gender", "education")
     @classmethod

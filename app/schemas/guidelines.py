@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.schemas.common import Text
+
 if TYPE_CHECKING:
     from app.models import GuidelineVersion
 
@@ -19,8 +21,8 @@ class GuidelineSave(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    body: str = Field(max_length=MAX_BODY_LENGTH, description="Markdown.")
-    note: str = Field(default="", max_length=MAX_NOTE_LENGTH, description="What changed, why.")
+    body: Text = Field(max_length=MAX_BODY_LENGTH, description="Markdown.")
+    note: Text = Field(default="", max_length=MAX_NOTE_LENGTH, description="What changed, why.")
 
     @field_validator("body", mode="before")
     @classmethod

@@ -40,7 +40,7 @@ SKIP_REASON_LABELS = {
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: str = Field(pattern="^(system|user|assistant)$")
+    role: Text = Field(pattern="^(system|user|assistant)$")
     content: Text = Field(min_length=1, max_length=MAX_TEXT)
 
 
@@ -212,7 +212,7 @@ class DraftSave(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    content: dict[str, Any]
+    content: dict[Text, Any]
     base_revision: int | None = Field(
         default=None,
         ge=0,

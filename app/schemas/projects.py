@@ -9,14 +9,16 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from app.schemas.common import Text
+
 FLAG_KEY = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
 
 class Flag(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    key: str
-    label: str = Field(min_length=1, max_length=120)
+    key: Text
+    label: Text = Field(min_length=1, max_length=120)
 
     @field_validator("key")
     @classmethod
@@ -73,8 +75,8 @@ def _unique_flags(flags: list[Flag]) -> list[Flag]:
 class ProjectCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=20_000)
+    name: Text = Field(min_length=1, max_length=200)
+    description: Text = Field(default="", max_length=20_000)
     flags: list[Flag] = Field(default_factory=lambda: list(DEFAULT_FLAGS), max_length=50)
     cost_per_demonstration: Cost = None
     cost_per_comparison: Cost = None
@@ -93,8 +95,8 @@ class ProjectCreate(BaseModel):
 class ProjectUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=20_000)
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
+    description: Text | None = Field(default=None, max_length=20_000)
     flags: list[Flag] | None = Field(default=None, max_length=50)
     is_archived: bool | None = None
     # Unlike the fields above, an explicit null here clears the cost; leaving it out keeps it.

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from app.models.content import PromptCategory, ResponseSource
+from app.schemas.common import Text
 
 MAX_CONTENT_LENGTH = 100_000
 MAX_MESSAGES = 1_000
@@ -24,7 +25,7 @@ class Message(BaseModel):
 
     role: Literal["system", "user", "assistant"]
     # Kept exactly as written: leading spaces and newlines can matter to a model.
-    content: str = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
+    content: Text = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
 
     _content = field_validator("content")(
         classmethod(lambda cls, v: _not_blank(v, "a message's content"))
@@ -36,7 +37,7 @@ class PromptCreate(BaseModel):
 
     messages: list[Message] = Field(max_length=MAX_MESSAGES)
     category: PromptCategory = PromptCategory.other
-    source: str = Field(default="manual", min_length=1, max_length=200)
+    source: Text = Field(default="manual", min_length=1, max_length=200)
 
     @field_validator("messages")
     @classmethod
@@ -80,9 +81,9 @@ class ResponseCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    content: str = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
+    content: Text = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
     source: ResponseSource = ResponseSource.imported
-    source_name: str = Field(default="", max_length=200)
+    source_name: Text = Field(default="", max_length=200)
     # Checked even when left out: a model response without its model is refused.
     model_id: int | None = Field(default=None, validate_default=True)
 

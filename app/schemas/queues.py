@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from app.models.queues import QueueKind
+from app.schemas.common import Text
 
 MAX_OVERLAP = 100
 MAX_LEASE_SECONDS = 7 * 24 * 3600
@@ -45,7 +46,7 @@ def _default_to_overlap(value: int | None, info: ValidationInfo) -> int | None:
 class QueueCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     kind: QueueKind
     overlap: int = Field(default=1, ge=1, le=MAX_OVERLAP)
     # Adaptive overlap: left out, it equals overlap (no extra labelers on disagreement).
@@ -71,7 +72,7 @@ class QueueUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
     overlap: int | None = Field(default=None, ge=1, le=MAX_OVERLAP)
     max_overlap: int | None = Field(default=None, ge=1, le=MAX_OVERLAP)
     # Sent as null, it switches adaptive overlap off.
@@ -163,7 +164,7 @@ class TaskItem(BaseModel):
     response_ids: list[int] = Field(default_factory=list, max_length=50)
     priority: int = Field(default=0, ge=-PRIORITY_BOUND, le=PRIORITY_BOUND)
     is_gold: bool = False
-    gold_answer: dict[str, Any] | None = None
+    gold_answer: dict[Text, Any] | None = None
 
 
 class TasksAdd(BaseModel):

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.schemas.common import Text
+
 LEARNING_RATE_MAX = 1.0
 MAX_LENGTH_MIN = 8
 MAX_LENGTH_MAX = 131_072
@@ -31,7 +33,7 @@ class LoraSettings(BaseModel):
     alpha: float = Field(default=32.0, gt=0, le=4096, description="Adapter scaling (alpha / r).")
     dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on adapter inputs.")
     # None: every linear layer but the output head ("all-linear").
-    target_modules: list[str] | None = Field(
+    target_modules: list[Text] | None = Field(
         default=None,
         min_length=1,
         max_length=64,

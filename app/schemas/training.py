@@ -25,7 +25,7 @@ class RunCreate(BaseModel):
     base_model_ref: Text | None = Field(default=None, max_length=500)
     snapshot_id: int | None = None
     reward_model_id: int | None = None
-    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    hyperparameters: dict[Text, Any] = Field(default_factory=dict)
     max_attempts: int = Field(default=3, ge=1, le=10)
 
     @field_validator("base_model_ref")

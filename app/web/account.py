@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from app.deps import SessionDep, SettingsDep, WebLogin, WebUser, WebUserAnyState, client_ip
 from app.errors import DomainError, InvalidInput
 from app.models import User
+from app.schemas import common
 from app.schemas.users import PasswordChange, TokenCreate
 from app.services import auth, users
 from app.web.rendering import form_errors, redirect, render
@@ -30,9 +31,9 @@ def change_password(
     settings: SettingsDep,
     user: WebUserAnyState,
     login: WebLogin,
-    current_password: Annotated[str, Form(max_length=512)] = "",
-    new_password: Annotated[str, Form(max_length=512)] = "",
-    confirm_password: Annotated[str, Form(max_length=512)] = "",
+    current_password: Annotated[common.Text, Form(max_length=512)] = "",
+    new_password: Annotated[common.Text, Form(max_length=512)] = "",
+    confirm_password: Annotated[common.Text, Form(max_length=512)] = "",
 ) -> Response:
     try:
         if new_password != confirm_password:
@@ -88,8 +89,8 @@ def create_token(
     request: Request,
     db: SessionDep,
     user: WebUser,
-    name: Annotated[str, Form(max_length=1000)] = "",
-    expires_in_days: Annotated[str, Form(max_length=10)] = "",
+    name: Annotated[common.Text, Form(max_length=1000)] = "",
+    expires_in_days: Annotated[common.Text, Form(max_length=10)] = "",
 ) -> Response:
     try:
         data = TokenCreate(name=name, expires_in_days=expires_in_days or None)

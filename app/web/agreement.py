@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app.deps import SessionDep, WebAdmin, WebStaff
 from app.errors import InvalidInput
 from app.models import GuidelineVersion, Queue, QueueKind
+from app.schemas import common
 from app.services.agreement import service
 from app.services.projects import get_project
 from app.web.charts import over_time_chart
@@ -33,8 +34,8 @@ def agreement_page(
     db: SessionDep,
     user: WebStaff,
     project_id: int,
-    queue_id: str = "",
-    guideline_version_id: str = "",
+    queue_id: common.Text = "",
+    guideline_version_id: common.Text = "",
 ) -> Response:
     project = get_project(db, project_id)
     queue = optional_id(queue_id, "queue_id")
@@ -77,8 +78,8 @@ def labelers_csv(
     db: SessionDep,
     _: WebAdmin,
     project_id: int,
-    queue_id: str = "",
-    guideline_version_id: str = "",
+    queue_id: common.Text = "",
+    guideline_version_id: common.Text = "",
 ) -> Response:
     report = service.agreement_report(
         db,

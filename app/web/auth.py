@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from app.deps import SESSION_COOKIE, SessionDep, SettingsDep, WebLogin, client_ip
 from app.errors import AuthenticationFailed, InvalidInput, RateLimited
+from app.schemas import common
 from app.services import auth
 from app.web.csrf import ANON_COOKIE, anonymous_token, set_anonymous_cookie
 from app.web.rendering import redirect, render
@@ -45,7 +46,7 @@ def _login_page(
 
 
 @router.get("/login")
-def login_form(request: Request, login: WebLogin, next: str | None = None) -> Response:
+def login_form(request: Request, login: WebLogin, next: common.Text | None = None) -> Response:
     if login is not None:
         return redirect(request, _safe_next(next))
     return _login_page(request, next_url=_safe_next(next))
@@ -58,7 +59,7 @@ def login(
     settings: SettingsDep,
     username: Annotated[str, Form(max_length=256)] = "",
     password: Annotated[str, Form(max_length=256)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "/",
+    next: Annotated[common.Text, Form(max_length=2000)] = "/",
 ) -> Response:
     next_url = _safe_next(next)
     try:

@@ -20,6 +20,7 @@ from app.datasets.formats import FORMAT_NAMES
 from app.deps import SessionDep, SettingsDep, WebStaff, read_only
 from app.errors import DomainError, InvalidInput
 from app.models import Snapshot, SnapshotKind, User
+from app.schemas import common
 from app.schemas.dataset_jobs import ImportJobCreate
 from app.schemas.snapshots import SnapshotCreate, SnapshotFilters
 from app.services import dashboard, dataset_jobs, guidelines, queues, snapshots, users
@@ -49,8 +50,8 @@ EnqueueDep = Annotated[Enqueue, Depends(get_enqueue)]
 
 # --- the forms ----------------------------------------------------------------------------
 
-FormText = Annotated[str, Field(max_length=1000)]
-FormIds = Annotated[list[Annotated[str, Field(max_length=40)]], Field(max_length=10_000)]
+FormText = Annotated[common.Text, Field(max_length=1000)]
+FormIds = Annotated[list[Annotated[common.Text, Field(max_length=40)]], Field(max_length=10_000)]
 
 
 class SnapshotForm(BaseModel):
@@ -390,7 +391,7 @@ def _snapshot_page(
     )
 
 
-SplitQuery = Annotated[str, Query(max_length=10)]
+SplitQuery = Annotated[common.Text, Query(max_length=10)]
 
 
 @router.get("/snapshots/{snapshot_id}")
@@ -429,7 +430,7 @@ def snapshot_preview(
 
 @router.get("/snapshots/{snapshot_id}/files/{name}")
 def snapshot_file(
-    db: SessionDep, settings: SettingsDep, _: WebStaff, snapshot_id: int, name: str
+    db: SessionDep, settings: SettingsDep, _: WebStaff, snapshot_id: int, name: common.Text
 ) -> FileResponse:
     path = dataset_jobs.snapshot_file(db, settings, snapshot_id, name)
     return FileResponse(path, media_type=SNAPSHOT_FILES[name], filename=name)

@@ -11,13 +11,14 @@ from pydantic import ValidationError
 from app.deps import SessionDep, WebAdmin, WebUser
 from app.errors import DomainError
 from app.models import User
+from app.schemas import common
 from app.schemas.demographics import FIELD_LABELS, FIELD_OPTIONS, ProfileUpdate
 from app.services import demographics
 from app.web.rendering import form_errors, redirect, render
 
 router = APIRouter()
 
-TextField = Annotated[str, Form(max_length=1000)]
+TextField = Annotated[common.Text, Form(max_length=1000)]
 
 
 def _profile_page(

@@ -5,9 +5,11 @@ from __future__ import annotations
 from urllib.parse import quote, urlsplit
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.errors import DomainError, RateLimited
+from app.errors import DomainError, InvalidInput, RateLimited
+from app.schemas.common import NUL_MESSAGE, SURROGATE_MESSAGE
 from app.web.rendering import render
 
 
@@ -51,6 +53,24 @@ def domain_error_page(request: Request, error: DomainError) -> HTMLResponse:
     if isinstance(error, RateLimited):
         response.headers["Retry-After"] = str(error.retry_after)
     return response
+
+
+def validation_error_page(request: Request, error: RequestValidationError) -> HTMLResponse:
+    """A request the route's parameters refuse. Text the database cannot store (a NUL byte, a
+    lone surrogate) is a 422 naming the field, as the API and the login page answer it; any
+    other problem stays a 400 listing each one."""
+    problems = error.errors()
+    for problem in problems:
+        message = str(problem.get("ctx", {}).get("error", ""))
+        if message in (NUL_MESSAGE, SURROGATE_MESSAGE):
+            # Without its source ("body.name" -> "name"), as a person knows the field.
+            field = ".".join(str(part) for part in problem["loc"][1:])
+            return domain_error_page(request, InvalidInput(f"{field}: {message}", field=field))
+    listed = "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+        for problem in problems
+    )
+    return domain_error_page(request, DomainError(f"bad request: {listed}"))
 
 
 def not_found_page(request: Request, message: str) -> HTMLResponse:

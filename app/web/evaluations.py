@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.deps import SessionDep, SettingsDep, WebStaff
 from app.errors import DomainError, InvalidInput
 from app.models import ModelRole, User
+from app.schemas import common
 from app.schemas.evaluations import EvaluationCreate, EvaluationResult
 from app.services import evaluations, registry, rounds, runs, snapshots
 from app.services.prompts import get_project_checked
@@ -23,7 +24,7 @@ from app.web.rendering import form_errors, redirect, render
 
 router = APIRouter()
 
-Text = Annotated[str, Form(max_length=100_000)]
+Text = Annotated[common.Text, Form(max_length=100_000)]
 # The form's fields, with what an empty one means (None: left to the schema's default).
 FIELDS = (
     "name",

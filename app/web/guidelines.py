@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from app.deps import SessionDep, WebAdmin, WebStaff
 from app.errors import DomainError
 from app.models import User
+from app.schemas import common
 from app.schemas.guidelines import MAX_BODY_LENGTH, MAX_NOTE_LENGTH, GuidelineSave
 from app.services import guidelines, projects
 from app.web.rendering import form_errors, redirect, render
@@ -66,8 +67,8 @@ def save_version(
     admin: WebAdmin,
     project_id: int,
     # Room for CRLF line endings, which the schema turns into LF before checking the length.
-    body: Annotated[str, Form(max_length=2 * MAX_BODY_LENGTH)] = "",
-    note: Annotated[str, Form(max_length=4 * MAX_NOTE_LENGTH)] = "",
+    body: Annotated[common.Text, Form(max_length=2 * MAX_BODY_LENGTH)] = "",
+    note: Annotated[common.Text, Form(max_length=4 * MAX_NOTE_LENGTH)] = "",
 ) -> Response:
     projects.get_project(db, project_id)
     try:

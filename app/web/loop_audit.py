@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.deps import SessionDep, SettingsDep, WebStaff
 from app.errors import DomainError, InvalidInput
 from app.models import Queue, QueueKind, User
+from app.schemas import common
 from app.schemas.audit import PairRef
 from app.services import audit, lineage
 from app.services.projects import get_project
@@ -86,9 +87,9 @@ def requeue_pairs(
     user: WebStaff,
     project_id: int,
     reward_model_id: int,
-    queue_id: Annotated[str, Form(max_length=20)] = "",
-    scope: Annotated[str, Form(max_length=20)] = "selected",
-    pair: Annotated[list[str] | None, Form()] = None,
+    queue_id: Annotated[common.Text, Form(max_length=20)] = "",
+    scope: Annotated[common.Text, Form(max_length=20)] = "selected",
+    pair: Annotated[list[common.Text] | None, Form()] = None,
 ) -> Response:
     try:
         if not queue_id.strip().isdigit():

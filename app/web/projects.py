@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from app.deps import SessionDep, WebAdmin, WebStaff
 from app.errors import DomainError
 from app.models import User
+from app.schemas import common
 from app.schemas.projects import DEFAULT_FLAGS, Flag, ProjectCreate, ProjectOut, ProjectUpdate
 from app.services import guidelines, projects
 from app.web.rendering import form_errors, redirect, render
@@ -90,11 +91,11 @@ def create_project(
     request: Request,
     db: SessionDep,
     admin: WebAdmin,
-    name: Annotated[str, Form(max_length=1000)] = "",
-    description: Annotated[str, Form(max_length=40_000)] = "",
-    flags: Annotated[str, Form(max_length=40_000)] = "",
-    cost_per_demonstration: Annotated[str, Form(max_length=64)] = "",
-    cost_per_comparison: Annotated[str, Form(max_length=64)] = "",
+    name: Annotated[common.Text, Form(max_length=1000)] = "",
+    description: Annotated[common.Text, Form(max_length=40_000)] = "",
+    flags: Annotated[common.Text, Form(max_length=40_000)] = "",
+    cost_per_demonstration: Annotated[common.Text, Form(max_length=64)] = "",
+    cost_per_comparison: Annotated[common.Text, Form(max_length=64)] = "",
 ) -> Response:
     values = {
         "name": name,
@@ -157,12 +158,12 @@ def update_project(
     db: SessionDep,
     admin: WebAdmin,
     project_id: int,
-    name: Annotated[str, Form(max_length=1000)] = "",
-    description: Annotated[str, Form(max_length=40_000)] = "",
-    flags: Annotated[str, Form(max_length=40_000)] = "",
-    is_archived: Annotated[str, Form(max_length=8)] = "",
-    cost_per_demonstration: Annotated[str, Form(max_length=64)] = "",
-    cost_per_comparison: Annotated[str, Form(max_length=64)] = "",
+    name: Annotated[common.Text, Form(max_length=1000)] = "",
+    description: Annotated[common.Text, Form(max_length=40_000)] = "",
+    flags: Annotated[common.Text, Form(max_length=40_000)] = "",
+    is_archived: Annotated[common.Text, Form(max_length=8)] = "",
+    cost_per_demonstration: Annotated[common.Text, Form(max_length=64)] = "",
+    cost_per_comparison: Annotated[common.Text, Form(max_length=64)] = "",
 ) -> Response:
     current = ProjectOut.from_model(projects.get_project(db, project_id))
     values = {

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.deps import SessionDep, WebAdmin, WebStaff
 from app.errors import DomainError, InvalidInput
 from app.models import QueueKind, User
+from app.schemas import common
 from app.schemas.queues import QueueCreate, QueueUpdate
 from app.services import projects, queues
 from app.services import tasks as task_service
@@ -34,7 +35,7 @@ SETTINGS_FIELDS = (
     "max_active_leases",
 )
 
-Text = Annotated[str, Form(max_length=1000)]
+Text = Annotated[common.Text, Form(max_length=1000)]
 
 
 def _settings_values(queue: Any) -> dict[str, str]:
@@ -176,7 +177,7 @@ def _detail_page(
     offset: int = 0,
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
-    prompt_ids: str = "",
+    prompt_ids: common.Text = "",
     selected: list[int] | None = None,
     status_code: int = 200,
 ) -> Response:
@@ -294,7 +295,7 @@ def set_labelers(
     db: SessionDep,
     admin: WebAdmin,
     queue_id: int,
-    labeler_ids: Annotated[list[str], Form(max_length=10_000)] = [],  # noqa: B006
+    labeler_ids: Annotated[list[common.Text], Form(max_length=10_000)] = [],  # noqa: B006
 ) -> Response:
     queues.get_queue(db, queue_id)
     try:
@@ -336,8 +337,8 @@ def add_tasks(
     db: SessionDep,
     admin: WebAdmin,
     queue_id: int,
-    prompt_ids: Annotated[str, Form(max_length=200_000)] = "",
-    all_untasked: Annotated[str, Form(max_length=8)] = "",
+    prompt_ids: Annotated[common.Text, Form(max_length=200_000)] = "",
+    all_untasked: Annotated[common.Text, Form(max_length=8)] = "",
 ) -> Response:
     queue = queues.get_queue(db, queue_id)
     untasked = all_untasked == "on"

@@ -23,6 +23,7 @@ from app.deps import SessionDep, SettingsDep, WebStaff
 from app.errors import Conflict, DomainError, InvalidInput
 from app.models import ModelRole, Run, RunKind, RunMetric, RunStatus, User
 from app.models.base import utcnow
+from app.schemas import common
 from app.schemas.runs import HYPERPARAMETERS
 from app.schemas.training import ModelRegister, RunCreate
 from app.services import registry, runs, snapshots
@@ -34,8 +35,8 @@ from app.web.rendering import form_errors, redirect, render
 
 router = APIRouter()
 
-Text = Annotated[str, Form(max_length=1000)]
-QueryText = Annotated[str, Query(max_length=500)]
+Text = Annotated[common.Text, Form(max_length=1000)]
+QueryText = Annotated[common.Text, Query(max_length=500)]
 
 # Training kinds, in the order of the loop; generation runs start from a queue instead.
 # Generation and score runs have their own forms; this page launches training.

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from app.deps import SessionDep, WebAdmin, read_only
+from app.schemas import common
 from app.services import task_events
 from app.web.rendering import render
 
@@ -20,8 +21,8 @@ def task_events_page(
     request: Request,
     db: SessionDep,
     user: WebAdmin,
-    task_name: Annotated[str, Query(max_length=200)] = "",
-    state: Annotated[str, Query(max_length=20)] = "",
+    task_name: Annotated[common.Text, Query(max_length=200)] = "",
+    state: Annotated[common.Text, Query(max_length=20)] = "",
 ) -> Response:
     events = task_events.list_events(db, task_name=task_name or None, state=state or None)
     return render(

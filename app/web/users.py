@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from app.deps import SessionDep, WebAdmin
 from app.errors import DomainError, InvalidInput
 from app.models import Role, User
+from app.schemas import common
 from app.schemas.users import UserCreate, UserUpdate
 from app.services import users
 from app.web.rendering import form_errors, redirect, render
@@ -51,10 +52,10 @@ def create_user(
     request: Request,
     db: SessionDep,
     admin: WebAdmin,
-    username: Annotated[str, Form(max_length=256)] = "",
-    display_name: Annotated[str, Form(max_length=256)] = "",
-    role: Annotated[str, Form(max_length=32)] = Role.labeler.value,
-    password: Annotated[str, Form(max_length=512)] = "",
+    username: Annotated[common.Text, Form(max_length=256)] = "",
+    display_name: Annotated[common.Text, Form(max_length=256)] = "",
+    role: Annotated[common.Text, Form(max_length=32)] = Role.labeler.value,
+    password: Annotated[common.Text, Form(max_length=512)] = "",
 ) -> Response:
     values = {"username": username, "display_name": display_name, "role": role}
     try:
@@ -104,7 +105,7 @@ def change_role(
     db: SessionDep,
     admin: WebAdmin,
     user_id: int,
-    role: Annotated[str, Form(max_length=32)],
+    role: Annotated[common.Text, Form(max_length=32)],
 ) -> Response:
     try:
         data = UserUpdate(role=role)

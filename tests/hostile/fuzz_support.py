@@ -7,7 +7,10 @@ reaches the code behind the 404."""
 
 from __future__ import annotations
 
+import copy
+import itertools
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -88,3 +91,78 @@ def seed(db: Session, settings: Settings) -> Seeded:
 def real_path_parameters(names: list[str], ids: dict[str, int | str]) -> dict[str, int | str]:
     """The seeded value for each path parameter that has one."""
     return {name: ids[name] for name in names if name in ids}
+
+
+# --- unstorable text -------------------------------------------------------------------------
+
+# Text no database stores: a NUL byte, and a lone surrogate (JSON carries it as "\ud800").
+UNSTORABLE = ("a\x00b", "a\ud800b")
+# The same in a URL: NUL as %00; a surrogate has no UTF-8 form, so its bytes (ED A0 80, which
+# are invalid UTF-8) are sent raw, as a careless client would.
+UNSTORABLE_IN_URL = ("a%00b", "a%ED%A0%80b")
+# Marks a place in a body where a dict key goes, not a value.
+KEY = "<key>"
+
+Place = tuple[str | int, ...]
+
+
+def text_places(schema: dict[str, Any], components: dict[str, Any], depth: int = 0) -> list[Place]:
+    """Every place in a JSON body of `schema` that takes a string: object properties by name,
+    array items as index 0, a dict's keys as KEY; values of any type count as strings too."""
+    if depth > 8:
+        return []
+    if "$ref" in schema:
+        return text_places(components[schema["$ref"].rsplit("/", 1)[1]], components, depth + 1)
+    places: list[Place] = []
+    for arm in schema.get("anyOf", []) + schema.get("oneOf", []) + schema.get("allOf", []):
+        places += [p for p in text_places(arm, components, depth + 1) if p not in places]
+    kind = schema.get("type")
+    if kind == "string" and "enum" not in schema and "const" not in schema:
+        places.append(())
+    elif kind == "object":
+        for name, sub in schema.get("properties", {}).items():
+            places += [(name, *place) for place in text_places(sub, components, depth + 1)]
+        extra = schema.get("additionalProperties", False)
+        if extra is not False:
+            places.append((KEY,))
+            # A value of any type ({} or true) is a string as well as anything else.
+            value = {"type": "string"} if extra in (True, {}) else extra
+            places += [("extra", *place) for place in text_places(value, components, depth + 1)]
+    elif kind == "array" and "items" in schema:
+        places += [(0, *place) for place in text_places(schema["items"], components, depth + 1)]
+    return places
+
+
+def placed(body: Any, place: Place, value: str) -> Any:
+    """A copy of `body` with `value` at `place`, making the objects and arrays on the way."""
+    root: Any = copy.deepcopy(body) if isinstance(body, dict | list) else {}
+    if not place:
+        return value
+    node = root
+    for step, following in itertools.pairwise(place):
+        empty: Any = [] if isinstance(following, int) else {}
+        if isinstance(node, list):
+            if not node or not isinstance(node[0], type(empty)):
+                node[:1] = [empty]
+            node = node[0]
+        else:
+            if not isinstance(node.get(step), type(empty)):
+                node[step] = empty
+            node = node[step]
+    last = place[-1]
+    if last == KEY:
+        node[value] = "x"
+    elif isinstance(node, list):
+        node[:1] = [value]
+    else:
+        node[last] = value
+    return root
+
+
+def string_parameters(operation: dict[str, Any], where: str) -> list[str]:
+    """Names of the operation's parameters `in` where (query, path) that take a string."""
+    return [
+        parameter["name"]
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == where and text_places(parameter.get("schema", {}), {}) == [()]
+    ]

@@ -10,13 +10,18 @@ or 404, never a 5xx. Examples are derandomized, so CI replays the same requests 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
 
 import pytest
 import schemathesis
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -26,15 +31,27 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from app.db import make_engine
 from app.main import create_app
+from app.models import Role, User
 from app.settings import Settings
 from tests.api.test_api_roles import ADMIN_ONLY, STAFF
-from tests.conftest import MigratedDatabases, bearer
-from tests.hostile.fuzz_support import EXCLUDED, SCHEMA_PATH, Seeded, seed
+from tests.conftest import MigratedDatabases, bearer, make_token, make_user
+from tests.hostile.fuzz_support import (
+    EXCLUDED,
+    SCHEMA_PATH,
+    UNSTORABLE,
+    UNSTORABLE_IN_URL,
+    Place,
+    Seeded,
+    placed,
+    seed,
+    string_parameters,
+    text_places,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -53,15 +70,17 @@ PATH_PARAMETER = re.compile(r"{(\w+)}")
 REFUSED = {401, 403, 404}
 
 
+# The schema needs no database.
+OPENAPI = create_app(
+    Settings(data_dir=Path("/nonexistent"), secret_key=SECRET_KEY), create_engine("sqlite://")
+).openapi()
+
+
 def _operations() -> list[tuple[str, str]]:
-    """(method, path) of every documented /api/v1 operation; the schema needs no database."""
-    app = create_app(
-        Settings(data_dir=Path("/nonexistent"), secret_key=SECRET_KEY),
-        create_engine("sqlite://"),
-    )
+    """(method, path) of every documented /api/v1 operation."""
     return sorted(
         (method.upper(), path)
-        for path, operations in app.openapi()["paths"].items()
+        for path, operations in OPENAPI["paths"].items()
         if path.startswith("/api/v1/")
         for method in operations
         if (method.upper(), path) not in EXCLUDED
@@ -76,6 +95,7 @@ STAFF_ONLY = set(ADMIN_ONLY) | set(STAFF)
 class FuzzTarget:
     schema: schemathesis.BaseSchema
     seeded: Seeded
+    app: FastAPI
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -111,7 +131,7 @@ def target(
         schema = schemathesis.openapi.from_asgi(
             SCHEMA_PATH, app, headers=bearer(seeded.admin_token)
         )
-        yield FuzzTarget(schema, seeded)
+        yield FuzzTarget(schema, seeded, app)
     finally:
         if engine is not None:
             engine.dispose()
@@ -170,3 +190,104 @@ def test_labeler_is_refused_staff_routes(target: FuzzTarget, method: str, path: 
         target, method, path, target.seeded.labeler_token, LABELER_EXAMPLES, invalid=False
     )
     assert set(statuses) <= REFUSED, sorted(set(statuses))
+
+
+# --- unstorable text in every string ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextSlots:
+    """Where an operation takes a string: places in its JSON body, query and path names."""
+
+    body: list[Place]
+    query: list[str]
+    path: list[str]
+
+
+def _text_slots(method: str, path: str) -> TextSlots:
+    operation = OPENAPI["paths"][path][method.lower()]
+    content = operation.get("requestBody", {}).get("content", {})
+    schema = content.get("application/json", {}).get("schema")
+    body = text_places(schema, OPENAPI["components"]["schemas"]) if schema else []
+    query = string_parameters(operation, "query")
+    return TextSlots(body, query, string_parameters(operation, "path"))
+
+
+TEXT_OPERATIONS = {
+    operation: slots
+    for operation in OPERATIONS
+    if (slots := _text_slots(*operation)).body or slots.query or slots.path
+}
+
+
+def _fresh_admin_token(target: FuzzTarget) -> str:
+    """A token of an admin of this test's own: the admin passes above may have revoked their
+    token or deactivated their user, which a 401 here would hide."""
+    with Session(target.app.state.engine, expire_on_commit=False) as db:
+        admin = db.scalar(select(User).where(User.username == "fuzz-text-admin"))
+        if admin is None:
+            admin = make_user(db, "fuzz-text-admin", Role.admin)
+        admin.is_active, admin.role, admin.must_change_password = True, Role.admin, False
+        db.commit()
+        return make_token(db, admin, "text")
+
+
+def _base_case(target: FuzzTarget, method: str, path: str) -> schemathesis.Case:
+    """One valid request drawn from the schema, naming seeded rows, to put bad text into."""
+    names = PATH_PARAMETER.findall(path)
+    real = {name: target.seeded.ids[name] for name in names if name in target.seeded.ids}
+    drawn: list[schemathesis.Case] = []
+
+    @settings(
+        max_examples=1,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=target.schema[path][method].as_strategy(path_parameters=real))
+    def draw(case: schemathesis.Case) -> None:
+        drawn.append(case)
+
+    draw()
+    return drawn[-1]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), sorted(TEXT_OPERATIONS), ids=[f"{m} {p}" for m, p in TEXT_OPERATIONS]
+)
+def test_unstorable_text_in_any_string_is_never_a_5xx(
+    target: FuzzTarget, method: str, path: str
+) -> None:
+    """Each string of the body, query and path in turn gets a NUL byte, then a lone surrogate,
+    in an otherwise valid request: a 4xx every time, and the NUL named (422) at least once.
+    Drawn requests rarely hold either, so this sends them on purpose."""
+    slots = TEXT_OPERATIONS[(method, path)]
+    case = _base_case(target, method, path)
+    body = case.body if isinstance(case.body, dict | list) else None
+    query = {k: v for k, v in (case.query or {}).items() if v is not None}
+    path_values = {k: quote(str(v), safe="") for k, v in (case.path_parameters or {}).items()}
+    headers = {**bearer(_fresh_admin_token(target)), "content-type": "application/json"}
+    sent: list[tuple[str, str, Any, int]] = []
+
+    def send(url_path: dict[str, str], url_query: str, json_body: Any) -> None:
+        url = path.format(**url_path) + (f"?{url_query}" if url_query else "")
+        # ASCII escapes: a lone surrogate travels as "\ud800", as JSON encoders send it.
+        content = None if json_body is None else json.dumps(json_body)
+        response = client.request(method, url, content=content, headers=headers)
+        sent.append((url, repr(json_body)[:200], response.status_code, response.text[:300]))
+
+    with TestClient(target.app, raise_server_exceptions=False) as client:
+        plain_query = urlencode(query, doseq=True)
+        for value in UNSTORABLE:
+            for place in slots.body:
+                send(path_values, plain_query, placed(body, place, value))
+        for value in UNSTORABLE_IN_URL:
+            for name in slots.query:
+                others = urlencode({k: v for k, v in query.items() if k != name}, doseq=True)
+                send(path_values, "&".join(filter(None, [others, f"{name}={value}"])), body)
+            for name in slots.path:
+                send({**path_values, name: value}, plain_query, body)
+
+    assert [each for each in sent if each[2] >= 500] == []
+    assert 422 in {each[2] for each in sent}, sent

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from app.deps import SessionDep, WebUser
 from app.models import Queue
 from app.models.base import utcnow
+from app.schemas import common
 from app.services import assignments, guideline_reads, projects
 from app.web.rendering import redirect, render
 from app.web.workbench.context import lease_state, task_view
@@ -68,7 +69,7 @@ def mark_guideline_read(
     db: SessionDep,
     labeler: WebLabeler,
     project_id: int,
-    next_url: Annotated[str, Form(alias="next", max_length=200)] = "/",
+    next_url: Annotated[common.Text, Form(alias="next", max_length=200)] = "/",
 ) -> Response:
     projects.readable_project(db, project_id, labeler)
     version = guideline_reads.mark_read(db, labeler, project_id)

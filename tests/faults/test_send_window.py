@@ -114,10 +114,13 @@ def gone() -> OperationalError:
     return OperationalError("SELECT 1", {}, psycopg.OperationalError("connection refused"))
 
 
-def test_only_a_lost_database_connection_is_a_503(settings: Settings, engine: Engine) -> None:
+def test_only_a_lost_or_busy_database_is_a_503(settings: Settings, engine: Engine) -> None:
     locked = OperationalError("SELECT 1", {}, sqlite3.OperationalError("database is locked"))
+    broken = OperationalError("SELECT 1", {}, sqlite3.OperationalError("no such table: runs"))
     assert unavailable.database_unreachable(gone()) is True
     assert unavailable.database_unreachable(locked) is False
+    assert unavailable.database_busy(locked) is True
+    assert unavailable.database_busy(broken) is False
 
     app = create_app(settings, engine)
     unavailable.register(app)
@@ -131,11 +134,18 @@ def test_only_a_lost_database_connection_is_a_503(settings: Settings, engine: En
     def _locked() -> None:
         raise locked
 
+    @app.get("/api/v1/fault/broken")
+    def _broken() -> None:
+        raise broken
+
     with TestClient(app, raise_server_exceptions=False) as client:
         answer = client.get("/api/v1/fault/gone")
         assert (answer.status_code, answer.json()["error"]["code"]) == (503, "database_unavailable")
         page = client.get("/fault/gone")
         assert (page.status_code, page.text) == (503, unavailable.PAGE)
         assert page.headers["X-Frame-Options"] == "DENY"
+        # Busy is a 503 of its own (tests/test_unavailable.py); any other error stays a 500.
         answer = client.get("/api/v1/fault/locked")
+        assert (answer.status_code, answer.json()["error"]["code"]) == (503, "database_busy")
+        answer = client.get("/api/v1/fault/broken")
         assert (answer.status_code, answer.json()["error"]["code"]) == (500, "internal_error")

@@ -40,6 +40,7 @@ DEMONSTRATION_TASKS = 20
 RESPONSES_EACH = 4  # a full ranking of 4 responses expands into 6 pairs
 PAIRS_EACH = RESPONSES_EACH * (RESPONSES_EACH - 1) // 2
 KILLS = 6
+LABELS_BETWEEN_KILLS = 5  # 6 kills spread over the 40 labels
 GIVE_UP_SECONDS = 90
 
 
@@ -59,6 +60,7 @@ class Client:
     submit_retries: int = 0
     lease_cap_hits: int = 0
     last_body: tuple[str, dict[str, Any]] | None = None
+    submitting: bool = False  # a label is on its way: the moment the kills aim for
     error: str | None = None
 
     def call(
@@ -133,7 +135,9 @@ class Client:
                 body = self.label(assignment, key)
                 self.keys.append(key)
                 path = f"/assignments/{assignment['id']}/{self.kind}"
+                self.submitting = True
                 result = self.call("POST", path, body)
+                self.submitting = False
                 self.last_body = (path, body)
                 self.submitted += 1
                 self.replayed += int(result["replayed"])
@@ -188,7 +192,16 @@ def test_kill_9_of_the_web_app_loses_and_duplicates_no_label(
         rng = random.Random(8)
         kills = 0
         while kills < KILLS and any(thread.is_alive() for thread in threads):
-            time.sleep(rng.uniform(0.3, 0.9))
+            # Each kill comes after a few more labels (or a moment), so all six land while the
+            # clients work: on an idle machine they finished 40 labels before a timed sixth.
+            target = (kills + 1) * LABELS_BETWEEN_KILLS + rng.randint(0, 2)
+            deadline = time.monotonic() + rng.uniform(0.3, 0.9)
+            while time.monotonic() < deadline and sum(c.submitted for c in clients) < target:
+                time.sleep(0.02)
+            # ...and while a label is on its way, so that submits, not only leases, are cut.
+            deadline = time.monotonic() + 0.5
+            while time.monotonic() < deadline and not any(c.submitting for c in clients):
+                time.sleep(0.005)
             server.kill()
             kills += 1
             server.start()

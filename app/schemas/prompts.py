@@ -123,3 +123,57 @@ class ResponseOut(BaseModel):
     sampling: dict[str, Any] | None
     parent_id: int | None
     created_at: datetime
+
+
+class ResponseEdit(BaseModel):
+    """New text for a response no label references yet."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: Text = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
+
+    _content = field_validator("content")(
+        classmethod(lambda cls, v: _not_blank(v, "a response's content"))
+    )
+
+
+class BatchResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content: Text = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
+    source_name: Text = Field(default="", max_length=200)
+
+    _content = field_validator("content")(
+        classmethod(lambda cls, v: _not_blank(v, "a response's content"))
+    )
+
+
+class PromptBatchLine(BaseModel):
+    """One line of a pasted or uploaded batch: {"prompt": "..."} or {"messages": [...]}, with an
+    optional category and responses (text, or {"content": ..., "source_name": ...})."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: Text | None = Field(default=None, max_length=MAX_CONTENT_LENGTH)
+    messages: list[Message] | None = Field(default=None, max_length=MAX_MESSAGES)
+    category: PromptCategory = PromptCategory.other
+    responses: list[Text | BatchResponse] = Field(default=[], max_length=MAX_MESSAGES)
+
+    def as_prompt(self, source: str) -> PromptCreate:
+        """The prompt this line describes; pydantic's errors name the line's fault."""
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError('give either "prompt" (text) or "messages" (a conversation)')
+        messages = (
+            [Message(role="user", content=self.prompt)]
+            if self.prompt is not None
+            else self.messages
+        )
+        return PromptCreate(messages=messages, category=self.category, source=source)
+
+    def as_responses(self) -> list[ResponseCreate]:
+        return [
+            ResponseCreate(content=item)
+            if isinstance(item, str)
+            else ResponseCreate(content=item.content, source_name=item.source_name)
+            for item in self.responses
+        ]

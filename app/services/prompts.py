@@ -42,8 +42,28 @@ def prompt_content_hash(messages: Sequence[dict[str, Any]]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def create_prompt(db: Session, project_id: int, data: PromptCreate, acting: User) -> Prompt:
+def create_prompt(
+    db: Session,
+    project_id: int,
+    data: PromptCreate,
+    acting: User,
+    responses: Sequence[ResponseCreate] = (),
+) -> Prompt:
+    """The prompt and its responses in one commit: all of them or, on any error, none."""
     get_project_checked(db, project_id)
+    try:
+        prompt = new_prompt(db, project_id, data, acting)
+        for response in responses:
+            new_response(db, prompt.id, response, acting)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    return prompt
+
+
+def new_prompt(db: Session, project_id: int, data: PromptCreate, acting: User) -> Prompt:
+    """Adds a prompt to the session and flushes it (for its id); the caller commits."""
     messages = [message.model_dump() for message in data.messages]
     prompt = Prompt(
         project_id=project_id,
@@ -54,7 +74,7 @@ def create_prompt(db: Session, project_id: int, data: PromptCreate, acting: User
         created_by_id=acting.id,
     )
     db.add(prompt)
-    db.commit()
+    db.flush()
     return prompt
 
 
@@ -84,6 +104,17 @@ def get_prompt(db: Session, prompt_id: int) -> Prompt:
 
 def add_response(db: Session, prompt_id: int, data: ResponseCreate, acting: User) -> Response:
     get_prompt(db, prompt_id)
+    try:
+        response = new_response(db, prompt_id, data, acting)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    return response
+
+
+def new_response(db: Session, prompt_id: int, data: ResponseCreate, acting: User) -> Response:
+    """Adds a response to the session and flushes it; the caller commits."""
     model_id = data.model_id
     if model_id is not None and (not storable_id(model_id) or db.get(Model, model_id) is None):
         raise InvalidInput(f"no model with id {data.model_id}", field="model_id")
@@ -97,7 +128,7 @@ def add_response(db: Session, prompt_id: int, data: ResponseCreate, acting: User
         model_id=data.model_id,
     )
     db.add(response)
-    db.commit()
+    db.flush()
     return response
 
 

@@ -16,6 +16,7 @@ from app.web import (
     home,
     loop_audit,
     projects,
+    prompts,
     queues,
     runs,
     task_events,
@@ -34,6 +35,7 @@ router.include_router(users.router)
 router.include_router(projects.router)
 router.include_router(guidelines.router)
 router.include_router(queues.router)
+router.include_router(prompts.router)
 router.include_router(agreement.router)
 router.include_router(dashboard.router)
 router.include_router(datasets.router)

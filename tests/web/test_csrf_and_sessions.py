@@ -136,6 +136,19 @@ WEB_FORMS: dict[str, tuple[dict[str, str], int]] = {
         303,
     ),
     "/projects/{project_id}/models/{reward_model_id}/audit/score": ({}, 303),
+    # The prompts pages.
+    "/projects/{project_id}/prompts": (
+        {"role": "user", "content": "Hello?", "response": "Hi.", "action": "save"},
+        303,
+    ),
+    "/projects/{project_id}/prompts/batch": ({"batch": '{{"prompt": "Batch?"}}'}, 303),
+    "/projects/{project_id}/prompts/{prompt_id}/category": ({"category": "chat"}, 303),
+    "/projects/{project_id}/prompts/{prompt_id}/responses": ({"content": "Another."}, 303),
+    "/projects/{project_id}/prompts/{prompt_id}/responses/{response_id}/edit": (
+        {"content": "Edited."},
+        303,
+    ),
+    "/projects/{project_id}/prompts/{prompt_id}/tasks": ({"queue_id": "{queue_id}"}, 303),
     "/projects/{project_id}/generate": (
         {"base_model_id": "{model_id}", "prompt_ids": "{prompt_id}"},
         303,
@@ -232,7 +245,7 @@ def path_ids(db: Session, settings: Settings, admin: User, labeler: User) -> dic
     queue = make_queue(db, project, open_to_all=False)
     db.add(QueueLabeler(queue_id=queue.id, user_id=labeler.id))
     prompt = make_prompt(db, project)
-    make_responses(db, prompt, 2)
+    prompt_responses = make_responses(db, prompt, 2)
     # A registered model, a model folder to register, a snapshot to train on and a queued run.
     model = make_model(db, settings, "base")
     model_folder(settings.data_dir / "models", "fresh")
@@ -261,6 +274,7 @@ def path_ids(db: Session, settings: Settings, admin: User, labeler: User) -> dic
         "model_id": model.id,
         "other_policy_id": other_policy.id,
         "prompt_id": prompt.id,
+        "response_id": prompt_responses[0].id,
         "reward_model_id": reward.id,
         "audit_winner_id": audited[0].id,
         "audit_loser_id": audited[1].id,

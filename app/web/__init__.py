@@ -17,6 +17,7 @@ from app.web import (
     loop_audit,
     projects,
     queues,
+    reviews,
     runs,
     task_events,
     users,
@@ -34,6 +35,7 @@ router.include_router(users.router)
 router.include_router(projects.router)
 router.include_router(guidelines.router)
 router.include_router(queues.router)
+router.include_router(reviews.router)
 router.include_router(agreement.router)
 router.include_router(dashboard.router)
 router.include_router(datasets.router)

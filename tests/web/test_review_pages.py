@@ -53,7 +53,7 @@ def test_a_labeler_cannot_open_or_review_a_task(
     db: Session,
     three_judged: tuple[Task, list[int], list[User]],  # noqa: F811
 ) -> None:
-    task, comparisons, labelers = three_judged
+    task, comparisons, _ = three_judged
     make_user(db, "plain", Role.labeler)
     web_login(client, "plain")
     assert client.get(f"/tasks/{task.id}").status_code == 403

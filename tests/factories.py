@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import (
@@ -112,3 +113,32 @@ def publish_guideline(
     db.add(guideline)
     db.commit()
     return guideline
+
+
+def judge_task(
+    db: Session, queue: Queue, labeler: User, order: list[int], seconds: float = 30.0
+) -> int:
+    """Lease the labeler's next task of the queue and submit a ranking of its responses
+    (`order`: response ids, best first), `seconds` after the lease; the comparison's id."""
+    from datetime import timedelta
+
+    from app.models import Comparison
+    from app.schemas.labeling import ComparisonSubmit, ItemJudgement
+    from app.services import assignments
+
+    assignment = assignments.lease_next_task(db, queue.id, labeler)
+    assert assignment is not None
+    items = [
+        ItemJudgement(response_id=response_id, score=max(1, 7 - rank), rank=rank)
+        for rank, response_id in enumerate(order, start=1)
+    ]
+    assignments.submit_comparison(
+        db,
+        assignment.id,
+        labeler,
+        ComparisonSubmit(items=items),
+        now=assignment.leased_at + timedelta(seconds=seconds),
+    )
+    comparison = db.scalar(select(Comparison).where(Comparison.assignment_id == assignment.id))
+    assert comparison is not None
+    return comparison.id

@@ -23,6 +23,7 @@ from app.models.queues import (
     Task,
     TaskResponse,
 )
+from app.models.reviews import LabelReview, ReviewVerdict
 from app.models.system import WorkerHeartbeat
 from app.models.training import (
     Model,
@@ -53,6 +54,7 @@ __all__ = [
     "Evaluation",
     "GuidelineRead",
     "GuidelineVersion",
+    "LabelReview",
     "LabelSource",
     "LabelerProfile",
     "LoginAttempt",
@@ -68,6 +70,7 @@ __all__ = [
     "Response",
     "ResponseScore",
     "ResponseSource",
+    "ReviewVerdict",
     "Role",
     "Run",
     "RunKind",

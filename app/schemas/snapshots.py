@@ -36,6 +36,8 @@ class SnapshotFilters(BaseModel):
     exclude_flagged: bool = False
     exclude_gold: bool = False
     labeler_ids: list[int] = Field(default_factory=list, max_length=10000)
+    # Labels an admin rejected are left out unless this is set.
+    include_rejected: bool = False
     # Share of prompts (not rows) that go to the test split.
     test_fraction: float = Field(default=0.1, ge=0, le=1)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)

@@ -18,6 +18,7 @@ from app.web import (
     projects,
     prompts,
     queues,
+    reviews,
     runs,
     task_events,
     users,
@@ -36,6 +37,7 @@ router.include_router(projects.router)
 router.include_router(guidelines.router)
 router.include_router(queues.router)
 router.include_router(prompts.router)
+router.include_router(reviews.router)
 router.include_router(agreement.router)
 router.include_router(dashboard.router)
 router.include_router(datasets.router)

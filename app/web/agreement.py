@@ -12,6 +12,7 @@ from app.models import GuidelineVersion, Queue, QueueKind
 from app.schemas import common
 from app.services.agreement import service
 from app.services.projects import get_project
+from app.services.reviews import rejected_counts
 from app.web.charts import over_time_chart
 from app.web.rendering import render
 
@@ -54,6 +55,8 @@ def agreement_page(
         {
             "project": project,
             "report": found.report,
+            # Quality beside agreement: how many of each labeler's labels an admin rejected.
+            "rejected": rejected_counts(db, [row.labeler_id for row in found.report.labelers]),
             "points": found.over_time,
             "chart": over_time_chart(found.over_time),
             "queues": db.execute(

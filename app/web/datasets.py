@@ -71,6 +71,7 @@ class SnapshotForm(BaseModel):
     # Checkboxes: "on" when ticked, absent when not.
     exclude_flagged: FormText = ""
     exclude_gold: FormText = ""
+    include_rejected: FormText = ""
     test_fraction: FormText = "0.1"
     seed: FormText = "0"
 
@@ -95,6 +96,7 @@ class SnapshotForm(BaseModel):
             min_agreement=text("min_agreement"),
             exclude_flagged="on" if stored.get("exclude_flagged") else "",
             exclude_gold="on" if stored.get("exclude_gold") else "",
+            include_rejected="on" if stored.get("include_rejected") else "",
             test_fraction=text("test_fraction", 0.1),
             seed=text("seed", 0),
         )
@@ -113,6 +115,7 @@ class SnapshotForm(BaseModel):
                 "min_agreement": self.min_agreement.strip() or None,
                 "exclude_flagged": self.exclude_flagged == "on",
                 "exclude_gold": self.exclude_gold == "on",
+                "include_rejected": self.include_rejected == "on",
                 "test_fraction": self.test_fraction.strip(),
                 "seed": self.seed.strip(),
             }

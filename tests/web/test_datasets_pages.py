@@ -484,6 +484,7 @@ def test_the_snapshot_page_shows_its_manifest_files_and_preview(
         ["no"],
         ["no"],
         ["version 1"],
+        ["no"],
         ["any"],
         ["any"],
         ["any"],
@@ -493,8 +494,8 @@ def test_the_snapshot_page_shows_its_manifest_files_and_preview(
     ]
     assert re.findall(r'data-testid="filter-row"><th>([^<]+)</th>', page) == [
         "created_from", "created_to", "exclude_flagged", "exclude_gold",
-        "guideline_version_ids", "labeler_ids", "min_agreement", "queue_ids", "seed", "source",
-        "test_fraction",
+        "guideline_version_ids", "include_rejected", "labeler_ids", "min_agreement", "queue_ids",
+        "seed", "source", "test_fraction",
     ]  # fmt: skip
     assert re.findall(r'href="(/snapshots/\d+/files/[^"]+)"', page) == [
         f"/snapshots/{newer.id}/files/{name}"

@@ -20,6 +20,7 @@ from app.services.agreement.loading import load_ratings
 from app.services.agreement.metrics import pairwise_agreement_by
 from app.services.agreement.ratings import Ratings
 from app.services.projects import get_project
+from app.services.reviews import comparison_not_rejected, demonstration_not_rejected
 
 ALL = frozenset(
     {
@@ -31,6 +32,7 @@ ALL = frozenset(
         "exclude_flagged",
         "exclude_gold",
         "labeler_ids",
+        "include_rejected",
     }
 )
 # What each selection can filter on, and why the rest cannot apply.
@@ -120,6 +122,10 @@ def label_conditions(
         conditions.append(label.labeler_id.in_(filters.labeler_ids))
     if filters.exclude_gold:
         conditions.append(or_(Task.id.is_(None), Task.is_gold.is_(False)))
+    if not filters.include_rejected:
+        conditions.append(
+            comparison_not_rejected() if label is Comparison else demonstration_not_rejected()
+        )
     return conditions
 
 

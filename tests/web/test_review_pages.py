@@ -1,0 +1,66 @@
+"""The task view and review forms: staff see every judgement side by side; an admin's
+rejection without a reason is a 422 that stores nothing; with one, it shows on the task and on
+the labeler's home page."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import LabelReview, Role, Task, User
+from tests.conftest import csrf_from, make_user, web_login
+from tests.services.test_reviews import three_judged  # noqa: F401  (a fixture)
+
+
+def test_task_view_rejection_needs_a_reason_then_shows(
+    client: TestClient,
+    db: Session,
+    admin: User,
+    three_judged: tuple[Task, list[int], list[User]],  # noqa: F811
+) -> None:
+    task, comparisons, labelers = three_judged
+    web_login(client, admin.username)
+    page = client.get(f"/tasks/{task.id}")
+    assert page.status_code == 200
+    assert page.text.count('data-testid="labeler-column"') == 3
+    token = csrf_from(page.text)
+    refused = client.post(
+        f"/comparisons/{comparisons[2]}/review",
+        data={"csrf_token": token, "verdict": "rejected", "reason": "  "},
+    )
+    assert refused.status_code == 422
+    assert "say why the label is rejected" in refused.text
+    assert db.scalars(select(LabelReview)).all() == []
+    done = client.post(
+        f"/comparisons/{comparisons[2]}/review",
+        data={"csrf_token": token, "verdict": "rejected", "reason": "ranked backwards"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    shown = client.get(f"/tasks/{task.id}").text
+    assert f'data-testid="review-comparison-{comparisons[2]}"' in shown
+    assert "ranked backwards" in shown
+    client.cookies.clear()
+    web_login(client, labelers[2].username)
+    home = client.get("/").text
+    assert f'data-testid="rejected-comparison-{comparisons[2]}"' in home
+    assert "ranked backwards" in home
+
+
+def test_a_labeler_cannot_open_or_review_a_task(
+    client: TestClient,
+    db: Session,
+    three_judged: tuple[Task, list[int], list[User]],  # noqa: F811
+) -> None:
+    task, comparisons, _ = three_judged
+    make_user(db, "plain", Role.labeler)
+    web_login(client, "plain")
+    assert client.get(f"/tasks/{task.id}").status_code == 403
+    token = csrf_from(client.get("/").text)
+    answer = client.post(
+        f"/comparisons/{comparisons[0]}/review",
+        data={"csrf_token": token, "verdict": "rejected", "reason": "no"},
+    )
+    assert answer.status_code == 403
+    assert db.scalars(select(LabelReview)).all() == []

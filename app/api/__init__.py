@@ -15,6 +15,7 @@ from app.api import (
     projects,
     prompts,
     queues,
+    reviews,
     runs,
     task_events,
     users,
@@ -34,6 +35,7 @@ router.include_router(guidelines.router)
 router.include_router(prompts.router)
 router.include_router(queues.router)
 router.include_router(labeling.router)
+router.include_router(reviews.router)
 router.include_router(agreement.router)
 router.include_router(dashboard.router)
 router.include_router(demographics.router)

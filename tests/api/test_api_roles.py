@@ -39,15 +39,19 @@ from app.models import (
     User,
 )
 from app.models.base import utcnow
+from app.schemas.labeling import DemonstrationSubmit
 from app.schemas.snapshots import SnapshotCreate
 from app.schemas.users import TokenCreate
 from app.services import assignments, auth
 from app.services.snapshots import create_snapshot
+from app.services.submitting import submit_demonstration
 from app.settings import Settings
 from tests.api.helpers import API, Json, db_state, error, fill_path
 from tests.conftest import PASSWORD, bearer, make_token, make_user, web_login
 from tests.factories import (
+    judge_task,
     make_comparison_tasks,
+    make_project,
     make_prompt,
     make_queue,
     make_responses,
@@ -111,6 +115,13 @@ ADMIN_ONLY: dict[Endpoint, Call] = {
         200, lambda ids: {"ranking": [[ids["task_response_a"]], [ids["task_response_b"]]]}
     ),
     ("POST", f"{API}/queues/{{queue_id}}/requeue-superseded"): Call(200),
+    ("POST", f"{API}/comparisons/{{comparison_id}}/review"): Call(
+        201, {"verdict": "rejected", "reason": "ranked without reading"}
+    ),
+    ("POST", f"{API}/demonstrations/{{demonstration_id}}/review"): Call(
+        201, {"verdict": "accepted"}
+    ),
+    ("POST", f"{API}/tasks/{{task_id}}/send-back"): Call(200),
     ("GET", f"{API}/projects/{{project_id}}/agreement/labelers.csv"): Call(200),
     ("GET", f"{API}/demographics"): Call(200),
     # It names labelers next to their figures.
@@ -119,6 +130,7 @@ ADMIN_ONLY: dict[Endpoint, Call] = {
 # Admins and researchers: the project's data, its queues and how the labeling goes.
 STAFF: dict[Endpoint, Call] = {
     ("GET", f"{API}/projects/{{project_id}}/prompts"): Call(200),
+    ("GET", f"{API}/projects/{{project_id}}/review-queue"): Call(200),
     ("POST", f"{API}/projects/{{project_id}}/prompts"): Call(
         201, {"messages": [{"role": "user", "content": "Name a fruit."}]}
     ),
@@ -425,6 +437,25 @@ def ids_for(caller: User, db: Session, victim: User, project: Project) -> Ids:
         )
     )
 
+    # A submitted comparison and demonstration, for the review routes: in a project of their
+    # own, where the main one has nothing judged (the audit's score route says so).
+    judge = make_user(db, "judge")
+    reviewed = make_project(db, "Reviewed")
+    judged_queue = make_queue(db, reviewed, QueueKind.comparison, name="judged queue")
+    (judged_task,) = make_comparison_tasks(db, judged_queue, reviewed, 1, responses_each=2)
+    comparison_id = judge_task(db, judged_queue, judge, _response_ids(db, judged_task.id))
+    written_queue = make_queue(db, reviewed, QueueKind.demonstration, name="written queue")
+    make_task(db, written_queue, make_prompt(db, reviewed, "Write a haiku."))
+    db.commit()
+    writing = assignments.lease_next_task(db, written_queue.id, judge)
+    assert writing is not None
+    written = submit_demonstration(
+        db,
+        writing.id,
+        judge,
+        DemonstrationSubmit(messages=[{"role": "assistant", "content": "Old pond, a frog."}]),
+    )
+
     spare = make_prompt(db, project, "Name a colour.")
     spare_responses = make_responses(db, spare, 2)
     db.commit()
@@ -458,6 +489,8 @@ def ids_for(caller: User, db: Session, victim: User, project: Project) -> Ids:
         "task_response_a": task_responses[0],
         "task_response_b": task_responses[1],
         "assignment_id": comparison.id,
+        "comparison_id": comparison_id,
+        "demonstration_id": written.label_id,
         "demonstration_assignment_id": demonstration.id,
         "expired_assignment_id": expired.id,
         "prompt_id": spare.id,
@@ -813,8 +846,10 @@ def test_openapi_lists_every_api_route_and_no_page(
         "/api/v1/assignments/{assignment_id}/renew",
         "/api/v1/assignments/{assignment_id}/skip",
         "/api/v1/auth/token",
+        "/api/v1/comparisons/{comparison_id}/review",
         "/api/v1/dataset-jobs/{dataset_job_id}",
         "/api/v1/demographics",
+        "/api/v1/demonstrations/{demonstration_id}/review",
         "/api/v1/evaluations/{evaluation_id}",
         "/api/v1/me",
         "/api/v1/me/password",
@@ -850,6 +885,7 @@ def test_openapi_lists_every_api_route_and_no_page(
         "/api/v1/projects/{project_id}/models/tree",
         "/api/v1/projects/{project_id}/prompts",
         "/api/v1/projects/{project_id}/queues",
+        "/api/v1/projects/{project_id}/review-queue",
         "/api/v1/projects/{project_id}/rounds",
         "/api/v1/projects/{project_id}/runs",
         "/api/v1/projects/{project_id}/snapshots",
@@ -874,6 +910,7 @@ def test_openapi_lists_every_api_route_and_no_page(
         "/api/v1/snapshots/{snapshot_id}/supersede",
         "/api/v1/tasks/{task_id}/consensus",
         "/api/v1/tasks/{task_id}/gold",
+        "/api/v1/tasks/{task_id}/send-back",
         "/api/v1/tokens",
         "/api/v1/tokens/{token_id}",
         "/api/v1/users",

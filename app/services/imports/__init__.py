@@ -2,7 +2,8 @@
 or nothing), in bounded batches; files read from an upload or from the admin's import folder.
 
 A bad row either stops the import (nothing is kept, and the row's line and reason are
-reported) or is skipped and counted, as the caller chose."""
+reported) or is skipped and counted, as the caller chose. Every row read is accounted for:
+rows_read = rows_imported + rows_merged + rows_warned + skipped."""
 
 from __future__ import annotations
 
@@ -65,13 +66,19 @@ def import_records(
     counts = Counts()
     rows_read = skipped = 0
     errors: list[ImportRowError] = []
+    warnings: list[ImportRowError] = []
     batch: list[Record] = []
     try:
         for item in records:
-            rows_read += 1
+            rows_read += item.rows
             if isinstance(item, Record):
                 problem = record_problem(item)
                 if problem is None:
+                    for warning in item.warnings:
+                        if len(warnings) < LISTED_ERRORS:
+                            warnings.append(
+                                ImportRowError(line=warning.line, reason=warning.reason)
+                            )
                     batch.append(item)
                     if len(batch) >= batch_size:
                         store_batch(db, project_id, batch, source, acting_id, counts)
@@ -85,14 +92,14 @@ def import_records(
                                 )
                             )
                     continue
-                item = RowError(item.line, problem)
+                item = RowError(item.line, problem, rows=item.rows)
             error = ImportRowError(line=item.line, reason=item.reason)
             if on_error == "stop":
                 db.rollback()
                 return ImportResult(
                     source=source, rows_read=rows_read, stopped=True, stop_error=error
                 )
-            skipped += 1
+            skipped += item.rows
             if len(errors) < LISTED_ERRORS:
                 errors.append(error)
         if batch:
@@ -115,8 +122,13 @@ def import_records(
         demonstrations=counts.demonstrations,
         comparisons=counts.comparisons,
         pairs=counts.pairs,
+        responses_merged=counts.responses_merged,
+        rows_imported=counts.rows_imported,
+        rows_merged=counts.rows_merged,
+        rows_warned=counts.rows_warned,
         skipped=skipped,
         errors=errors,
+        warnings=warnings,
     )
 
 

@@ -45,7 +45,8 @@ class ImportResult(BaseModel):
     # Every row read is one of: imported as it was; merged (a repeat of a row this import
     # already stored, so nothing new was kept); imported with a warning; or skipped.
     # rows_read = rows_imported + rows_merged + rows_warned + skipped. For Open-Assistant
-    # flat exports a row is a message.
+    # flat exports a row is a message; for dialogue text a row is a dialogue, and those the
+    # filters dropped are counted in `filters` (by filter) rather than here.
     rows_imported: int = 0
     rows_merged: int = 0
     rows_warned: int = 0

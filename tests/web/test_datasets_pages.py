@@ -384,6 +384,10 @@ def test_an_uploaded_import_runs_and_lists_its_skipped_rows(
         "2 records from 3 rows (preference): 2 new prompts, 0 already there, 4 responses, "
         "0 demonstrations, 2 comparisons, 2 pairs; 1 skipped"
     ]
+    assert by_testid("import-rows", done) == [
+        "3 rows read: 2 imported, 0 imported with a warning, 0 merged as repeats, 1 skipped; "
+        "0 responses merged as duplicates"
+    ]
     assert clean(re.findall(r'data-testid="skipped-rows">(.*?)</ul>', done, re.S)[0]) == (
         f"line 2: {BAD_JSON}"
     )

@@ -7,6 +7,7 @@ rows_read = rows_imported + rows_merged + rows_warned + skipped."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -26,7 +27,7 @@ from app.schemas.imports import (
     ImportResult,
     ImportRowError,
 )
-from app.services.imports.storing import Counts, record_problem, store_batch
+from app.services.imports.storing import Counts, record_problem, record_warnings, store_batch
 from app.services.prompts import get_project_checked
 from app.settings import Settings
 
@@ -74,6 +75,7 @@ def import_records(
             if isinstance(item, Record):
                 problem = record_problem(item)
                 if problem is None:
+                    item = dataclasses.replace(item, warnings=record_warnings(item))
                     for warning in item.warnings:
                         if len(warnings) < LISTED_ERRORS:
                             warnings.append(

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.datasets.records import Candidate, Record, Turn
+from app.datasets.records import Candidate, Record, RowError, Turn
 from app.models import (
     Comparison,
     ComparisonItem,
@@ -86,6 +86,18 @@ def record_problem(record: Record) -> str | None:
         if candidate.rating is not None and not math.isfinite(candidate.rating):
             return "a rating must be a finite number"
     return None
+
+
+def record_warnings(record: Record) -> tuple[RowError, ...]:
+    """The reader's remarks, and one more when a row's ranked responses are all one text (a
+    tie of a response with itself): kept as one response, but there is nothing to compare."""
+    ranked = [candidate for candidate in record.candidates if candidate.rank is not None]
+    if len(ranked) >= 2 and len({candidate.content for candidate in ranked}) < 2:
+        return (
+            *record.warnings,
+            RowError(record.line, "the ranked responses are one text; kept once, not compared"),
+        )
+    return record.warnings
 
 
 def _messages(turns: Sequence[Turn]) -> list[dict[str, Any]]:
@@ -217,7 +229,8 @@ def store_batch(
             counts.rows_merged += record.rows
             continue
         counts.seen.add(signature)
-        warned = len({warning.line for warning in record.warnings})
+        # A second record of the same row (rows 0) cannot count that row again.
+        warned = min(record.rows, len({warning.line for warning in record.warnings}))
         counts.rows_warned += warned
         counts.rows_imported += record.rows - warned
         if record.demonstration:

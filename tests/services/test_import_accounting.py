@@ -10,7 +10,6 @@ import io
 import json
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -239,11 +238,10 @@ def test_oasst_nested_a_tree_row_with_an_unranked_reply_is_one_warned_row(db: Se
     ]
 
 
-@pytest.mark.parametrize("rerun", [1])
-def test_importing_the_same_file_again_stores_no_response_twice(db: Session, rerun: int) -> None:
+def test_importing_the_same_file_again_stores_no_response_twice(db: Session) -> None:
     project = make_project(db)
     data = jsonl(hh("Hi", "Hello!", "Go away."))
-    for _ in range(1 + rerun):
+    for _ in range(2):
         result = import_stream(
             db, project.id, io.BytesIO(data), "rows.jsonl", on_error="skip", acting=None
         )

@@ -67,7 +67,6 @@ def import_records(
     counts = Counts()
     rows_read = skipped = 0
     errors: list[ImportRowError] = []
-    warnings: list[ImportRowError] = []
     batch: list[Record] = []
     try:
         for item in records:
@@ -76,11 +75,6 @@ def import_records(
                 problem = record_problem(item)
                 if problem is None:
                     item = dataclasses.replace(item, warnings=record_warnings(item))
-                    for warning in item.warnings:
-                        if len(warnings) < LISTED_ERRORS:
-                            warnings.append(
-                                ImportRowError(line=warning.line, reason=warning.reason)
-                            )
                     batch.append(item)
                     if len(batch) >= batch_size:
                         store_batch(db, project_id, batch, source, acting_id, counts)
@@ -130,7 +124,7 @@ def import_records(
         rows_warned=counts.rows_warned,
         skipped=skipped,
         errors=errors,
-        warnings=warnings,
+        warnings=[ImportRowError(line=note.line, reason=note.reason) for note in counts.warnings],
     )
 
 

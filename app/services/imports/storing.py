@@ -52,6 +52,12 @@ class Counts:
     # Rows already stored by this import (prompt, responses, ranks and demonstration), as
     # 8-byte digests: a repeated row is merged rather than counted as a second judgement.
     seen: set[bytes] = field(default_factory=set)
+    # The first remarks on rows imported with a warning (a merged row's are not listed).
+    warnings: list[RowError] = field(default_factory=list)
+
+
+# Remarks listed in a result; more rows are counted, not listed.
+LISTED_WARNINGS = 100
 
 
 def record_problem(record: Record) -> str | None:
@@ -232,6 +238,8 @@ def store_batch(
         # A second record of the same row (rows 0) cannot count that row again.
         warned = min(record.rows, len({warning.line for warning in record.warnings}))
         counts.rows_warned += warned
+        room = LISTED_WARNINGS - len(counts.warnings)
+        counts.warnings.extend(record.warnings[: max(room, 0)])
         counts.rows_imported += record.rows - warned
         if record.demonstration:
             shown = _demonstrated_candidate(record)

@@ -50,8 +50,9 @@ class Counts:
     rows_warned: int = 0
     rows_merged: int = 0
     # Rows already stored by this import (prompt, responses, ranks and demonstration), as
-    # 8-byte digests: a repeated row is merged rather than counted as a second judgement.
-    seen: set[bytes] = field(default_factory=set)
+    # 8-byte digests (as ints, to keep a million rows' worth small): a repeated row is merged
+    # rather than counted as a second judgement.
+    seen: set[int] = field(default_factory=set)
     # The first remarks on rows imported with a warning (a merged row's are not listed).
     warnings: list[RowError] = field(default_factory=list)
 
@@ -225,10 +226,14 @@ def store_batch(
         ids = [value if kind == "old" else new_ids[value] for kind, value in record_slots]
         candidates = _distinct_candidates(record)
         candidate_ids = ids[: len(candidates)]
-        signature = _digest(
-            prompt_id,
-            sorted((i, c.rank, c.rating) for i, c in zip(candidate_ids, candidates, strict=True)),
-            _messages(record.demonstration),
+        signature = int.from_bytes(
+            _digest(
+                prompt_id,
+                sorted(
+                    (i, c.rank, c.rating) for i, c in zip(candidate_ids, candidates, strict=True)
+                ),
+                _messages(record.demonstration),
+            )[:8]
         )
         if signature in counts.seen:
             # The same row again (a duplicated HH or UltraFeedback row): nothing new to store.

@@ -164,7 +164,7 @@ def run(url: str, rows: int, folder: Path) -> dict[str, Any]:
         "rows_per_second": round(rows / seconds),
         "rss_before_mb": round(before),
         "peak_rss_mb": round(peak),
-        "result": result.model_dump(exclude={"errors", "stop_error", "filters"}),
+        "result": result.model_dump(exclude={"errors", "warnings", "stop_error", "filters"}),
         "stored": stored,
     }
 

@@ -104,9 +104,10 @@ def test_import_skips_bad_rows_and_reports_them(tmp_path: Path) -> None:
     assert result.stdout == (
         "imported prefs.jsonl as preference\n"
         "rows read: 3\n"
+        "rows: 2 imported, 0 imported with a warning, 0 merged as repeats, 1 skipped\n"
         "records imported: 2\n"
         "prompts: 2 new, 0 already there\n"
-        "responses: 4\n"
+        "responses: 4 (0 merged as duplicates)\n"
         "demonstrations: 0\n"
         "comparisons: 2\n"
         "pairs: 2\n"
@@ -141,9 +142,10 @@ def test_import_of_dialogue_text_reports_its_filters(tmp_path: Path) -> None:
     assert result.stdout == (
         "imported gopher as dialogue\n"
         "rows read: 3\n"
+        "rows: 1 imported, 0 imported with a warning, 0 merged as repeats, 0 skipped\n"
         "records imported: 1\n"
         "prompts: 1 new, 0 already there\n"
-        "responses: 1\n"
+        "responses: 1 (0 merged as duplicates)\n"
         "demonstrations: 1\n"
         "comparisons: 0\n"
         "pairs: 0\n"

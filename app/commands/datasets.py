@@ -172,14 +172,19 @@ def import_report(result: ImportResult) -> str:
     lines = [
         f"imported {result.source} as {result.format}",
         f"rows read: {result.rows_read}",
+        f"rows: {result.rows_imported} imported, {result.rows_warned} imported with a warning, "
+        f"{result.rows_merged} merged as repeats, {result.skipped} skipped",
         f"records imported: {result.records_imported}",
         f"prompts: {result.prompts_created} new, {result.prompts_reused} already there",
-        f"responses: {result.responses}",
+        f"responses: {result.responses} ({result.responses_merged} merged as duplicates)",
         f"demonstrations: {result.demonstrations}",
         f"comparisons: {result.comparisons}",
         f"pairs: {result.pairs}",
-        f"skipped: {result.skipped}",
     ]
+    if result.warnings:
+        lines.append(f"warned: {result.rows_warned}")
+        lines += [f"  line {note.line}: {note.reason}" for note in result.warnings]
+    lines.append(f"skipped: {result.skipped}")
     lines += [f"  line {error.line}: {error.reason}" for error in result.errors]
     if result.skipped > len(result.errors):
         lines.append(f"  ... and {result.skipped - len(result.errors)} more")

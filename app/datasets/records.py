@@ -29,6 +29,16 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class RowError:
+    """A row left out, with why; `rows` when it stands for several (a bad Open-Assistant tree
+    given as flat messages, a deleted message with its replies)."""
+
+    line: int
+    reason: str
+    rows: int = 1
+
+
+@dataclass(frozen=True)
 class Record:
     """One row's content: a prompt, and a demonstration and/or candidates to compare."""
 
@@ -43,9 +53,9 @@ class Record:
     category: str | None = None
     # Extra fields the source row carried, kept for provenance (e.g. an id).
     meta: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RowError:
-    line: int
-    reason: str
+    # How many rows of the file (messages, for Open-Assistant) this record accounts for: 0 for
+    # a second record from the same row. The import's counts add up to the rows read with it.
+    rows: int = 1
+    # Rows among them imported with a remark (e.g. one completion, so no comparison); each
+    # counts its line once as warned rather than imported.
+    warnings: tuple[RowError, ...] = ()

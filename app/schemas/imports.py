@@ -40,9 +40,21 @@ class ImportResult(BaseModel):
     demonstrations: int = 0
     comparisons: int = 0
     pairs: int = 0
+    # Responses not stored twice: the same text under the same prompt became one response.
+    responses_merged: int = 0
+    # Every row read is one of: imported as it was; merged (a repeat of a row this import
+    # already stored, so nothing new was kept); imported with a warning; or skipped.
+    # rows_read = rows_imported + rows_merged + rows_warned + skipped. For Open-Assistant
+    # flat exports a row is a message; for dialogue text a row is a dialogue, and those the
+    # filters dropped are counted in `filters` (by filter) rather than here.
+    rows_imported: int = 0
+    rows_merged: int = 0
+    rows_warned: int = 0
     skipped: int = 0
     # The first few skipped rows; `skipped` counts them all.
     errors: list[ImportRowError] = []
+    # The first few remarks on rows imported with a warning; `rows_warned` counts the rows.
+    warnings: list[ImportRowError] = []
     # True when a bad row stopped the import (on_error "stop"): nothing was stored.
     stopped: bool = False
     stop_error: ImportRowError | None = None

@@ -1,5 +1,6 @@
 """Open-Assistant trees, nested (one per row) or flat (one message per row): a record per
-prompter message with two or more ranked replies, and bad trees reported once."""
+prompter message (its replies compared when two or more are ranked), every message accounted
+for (imported, warned or reported), and bad trees reported once."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ TREE = {
 }
 
 
-def test_a_nested_tree_gives_a_record_per_ranked_prompter_message() -> None:
+def test_a_nested_tree_gives_a_record_per_prompter_message() -> None:
     assert read([TREE]) == [
         Record(
             line=1,
@@ -76,6 +77,15 @@ def test_a_nested_tree_gives_a_record_per_ranked_prompter_message() -> None:
                 Candidate("Fig.", rank=None),
             ),
             meta={"message_tree_id": "t1", "message_id": "p1"},
+            # The tree is one row: its first record stands for it, with every remark.
+            rows=1,
+            warnings=(
+                RowError(
+                    1,
+                    "message 'a3' has no rank among its siblings; kept as a response, not compared",
+                ),
+                RowError(1, "message 'a6' is deleted; left out with its 0 replies"),
+            ),
         ),
         Record(
             line=1,
@@ -88,6 +98,7 @@ def test_a_nested_tree_gives_a_record_per_ranked_prompter_message() -> None:
             demonstration=(Turn("assistant", "Pear."),),
             candidates=(Candidate("Pear.", rank=1), Candidate("Plum.", rank=1)),
             meta={"message_tree_id": "t1", "message_id": "p2"},
+            rows=0,
         ),
     ]
 
@@ -153,6 +164,7 @@ def test_flat_messages_are_gathered_per_tree() -> None:
             demonstration=(Turn("assistant", "R2"),),
             candidates=(Candidate("R1", rank=2), Candidate("R2", rank=1)),
             meta={"message_tree_id": "t1", "message_id": "p1"},
+            rows=3,
         ),
         Record(
             line=4,
@@ -160,6 +172,7 @@ def test_flat_messages_are_gathered_per_tree() -> None:
             demonstration=(Turn("assistant", "S1"),),
             candidates=(Candidate("S1", rank=1), Candidate("S2", rank=2)),
             meta={"message_tree_id": "t2", "message_id": "p9"},
+            rows=3,
         ),
     ]
 
@@ -168,7 +181,9 @@ def test_a_ranked_reply_to_a_missing_message_fails_its_tree_only() -> None:
     rows = flat_rows()
     rows[2]["parent_id"] = "p404"
 
-    assert read(rows)[0] == RowError(3, "message 'a2' replies to 'p404', which is not in tree 't1'")
+    assert read(rows)[0] == RowError(
+        3, "message 'a2' replies to 'p404', which is not in tree 't1'", rows=3
+    )
     assert [type(item).__name__ for item in read(rows)] == ["RowError", "Record"]
 
 
@@ -178,8 +193,9 @@ def test_bad_messages() -> None:
     rows[4]["role"] = "bot"
 
     assert read(rows) == [
-        RowError(2, "message 'a1''s text is empty"),
-        RowError(5, "message 'b1' has role 'bot', not 'prompter' or 'assistant'"),
+        # Each bad tree accounts for its three rows.
+        RowError(2, "message 'a1''s text is empty", rows=3),
+        RowError(5, "message 'b1' has role 'bot', not 'prompter' or 'assistant'", rows=3),
     ]
 
 

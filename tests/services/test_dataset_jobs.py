@@ -192,6 +192,7 @@ def test_an_uploaded_import_runs_with_its_counts_and_progress(
         responses=5000,
         comparisons=2500,
         pairs=2500,
+        rows_imported=2500,
     )
     assert done.started_at is not None and done.finished_at is not None
     assert done.created_at <= done.started_at <= done.finished_at

@@ -81,6 +81,7 @@ def test_ranked_candidates_become_an_imported_comparison_with_pairs(
         responses=4,
         comparisons=1,
         pairs=5,
+        rows_imported=1,
     )
     prompt = db.scalars(select(Prompt)).one()
     assert (prompt.project_id, prompt.messages, prompt.category, prompt.source) == (
@@ -169,7 +170,11 @@ def test_prompts_are_deduplicated_within_the_project_and_across_batches(db: Sess
 
     result = run(db, project, records, batch_size=2)
 
-    assert (result.prompts_created, result.prompts_reused, result.comparisons) == (2, 3, 5)
+    assert (result.prompts_created, result.prompts_reused) == (2, 3)
+    # "New" three times with the same two answers, the third in a later batch: one row
+    # stored, two merged, their responses counted as merged rather than stored again.
+    assert (result.comparisons, result.responses, result.responses_merged) == (3, 6, 4)
+    assert (result.rows_imported, result.rows_merged, result.skipped) == (3, 2, 0)
     ids = db.execute(select(Comparison.prompt_id).order_by(Comparison.id)).scalars().all()
     new, newer = (
         db.scalar(
@@ -180,7 +185,7 @@ def test_prompts_are_deduplicated_within_the_project_and_across_batches(db: Sess
         )
         for text in ("New", "Newer")
     )
-    assert ids == [existing.id, new, new, newer, new]
+    assert ids == [existing.id, new, newer]
 
 
 def test_demonstrations_and_prompts_alone(db: Session) -> None:

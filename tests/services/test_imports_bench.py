@@ -30,6 +30,10 @@ def test_a_small_run_on_sqlite(tmp_path: Path) -> None:
         "demonstrations": 0,
         "comparisons": 500,
         "pairs": 500,
+        "responses_merged": 0,
+        "rows_imported": 500,
+        "rows_merged": 0,
+        "rows_warned": 0,
         "skipped": 0,
         "stopped": False,
     }

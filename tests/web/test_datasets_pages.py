@@ -384,8 +384,40 @@ def test_an_uploaded_import_runs_and_lists_its_skipped_rows(
         "2 records from 3 rows (preference): 2 new prompts, 0 already there, 4 responses, "
         "0 demonstrations, 2 comparisons, 2 pairs; 1 skipped"
     ]
+    assert by_testid("import-rows", done) == [
+        "3 rows read: 2 imported, 0 imported with a warning, 0 merged as repeats, 1 skipped; "
+        "0 responses merged as duplicates"
+    ]
     assert clean(re.findall(r'data-testid="skipped-rows">(.*?)</ul>', done, re.S)[0]) == (
         f"line 2: {BAD_JSON}"
+    )
+
+
+def test_an_import_lists_its_warned_rows_and_counts_that_add_up(
+    client: TestClient, db: Session, world: World, sent: Sent, run: Callable[[int], None]
+) -> None:
+    csrf = web_login(client, world.researcher.username)
+    pair = {"instruction": "Q", "completions": [{"response": "A"}, {"response": "B"}]}
+    lonely = {"instruction": "Lonely", "completions": [{"response": "Only"}]}
+    data = "\n".join(json.dumps(row) for row in (pair, lonely, pair)) + "\n"
+    response = client.post(
+        f"/projects/{world.project.id}/datasets/imports",
+        data=form(csrf, format="", on_error="skip", source=""),
+        files={"file": ("uf.jsonl", data.encode(), "application/jsonl")},
+    )
+    assert response.status_code == 303, response.text
+    job = db.scalars(select(DatasetJob)).one()
+
+    run(job.id)
+    done = client.get(f"/dataset-jobs/{job.id}/row").text
+    # Unrated, so no row compares; the third repeats the first.
+    assert by_testid("import-rows", done) == [
+        "3 rows read: 0 imported, 2 imported with a warning, 1 merged as repeats, 0 skipped; "
+        "2 responses merged as duplicates"
+    ]
+    assert clean(re.findall(r'data-testid="warned-rows">(.*?)</ul>', done, re.S)[0]) == (
+        "line 1: fewer than two completions are rated, no comparison "
+        "line 2: one completion, no comparison"
     )
 
 

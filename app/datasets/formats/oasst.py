@@ -2,13 +2,16 @@
 message with nested `replies`), or flat messages (`message_id`, `parent_id`, `role`
 "prompter"/"assistant", `text`, `rank`), each tree's messages together, as in oasst1.
 
-Every prompter message with at least two ranked assistant replies becomes a record: the
-conversation down to it, its replies as candidates (Open-Assistant's 0-based ranks + 1, ties
-kept, unranked replies without a rank) and the top-ranked reply as a demonstration. Deleted
-messages are left out with their replies. A tree with a bad message is one RowError."""
+Every prompter message becomes a record: the conversation down to it and its replies as
+candidates (Open-Assistant's 0-based ranks + 1, ties kept, unranked replies without a rank).
+With at least two ranked replies they form a comparison and the top-ranked reply is also a
+demonstration; a reply that is not compared is still imported as a response, with a warning
+naming it. Deleted messages are left out with their replies and reported. A tree with a bad
+message is one RowError that accounts for all its rows."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,14 +119,59 @@ def flat(rows: Sequence[NumberedRow], tree_id: str) -> Message:
     return roots[0]
 
 
-def tree_records(root: Message, tree_id: str) -> list[Record]:
+def _size(root: Message) -> int:
+    size, pending = 0, [root]
+    while pending:
+        size += 1
+        pending.extend(pending.pop().replies)
+    return size
+
+
+def _reply_warnings(current: Message, replies: list[Message], ranked: int) -> list[RowError]:
+    """Replies kept as responses but not compared: an unranked one, or all of them when fewer
+    than two are ranked (a lone reply, the usual leaf of a tree)."""
+    if ranked >= 2:
+        return [
+            RowError(
+                reply.line,
+                f"message '{reply.id}' has no rank among its siblings; "
+                "kept as a response, not compared",
+            )
+            for reply in replies
+            if reply.rank is None
+        ]
+    return [
+        RowError(
+            reply.line,
+            f"message '{reply.id}' is not compared: fewer than two replies to "
+            f"'{current.id}' are ranked; kept as a response",
+        )
+        for reply in replies
+    ]
+
+
+def tree_records(root: Message, tree_id: str, *, one_row: bool) -> list[Record | RowError]:
+    """Every message is accounted for: a prompter message is a record (its prompt, its replies
+    as candidates), an assistant message a candidate in its parent's record, and a deleted
+    one is reported with its replies. `one_row`: the whole tree is one row of the file (the
+    nested form), so its first record stands for that row and carries every remark."""
     if root.role != "prompter":
         raise RowProblem(f"tree '{tree_id}' starts with an assistant message")
-    records = []
+    records: list[Record] = []
+    left_out: list[RowError] = []
+    remarks: list[RowError] = []
     pending: list[tuple[Message, tuple[Turn, ...]]] = [(root, ())]
     while pending:
         current, before = pending.pop()
         if current.deleted:
+            left_out.append(
+                RowError(
+                    current.line,
+                    f"message '{current.id}' is deleted; left out with its "
+                    f"{_size(current) - 1} replies",
+                    rows=_size(current),
+                )
+            )
             continue
         path = (*before, Turn(_ROLES[current.role], current.text))  # type: ignore[arg-type]
         for reply in current.replies:
@@ -137,30 +185,46 @@ def tree_records(root: Message, tree_id: str) -> list[Record]:
             continue
         replies = [reply for reply in current.replies if not reply.deleted]
         ranked = [reply for reply in replies if reply.rank is not None]
-        if len(ranked) < 2:
-            continue
-        top = min(ranked, key=lambda reply: reply.rank or 0)
+        warnings = _reply_warnings(current, replies, len(ranked))
+        top = min(ranked, key=lambda reply: reply.rank or 0) if len(ranked) >= 2 else None
+        remarks.extend(warnings)
         records.append(
             Record(
                 line=current.line,
                 prompt=path,
-                demonstration=(Turn("assistant", top.text),),
+                demonstration=() if top is None else (Turn("assistant", top.text),),
                 candidates=tuple(
                     Candidate(reply.text, rank=None if reply.rank is None else reply.rank + 1)
                     for reply in replies
                 ),
                 meta={"message_tree_id": tree_id, "message_id": current.id},
+                rows=1 + len(replies),
+                warnings=tuple(warnings),
             )
         )
-    return sorted(records, key=lambda record: (record.line, record.meta["message_id"]))
+    records.sort(key=lambda record: (record.line, record.meta["message_id"]))
+    if root.deleted:
+        # Nothing of the tree is imported: its one report stands for every message.
+        return [RowError(root.line, left_out[0].reason, rows=1 if one_row else left_out[0].rows)]
+    if one_row:
+        first, *rest = records
+        # The tree row's remarks all name its line, so they count it once, as warned.
+        notes = tuple(
+            RowError(note.line, note.reason)
+            for note in sorted([*remarks, *left_out], key=lambda note: note.reason)
+        )
+        return [dataclasses.replace(first, rows=1, warnings=notes)] + [
+            dataclasses.replace(record, rows=0, warnings=()) for record in rest
+        ]
+    return [*records, *sorted(left_out, key=lambda note: note.line)]
 
 
-def parse(row: dict[str, Any], line: int) -> list[Record]:
+def parse(row: dict[str, Any], line: int) -> list[Record | RowError]:
     """One tree row (the nested form)."""
     if not isinstance(row.get("prompt"), dict):
         raise RowProblem("a tree row needs a 'prompt' message with its replies")
     tree_id = str(row.get("message_tree_id") or row["prompt"].get("message_id"))
-    return tree_records(nested(row, line), tree_id)
+    return tree_records(nested(row, line), tree_id, one_row=True)  # type: ignore[return-value]
 
 
 def records(items: Iterable[RowItem]) -> Iterator[Record | RowError]:
@@ -174,9 +238,9 @@ def records(items: Iterable[RowItem]) -> Iterator[Record | RowError]:
         if not group:
             return
         try:
-            yield from tree_records(flat(group, group_id or ""), group_id or "")
+            yield from tree_records(flat(group, group_id or ""), group_id or "", one_row=False)
         except RowProblem as problem:
-            yield RowError(problem.line or group[0].line, str(problem))
+            yield RowError(problem.line or group[0].line, str(problem), rows=len(group))
 
     for item in items:
         if isinstance(item, RowError):

@@ -1,7 +1,9 @@
 """UltraFeedback-style rows: an `instruction` (or `prompt`) with `completions`, each with its
 `model`, `response` and ratings. A completion's rating is its `overall_score`, else the mean
 of its fine-grained annotation ratings (helpfulness, honesty, ...; "N/A" left out); ranks
-follow the ratings, best first, equal ratings tied."""
+follow the ratings, best first, equal ratings tied. A row that gives no comparison (one
+completion, or fewer than two rated) is still imported, as a prompt and its responses, with a
+warning that says so."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from app.datasets.formats.common import (
     rating,
     text_value,
 )
-from app.datasets.records import Candidate, Record
+from app.datasets.records import Candidate, Record, RowError
 
 NAME = "ultrafeedback"
 COLUMNS = (("instruction", "completions"), ("prompt", "completions"))
@@ -75,6 +77,11 @@ def parse(row: dict[str, Any], line: int) -> list[Record]:
             contents, sources, ratings, ranks_from_ratings(ratings), strict=True
         )
     )
+    warnings: tuple[RowError, ...] = ()
+    if len(candidates) == 1:
+        warnings = (RowError(line, "one completion, no comparison"),)
+    elif sum(candidate.rank is not None for candidate in candidates) < 2:
+        warnings = (RowError(line, "fewer than two completions are rated, no comparison"),)
     return [
         Record(
             line=line,
@@ -82,5 +89,6 @@ def parse(row: dict[str, Any], line: int) -> list[Record]:
             candidates=candidates,
             category=category(row),
             meta=meta(row, "id", "source"),
+            warnings=warnings,
         )
     ]

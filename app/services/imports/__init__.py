@@ -2,10 +2,12 @@
 or nothing), in bounded batches; files read from an upload or from the admin's import folder.
 
 A bad row either stops the import (nothing is kept, and the row's line and reason are
-reported) or is skipped and counted, as the caller chose."""
+reported) or is skipped and counted, as the caller chose. Every row read is accounted for:
+rows_read = rows_imported + rows_merged + rows_warned + skipped."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -25,7 +27,7 @@ from app.schemas.imports import (
     ImportResult,
     ImportRowError,
 )
-from app.services.imports.storing import Counts, record_problem, store_batch
+from app.services.imports.storing import Counts, record_problem, record_warnings, store_batch
 from app.services.prompts import get_project_checked
 from app.settings import Settings
 
@@ -68,10 +70,11 @@ def import_records(
     batch: list[Record] = []
     try:
         for item in records:
-            rows_read += 1
+            rows_read += item.rows
             if isinstance(item, Record):
                 problem = record_problem(item)
                 if problem is None:
+                    item = dataclasses.replace(item, warnings=record_warnings(item))
                     batch.append(item)
                     if len(batch) >= batch_size:
                         store_batch(db, project_id, batch, source, acting_id, counts)
@@ -85,14 +88,14 @@ def import_records(
                                 )
                             )
                     continue
-                item = RowError(item.line, problem)
+                item = RowError(item.line, problem, rows=item.rows)
             error = ImportRowError(line=item.line, reason=item.reason)
             if on_error == "stop":
                 db.rollback()
                 return ImportResult(
                     source=source, rows_read=rows_read, stopped=True, stop_error=error
                 )
-            skipped += 1
+            skipped += item.rows
             if len(errors) < LISTED_ERRORS:
                 errors.append(error)
         if batch:
@@ -115,8 +118,13 @@ def import_records(
         demonstrations=counts.demonstrations,
         comparisons=counts.comparisons,
         pairs=counts.pairs,
+        responses_merged=counts.responses_merged,
+        rows_imported=counts.rows_imported,
+        rows_merged=counts.rows_merged,
+        rows_warned=counts.rows_warned,
         skipped=skipped,
         errors=errors,
+        warnings=[ImportRowError(line=note.line, reason=note.reason) for note in counts.warnings],
     )
 
 

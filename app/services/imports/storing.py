@@ -4,15 +4,17 @@ with its items and pairs. The caller owns the transaction."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.datasets.records import Record, Turn
+from app.datasets.records import Candidate, Record, RowError, Turn
 from app.models import (
     Comparison,
     ComparisonItem,
@@ -40,6 +42,23 @@ class Counts:
     demonstrations: int = 0
     comparisons: int = 0
     pairs: int = 0
+    # Responses not stored again: the same text under the same prompt, from this import or
+    # an earlier one, or twice in one row (an UltraFeedback row with a repeated completion).
+    responses_merged: int = 0
+    # Rows by outcome; with the skipped ones they add up to the rows read.
+    rows_imported: int = 0
+    rows_warned: int = 0
+    rows_merged: int = 0
+    # Rows already stored by this import (prompt, responses, ranks and demonstration), as
+    # 8-byte digests (as ints, to keep a million rows' worth small): a repeated row is merged
+    # rather than counted as a second judgement.
+    seen: set[int] = field(default_factory=set)
+    # The first remarks on rows imported with a warning (a merged row's are not listed).
+    warnings: list[RowError] = field(default_factory=list)
+
+
+# Remarks listed in a result; more rows are counted, not listed.
+LISTED_WARNINGS = 100
 
 
 def record_problem(record: Record) -> str | None:
@@ -60,12 +79,32 @@ def record_problem(record: Record) -> str | None:
         problem = text_problem(text)
         if problem:
             return problem
+    first_rank: dict[str, tuple[int, int | None]] = {}
+    for position, candidate in enumerate(record.candidates, start=1):
+        earlier = first_rank.setdefault(candidate.content, (position, candidate.rank))
+        if earlier[1] != candidate.rank:
+            return (
+                f"responses {earlier[0]} and {position} are the same text ranked differently "
+                "(a comparison of a response with itself)"
+            )
     for candidate in record.candidates:
         if candidate.rank is not None and candidate.rank < 1:
             return f"rank {candidate.rank} is not 1 or more"
         if candidate.rating is not None and not math.isfinite(candidate.rating):
             return "a rating must be a finite number"
     return None
+
+
+def record_warnings(record: Record) -> tuple[RowError, ...]:
+    """The reader's remarks, and one more when a row's ranked responses are all one text (a
+    tie of a response with itself): kept as one response, but there is nothing to compare."""
+    ranked = [candidate for candidate in record.candidates if candidate.rank is not None]
+    if len(ranked) >= 2 and len({candidate.content for candidate in ranked}) < 2:
+        return (
+            *record.warnings,
+            RowError(record.line, "the ranked responses are one text; kept once, not compared"),
+        )
+    return record.warnings
 
 
 def _messages(turns: Sequence[Turn]) -> list[dict[str, Any]]:
@@ -113,6 +152,36 @@ def _score(ratings: Sequence[float | None]) -> list[int | None]:
     return [None] * len(ratings)
 
 
+def _digest(*parts: object) -> bytes:
+    return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).digest()[:16]
+
+
+def _known_responses(db: Session, prompt_ids: Sequence[int]) -> dict[bytes, int]:
+    """Imported responses already stored under these prompts, by (prompt, text) digest."""
+    found: dict[bytes, int] = {}
+    for response_id, prompt_id, content in db.execute(
+        select(Response.id, Response.prompt_id, Response.content)
+        .where(
+            Response.prompt_id.in_(sorted(set(prompt_ids))),
+            Response.source == ResponseSource.imported,
+        )
+        .order_by(Response.id)
+    ):
+        found.setdefault(_digest(prompt_id, content), response_id)
+    return found
+
+
+def _distinct_candidates(record: Record) -> list[Candidate]:
+    """A repeated text in one row is one response (record_problem refused differing ranks)."""
+    texts: set[str] = set()
+    distinct = []
+    for candidate in record.candidates:
+        if candidate.content not in texts:
+            texts.add(candidate.content)
+            distinct.append(candidate)
+    return distinct
+
+
 def store_batch(
     db: Session,
     project_id: int,
@@ -122,21 +191,61 @@ def store_batch(
     counts: Counts,
 ) -> None:
     prompt_ids = _prompt_ids(db, project_id, batch, source, acting_id, counts)
+    known = _known_responses(db, prompt_ids)
     response_rows: list[dict[str, Any]] = []
+    # Per record: each candidate's response, then the demonstration's when it repeats none,
+    # as ("old", id) or ("new", index into response_rows).
+    slots: list[list[tuple[str, int]]] = []
+    pending: dict[bytes, int] = {}
     for record, prompt_id in zip(batch, prompt_ids, strict=True):
-        for candidate in record.candidates:
-            response_rows.append(
-                _response(prompt_id, candidate.content, candidate.source_name or source)
-            )
+        candidates = _distinct_candidates(record)
+        counts.responses_merged += len(record.candidates) - len(candidates)
+        texts = [(candidate.content, candidate.source_name or source) for candidate in candidates]
         if record.demonstration and _demonstrated_candidate(record) is None:
-            response_rows.append(_response(prompt_id, record.demonstration[0].content, source))
-    response_ids = iter(inserted_ids(db, Response.__table__, response_rows))
+            texts.append((record.demonstration[0].content, source))
+        record_slots = []
+        for content, source_name in texts:
+            key = _digest(prompt_id, content)
+            if key in known:
+                record_slots.append(("old", known[key]))
+                counts.responses_merged += 1
+            elif key in pending:
+                record_slots.append(("new", pending[key]))
+                counts.responses_merged += 1
+            else:
+                pending[key] = len(response_rows)
+                record_slots.append(("new", len(response_rows)))
+                response_rows.append(_response(prompt_id, content, source_name))
+        slots.append(record_slots)
+    new_ids = inserted_ids(db, Response.__table__, response_rows)
     counts.responses += len(response_rows)
 
     demonstrations: list[dict[str, Any]] = []
     comparisons: list[tuple[Record, int, list[int]]] = []
-    for record, prompt_id in zip(batch, prompt_ids, strict=True):
-        candidate_ids = [next(response_ids) for _ in record.candidates]
+    for record, prompt_id, record_slots in zip(batch, prompt_ids, slots, strict=True):
+        ids = [value if kind == "old" else new_ids[value] for kind, value in record_slots]
+        candidates = _distinct_candidates(record)
+        candidate_ids = ids[: len(candidates)]
+        signature = int.from_bytes(
+            _digest(
+                prompt_id,
+                sorted(
+                    (i, c.rank, c.rating) for i, c in zip(candidate_ids, candidates, strict=True)
+                ),
+                _messages(record.demonstration),
+            )[:8]
+        )
+        if signature in counts.seen:
+            # The same row again (a duplicated HH or UltraFeedback row): nothing new to store.
+            counts.rows_merged += record.rows
+            continue
+        counts.seen.add(signature)
+        # A second record of the same row (rows 0) cannot count that row again.
+        warned = min(record.rows, len({warning.line for warning in record.warnings}))
+        counts.rows_warned += warned
+        room = LISTED_WARNINGS - len(counts.warnings)
+        counts.warnings.extend(record.warnings[: max(room, 0)])
+        counts.rows_imported += record.rows - warned
         if record.demonstration:
             shown = _demonstrated_candidate(record)
             demonstrations.append(
@@ -146,11 +255,17 @@ def store_batch(
                     "source_name": source[:200],
                     "messages": _messages(record.demonstration),
                     "origin": DemonstrationOrigin.written,
-                    "response_id": next(response_ids) if shown is None else candidate_ids[shown],
+                    "response_id": ids[-1] if shown is None else candidate_ids[shown],
                 }
             )
-        if sum(candidate.rank is not None for candidate in record.candidates) >= 2:
-            comparisons.append((record, prompt_id, candidate_ids))
+        if sum(candidate.rank is not None for candidate in candidates) >= 2:
+            comparisons.append(
+                (
+                    dataclasses.replace(record, candidates=tuple(candidates)),
+                    prompt_id,
+                    candidate_ids,
+                )
+            )
     if demonstrations:
         bulk_insert(db, Demonstration.__table__, demonstrations)
         counts.demonstrations += len(demonstrations)
@@ -173,7 +288,12 @@ def _demonstrated_candidate(record: Record) -> int | None:
         return None
     content = record.demonstration[0].content
     return next(
-        (i for i, candidate in enumerate(record.candidates) if candidate.content == content), None
+        (
+            i
+            for i, candidate in enumerate(_distinct_candidates(record))
+            if candidate.content == content
+        ),
+        None,
     )
 
 

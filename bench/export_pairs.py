@@ -166,7 +166,11 @@ def run(pairs: int, workdir: Path) -> dict[str, Any]:
         researcher = db.get(User, 1)
         assert researcher is not None
         data = SnapshotCreate(
-            name="bench pairs", kind="preference", source="pairs", filters=SnapshotFilters()
+            name="bench pairs",
+            kind="preference",
+            source="pairs",
+            margin="score_gap",  # every column, as the figures before the option measured
+            filters=SnapshotFilters(),
         )
         reset_peak()
         rss_before = rss_mb("VmRSS")

@@ -270,7 +270,7 @@ def test_export_snapshot_list_and_show(tmp_path: Path, data_dir: Path) -> None:
         "rows: 2 train, 0 test",
         f"content hash: {digest}",
         f"created: {created:%Y-%m-%d %H:%M} UTC by rex",
-        'filters: {"seed": 0, "source": "pairs", "test_fraction": 0.0}',
+        'filters: {"margin": "none", "seed": 0, "source": "pairs", "test_fraction": 0.0}',
         "first 1 train rows:",
     ]
     assert [json.loads(line) for line in lines[8:]] == rows[:1]
@@ -290,14 +290,25 @@ def test_export_snapshot_with_filters(tmp_path: Path) -> None:
         "--labeler", "lena", "--since", "2020-01-01", "--until", "2100-01-01T00:00:00+02:00",
         "--guideline-version", "1", "--exclude-flagged", "--exclude-gold", "--seed", "7",
     )  # fmt: skip
+    # An empty training set is refused with the reason, never written.
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: the snapshot would have no rows: project 1 has no compared pairs (labelers' or "
+        "imported) that pass its filters (created_from, created_to, exclude_flagged, "
+        "exclude_gold, guideline_version_ids, labeler_ids); nothing was written\n",
+    )
+    result = run(
+        "export", "snapshot", "--project", "1", "--kind", "preference", "--name", "Dated",
+        "--since", "2020-01-01", "--until", "2100-01-01T00:00:00+02:00", "--exclude-flagged",
+        "--exclude-gold", "--seed", "7", "--margin", "score_gap",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "rows: 0 train, 0 test\n" in result.stdout
     shown = run("export", "show", "1", "--rows", "0")
     assert shown.stdout.splitlines()[6] == (
         'filters: {"created_from": "2020-01-01T00:00:00Z", '
         '"created_to": "2100-01-01T00:00:00+02:00", "exclude_flagged": true, '
-        '"exclude_gold": true, "guideline_version_ids": [1], "labeler_ids": [3], "seed": 7, '
-        '"source": "pairs", "test_fraction": 0.1}'
+        '"exclude_gold": true, "margin": "score_gap", "seed": 7, "source": "pairs", '
+        '"test_fraction": 0.1}'
     )
 
 

@@ -63,6 +63,11 @@ class PreferenceSource(StrEnum):
     consensus = "consensus"
 
 
+class Margin(StrEnum):
+    none = "none"
+    score_gap = "score_gap"
+
+
 class JudgementFormat(StrEnum):
     raw = "raw"
     kto = "kto"
@@ -282,6 +287,14 @@ def export_snapshot(
         PreferenceSource | None,
         typer.Option(help="Preference only: every labeler's pairs (default) or the consensus."),
     ] = None,
+    margin: Annotated[
+        Margin | None,
+        typer.Option(
+            help="Preference only: score_gap adds a margin column (chosen score minus rejected, "
+            "0.0 where unscored), which TRL's RewardTrainer puts into its loss; none (default) "
+            "leaves it out."
+        ),
+    ] = None,
     queue: QueueOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
@@ -303,6 +316,7 @@ def export_snapshot(
             name=name,
             kind=kind,
             source=source.value if source is not None else None,
+            margin=margin.value if margin is not None else None,
             filters=_filters(
                 db,
                 project,

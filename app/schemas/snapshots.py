@@ -11,6 +11,11 @@ from app.models.training import SnapshotKind
 from app.schemas.common import Text
 
 PreferenceSource = Literal["pairs", "consensus"]
+# Whether preference rows carry a `margin` column. TRL's RewardTrainer subtracts a `margin`
+# column inside its loss whenever one is there (and its collator fails on a null), so it is
+# written only when asked for: "score_gap" is the chosen response's score minus the rejected
+# one's (app/services/snapshots/preference.py documents the scale), 0.0 where either is unscored.
+MarginOption = Literal["none", "score_gap"]
 
 
 def _ids(value: list[int]) -> list[int]:
@@ -67,6 +72,8 @@ class SnapshotCreate(BaseModel):
     kind: SnapshotKind
     # Preference snapshots only: every labeler's pairs, or one row per consensus pair.
     source: PreferenceSource | None = None
+    # Preference snapshots only; "none" (no margin column) unless asked for.
+    margin: MarginOption | None = None
     filters: SnapshotFilters = Field(default_factory=SnapshotFilters)
 
     @field_validator("name")
@@ -82,6 +89,10 @@ class SnapshotCreate(BaseModel):
             self.source = "pairs"
         if self.kind != SnapshotKind.preference and self.source is not None:
             raise ValueError("source applies to preference snapshots only")
+        if self.kind == SnapshotKind.preference and self.margin is None:
+            self.margin = "none"
+        if self.kind != SnapshotKind.preference and self.margin is not None:
+            raise ValueError("margin applies to preference snapshots only")
         return self
 
 

@@ -62,6 +62,8 @@ class SnapshotForm(BaseModel):
     name: FormText = ""
     kind: FormText = ""
     source: FormText = ""
+    # Preference only: "score_gap" for a margin column; empty is none.
+    margin: FormText = ""
     queue_ids: FormIds = []
     guideline_version_ids: FormIds = []
     labeler_ids: FormIds = []
@@ -88,6 +90,7 @@ class SnapshotForm(BaseModel):
             name=snapshot.name,
             kind=snapshot.kind.value,
             source=text("source"),
+            margin=text("margin"),
             queue_ids=[str(item) for item in stored.get("queue_ids", [])],
             guideline_version_ids=[str(item) for item in stored.get("guideline_version_ids", [])],
             labeler_ids=[str(item) for item in stored.get("labeler_ids", [])],
@@ -125,6 +128,7 @@ class SnapshotForm(BaseModel):
                 "name": self.name,
                 "kind": kind.strip(),
                 "source": self.source.strip() or None,
+                "margin": self.margin.strip() or None,
                 "filters": filters,
             }
         )

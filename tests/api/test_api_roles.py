@@ -346,6 +346,7 @@ def settings(settings: Settings, tmp_path: Path) -> Settings:
 @pytest.fixture(autouse=True)
 def dataset_rows(db: Session, settings: Settings, project: Project, admin: User) -> None:
     """A snapshot of the project (with its files) and a dataset job, for the dataset routes."""
+    make_prompt(db, project, "A prompt to snapshot")  # an empty snapshot is refused
     create_snapshot(db, settings, project.id, SnapshotCreate(name="Old", kind="prompts"), admin)
     db.add(
         DatasetJob(

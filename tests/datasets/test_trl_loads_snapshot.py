@@ -93,11 +93,13 @@ def label(db: Session) -> tuple[int, User]:
     return project.id, researcher
 
 
-def train_split(db: Session, settings: Settings, kind: str) -> Any:
+def train_split(db: Session, settings: Settings, kind: str, **asked: Any) -> Any:
     from datasets import load_from_disk
 
     project_id, researcher = label(db)
-    data = SnapshotCreate(name=kind, kind=kind, filters=SnapshotFilters(test_fraction=0.25))
+    data = SnapshotCreate(
+        name=kind, kind=kind, filters=SnapshotFilters(test_fraction=0.25), **asked
+    )
     snapshot = create_snapshot(db, settings, project_id, data, researcher)
     return load_from_disk(str(settings.data_dir / snapshot.path / "datasets"))["train"]
 
@@ -159,7 +161,7 @@ def test_preference_snapshot_trains_rewardtrainer(
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
-    train = train_split(db, settings, "preference")
+    train = train_split(db, settings, "preference", margin="score_gap")
     assert train.column_names[:4] == ["prompt", "chosen", "rejected", "margin"]
     assert set(train["margin"]) == {3.0}
     trainer = RewardTrainer(
@@ -171,7 +173,7 @@ def test_preference_snapshot_trains_rewardtrainer(
         processing_class=AutoTokenizer.from_pretrained(tiny),
     )
     trains(trainer)
-    # The snapshot's margin column is TRL's: the first loss is about softplus(3), not log 2.
+    # The margin asked for is TRL's: the first loss is about softplus(3), not log 2.
     assert trainer.state.log_history[0]["loss"] == pytest.approx(3.05, abs=0.1)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -588,6 +588,32 @@ def test_a_snapshot_job_writes_the_snapshot(
     assert snapshot.row_counts == {"train": 2, "test": 0}
     assert (settings.data_dir / snapshot.path / "train.jsonl").is_file()
     assert [seen for seen in WatchedProgress.seen if seen is not None] == [(2, 0)]
+
+
+def test_a_consensus_job_of_imported_judgements_fails_saying_why(
+    db: Session,
+    settings: Settings,
+    project: Project,
+    staff: User,
+    sent: Sent,
+    run: Callable[[int], None],
+) -> None:
+    """Issue 16: it wrote an empty snapshot (0 rows) without a word."""
+    run(upload(db, settings, project, staff, sent, hh_file(3), on_error="stop").id)
+    data = SnapshotCreate(name="Consensus", kind=SnapshotKind.preference, source="consensus")
+    job = start_snapshot_job(db, settings, project.id, acting=staff, data=data, enqueue=sent)
+
+    run(job.id)
+
+    done = get_dataset_job(db, settings, job.id)
+    assert (done.status, done.snapshot_id) == ("failed", None)
+    assert done.error == (
+        f"the snapshot would have no rows: project {project.id} has no labeler comparisons on "
+        "tasks. Consensus is taken over the labelers of each task; the project's 3 imported "
+        "comparisons belong to no task and are one judge each, so they are in source "
+        '"pairs" snapshots (and raw and KTO exports), not here; nothing was written'
+    )
+    assert db.scalar(select(func.count()).select_from(Snapshot)) == 0
 
 
 def test_a_supersede_job_replaces_the_old_snapshot(

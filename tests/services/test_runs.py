@@ -145,6 +145,42 @@ def test_bad_configs_are_refused_before_anything_is_queued(
     assert queued_messages(settings) == 0
 
 
+@pytest.mark.parametrize(
+    ("margin", "refused"), [("none", True), ("score_gap", False), (None, False)]
+)
+def test_use_margin_needs_a_snapshot_with_a_margin_column(
+    db: Session,
+    settings: Settings,
+    project,
+    base: Model,
+    researcher: User,
+    margin: str | None,
+    refused: bool,
+) -> None:
+    """Issue 16: a preference snapshot has a margin column only when asked for ("score_gap");
+    one from before that option (no "margin" key) always had one."""
+    snapshot = make_snapshot(db, settings, project, SnapshotKind.preference)
+    snapshot.filters = {"source": "pairs"} | ({"margin": margin} if margin else {})
+    db.flush()
+    fields = {
+        "kind": "reward",
+        "snapshot_id": snapshot.id,
+        "base_model_id": base.id,
+        "hyperparameters": {"use_margin": True},
+    }
+    if not refused:
+        assert launch(db, settings, project.id, researcher, **fields).snapshot_id == snapshot.id
+        return
+    with pytest.raises(InvalidInput) as error:
+        launch(db, settings, project.id, researcher, **fields)
+    assert (error.value.field, error.value.message) == (
+        "hyperparameters.use_margin",
+        f"use_margin needs a margin column, and snapshot {snapshot.id} was made without one: "
+        'make a preference snapshot with margin "score_gap"',
+    )
+    assert db.scalar(select(func.count()).select_from(Run)) == 0
+
+
 def test_a_reward_model_must_have_the_reward_role_and_a_base_the_policy_role(
     db: Session, settings: Settings, project, base: Model, researcher: User
 ) -> None:

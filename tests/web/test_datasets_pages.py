@@ -326,6 +326,16 @@ BAD_SNAPSHOTS = [
         "snapshot-form-error",
         "source applies to preference snapshots only",
     ),
+    (
+        {"kind": "sft", "margin": "score_gap"},
+        "snapshot-form-error",
+        "margin applies to preference snapshots only",
+    ),
+    (
+        {"kind": "preference", "margin": "gap"},
+        "margin",
+        "Input should be 'none' or 'score_gap'",
+    ),
 ]  # fmt: skip
 
 
@@ -518,6 +528,7 @@ def test_the_snapshot_page_shows_its_manifest_files_and_preview(
         ["version 1"],
         ["no"],
         ["any"],
+        ["none"],
         ["any"],
         ["any"],
         ["0"],
@@ -526,8 +537,8 @@ def test_the_snapshot_page_shows_its_manifest_files_and_preview(
     ]
     assert re.findall(r'data-testid="filter-row"><th>([^<]+)</th>', page) == [
         "created_from", "created_to", "exclude_flagged", "exclude_gold",
-        "guideline_version_ids", "include_rejected", "labeler_ids", "min_agreement", "queue_ids",
-        "seed", "source", "test_fraction",
+        "guideline_version_ids", "include_rejected", "labeler_ids", "margin", "min_agreement",
+        "queue_ids", "seed", "source", "test_fraction",
     ]  # fmt: skip
     assert re.findall(r'href="(/snapshots/\d+/files/[^"]+)"', page) == [
         f"/snapshots/{newer.id}/files/{name}"

@@ -72,9 +72,21 @@ def create_run(
     snapshot = _check_snapshot(db, settings, project_id, data)
     _check_reward_model(db, settings, data)
     _check_batch(hyperparameters, snapshot)
+    _check_margin(hyperparameters, snapshot)
     return _store_and_enqueue(
         db, settings, project_id, data, hyperparameters, acting, on_created, None
     )
+
+
+def _check_margin(hyperparameters: dict[str, object], snapshot: Snapshot) -> None:
+    """`use_margin` needs a snapshot with a margin column: one made with margin "score_gap"
+    (snapshots older than that option always had one, so a missing key counts as having it)."""
+    if hyperparameters.get("use_margin") and snapshot.filters.get("margin") == "none":
+        raise InvalidInput(
+            f"use_margin needs a margin column, and snapshot {snapshot.id} was made without "
+            'one: make a preference snapshot with margin "score_gap"',
+            field="hyperparameters.use_margin",
+        )
 
 
 def _store_and_enqueue(

@@ -57,6 +57,18 @@ PREFERENCE = pa.schema(
         ("rejected_response_id", ID),
     ]
 )
+# A preference snapshot's columns: the margin only when asked for (SnapshotCreate.margin);
+# consensus rows have no labeler, comparison or pair, so not those columns either.
+CONSENSUS_ONLY_ABSENT = ("labeler_id", "comparison_id", "pair_id")
+
+
+def preference_schema(*, margin: bool, consensus: bool) -> pa.Schema:
+    absent = {"margin"} if not margin else set()
+    if consensus:
+        absent |= set(CONSENSUS_ONLY_ABSENT)
+    return pa.schema([field for field in PREFERENCE if field.name not in absent])
+
+
 PROMPTS = pa.schema([("prompt", MESSAGES), ("prompt_id", ID)])
 JUDGEMENT_ITEM = pa.struct(
     [

@@ -33,9 +33,9 @@ from app.services.snapshots.filters import agreeing_tasks, label_conditions
 from app.services.snapshots.formats import (
     FLAGS,
     MESSAGES,
-    PREFERENCE,
     TURN,
     Chunk,
+    preference_schema,
     splitter,
 )
 from app.services.snapshots.rawsql import gc_paused, ids_in, raw_batches
@@ -106,8 +106,12 @@ class Weights:
         return pa.array(weight, pa.float64(), mask=~judged)
 
 
-def pair_chunks(db: Session, project_id: int, filters: SnapshotFilters) -> Iterator[Chunk]:
+def pair_chunks(
+    db: Session, project_id: int, filters: SnapshotFilters, *, margin: bool = False
+) -> Iterator[Chunk]:
+    """Labeler and imported pairs; with `margin`, a margin column (0.0 for unscored pairs)."""
     _check_id_range(db)
+    schema = preference_schema(margin=margin, consensus=False)
     keep = (
         None
         if filters.min_agreement is None
@@ -142,9 +146,9 @@ def pair_chunks(db: Session, project_id: int, filters: SnapshotFilters) -> Itera
             columns = list(zip(*rows, strict=True))
             del rows
             ints = [np.array(column, dtype=np.int64) for column in columns[:4]]
-            margin = pa.array(columns[4], pa.float64())
+            margins = pa.array(columns[4], pa.float64()).fill_null(0.0)
             del columns
-            chunk = _chunk(db, ints, margin, weights, keep, filters, known)
+            chunk = _chunk(db, ints, margins, weights, keep, filters, known, schema)
         if chunk is not None:
             yield chunk
 
@@ -157,6 +161,7 @@ def _chunk(
     keep: np.ndarray | None,
     filters: SnapshotFilters,
     known: _Known,
+    schema: pa.Schema,
 ) -> Chunk | None:
     pair, comparison = _split(ints[0])
     prompt, task = _split(ints[1])
@@ -208,7 +213,7 @@ def _chunk(
         "chosen_response_id": ids(winner),
         "rejected_response_id": ids(loser),
     }
-    table = pa.Table.from_arrays([by_name[name] for name in PREFERENCE.names], schema=PREFERENCE)
+    table = pa.Table.from_arrays([by_name[name] for name in schema.names], schema=schema)
     # Only the floats need Python to become text; the rest of each line is Arrow's work,
     # left to the writer's thread (see Chunk).
     floats = {"margin": _float_text(margin), "weight": _float_text(weight)}
@@ -223,7 +228,7 @@ def _chunk(
             **floats,
         }
         pieces: list[Any] = []
-        for index, name in enumerate(PREFERENCE.names):
+        for index, name in enumerate(schema.names):
             pieces.append(pa.scalar(("{" if index == 0 else ",") + f'"{name}":', TEXT))
             if name in text:
                 pieces.append(text[name])

@@ -1,12 +1,20 @@
 """Preference rows: one per labeler pair (source "pairs") or per consensus pair ("consensus").
 
-Every row carries the score margin, a consensus weight and its provenance. The weight of a
+Every row carries a consensus weight and its provenance, and the score margin when the
+snapshot asks for one (SnapshotCreate.margin "score_gap"; no margin column otherwise, since
+TRL's RewardTrainer puts any `margin` column into its loss). A margin is the chosen response's
+score minus the rejected one's: on the 1-7 scale for labelers and for imported 1-7 scores,
+the dataset's own rating difference for other imported ratings (UltraFeedback's overall_score,
+1-10, or the mean of its 1-5 aspect ratings), and 0.0 (the plain Bradley-Terry term) where
+either response is unscored (HH-RLHF, Open-Assistant, plain preference rows). The weight of a
 labeler's pair is the export weight its task's consensus gives that ordered pair (0 when the
 consensus ties or reverses it; null when the pair has no task or its task has no labeler
-judgement, imports and rewrites). A consensus row has no labeler, comparison or pair; its
-margin is the mean score difference over the task's labeler comparisons that scored both,
-its flags the union of every flag a labeler gave the response in the task, and its guideline
-version the one all those comparisons share (null when they differ).
+judgement, imports and rewrites). A consensus row has no labeler, comparison or pair (and
+so no such columns); its margin is the mean score difference over the task's labeler
+comparisons that scored both, its flags the union of every flag a labeler gave the response
+in the task, and its guideline version the one all those comparisons share (null when they
+differ). Consensus is over a task's labelers: imported comparisons belong to no task and are
+never part of it (service.py refuses a consensus snapshot that would be empty, saying so).
 
 Labeler pairs are the million-row path: pairs.py builds them column by column.
 """
@@ -24,11 +32,11 @@ from app.schemas.snapshots import SnapshotFilters
 from app.services.agreement.service import task_consensus
 from app.services.snapshots.filters import agreeing_tasks
 from app.services.snapshots.formats import (
-    PREFERENCE,
     Chunk,
     assistant,
     chunk_from_rows,
     in_test,
+    preference_schema,
     turns,
 )
 
@@ -47,7 +55,10 @@ def _contents(db: Session, ids: set[int]) -> dict[int, str]:
     return {response_id: content for response_id, content in found}
 
 
-def consensus_chunks(db: Session, project_id: int, filters: SnapshotFilters) -> Iterator[Chunk]:
+def consensus_chunks(
+    db: Session, project_id: int, filters: SnapshotFilters, *, margin: bool = False
+) -> Iterator[Chunk]:
+    schema = preference_schema(margin=margin, consensus=True)
     keep = (
         None
         if filters.min_agreement is None
@@ -72,7 +83,9 @@ def consensus_chunks(db: Session, project_id: int, filters: SnapshotFilters) -> 
     for start in range(0, len(tasks), TASK_BATCH):
         rows, test = _consensus_rows(db, tasks[start : start + TASK_BATCH], filters)
         if rows:
-            yield chunk_from_rows(rows, PREFERENCE, test)
+            yield chunk_from_rows(
+                [{name: row[name] for name in schema.names} for row in rows], schema, test
+            )
 
 
 def _consensus_rows(
@@ -130,7 +143,7 @@ def _consensus_rows(
                     "prompt": messages,
                     "chosen": assistant(contents[chosen]),
                     "rejected": assistant(contents[rejected]),
-                    "margin": None if margin is None else float(margin),
+                    "margin": 0.0 if margin is None else float(margin),
                     "weight": pair.weight,
                     "labeler_id": None,
                     "comparison_id": None,

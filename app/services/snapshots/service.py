@@ -9,6 +9,7 @@ There is no update: a changed selection is a new snapshot that supersedes the ol
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import re
@@ -19,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, DiskFull, InvalidInput, NotFound
-from app.models import Snapshot, SnapshotKind, User
+from app.models import Comparison, LabelSource, Prompt, Snapshot, SnapshotKind, User
 from app.schemas.snapshots import ExportOut, SnapshotCreate, SnapshotFilters
 from app.services.snapshots import formats
-from app.services.snapshots.filters import check_filters
+from app.services.snapshots.filters import active_filters, check_filters
 from app.services.snapshots.judgements import kto_chunks, raw_chunks
 from app.services.snapshots.pairs import pair_chunks
 from app.services.snapshots.preference import consensus_chunks
@@ -46,8 +47,16 @@ Rows = Callable[[Session, int, SnapshotFilters], Iterator[formats.Chunk]]
 SELECTIONS: dict[str, tuple[pa.Schema, Rows]] = {
     "sft": (formats.SFT, sft_chunks),
     "prompts": (formats.PROMPTS, prompt_chunks),
-    "pairs": (formats.PREFERENCE, pair_chunks),
-    "consensus": (formats.PREFERENCE, consensus_chunks),
+    "pairs": (formats.preference_schema(margin=False, consensus=False), pair_chunks),
+    "consensus": (formats.preference_schema(margin=False, consensus=True), consensus_chunks),
+    "pairs+margin": (
+        formats.preference_schema(margin=True, consensus=False),
+        functools.partial(pair_chunks, margin=True),
+    ),
+    "consensus+margin": (
+        formats.preference_schema(margin=True, consensus=True),
+        functools.partial(consensus_chunks, margin=True),
+    ),
     "raw": (formats.RAW, raw_chunks),
     "kto": (formats.KTO, kto_chunks),
 }
@@ -79,7 +88,40 @@ def _disk_full_explained(what: str) -> Iterator[None]:
 
 
 def _selection(data: SnapshotCreate) -> str:
-    return data.source or "pairs" if data.kind == SnapshotKind.preference else data.kind.value
+    if data.kind != SnapshotKind.preference:
+        return data.kind.value
+    return (data.source or "pairs") + ("+margin" if data.margin == "score_gap" else "")
+
+
+# What each selection's rows are made of, for the reason an empty snapshot is refused.
+MADE_OF = {
+    "sft": "demonstrations",
+    "prompts": "prompts",
+    "pairs": "compared pairs (labelers' or imported)",
+    "consensus": "labeler comparisons on tasks",
+}
+
+
+def empty_reason(db: Session, project_id: int, source: str, filters: SnapshotFilters) -> str:
+    """Why a snapshot would hold no rows: an empty training set is refused, never written."""
+    reason = f"the snapshot would have no rows: project {project_id} has no {MADE_OF[source]}"
+    active = sorted(active_filters(filters))
+    if active:
+        reason += f" that pass its filters ({', '.join(active)})"
+    if source == "consensus":
+        imported = db.scalar(
+            select(func.count())
+            .select_from(Comparison)
+            .join(Prompt, Prompt.id == Comparison.prompt_id)
+            .where(Prompt.project_id == project_id, Comparison.source == LabelSource.imported)
+        )
+        if imported:
+            reason += (
+                f". Consensus is taken over the labelers of each task; the project's "
+                f"{imported} imported comparisons belong to no task and are one judge each, "
+                'so they are in source "pairs" snapshots (and raw and KTO exports), not here'
+            )
+    return reason + "; nothing was written"
 
 
 def _slug(name: str) -> str:
@@ -121,13 +163,18 @@ def _create(
     progress: Progress | None = None,
 ) -> Snapshot:
     selection = _selection(data)
-    check_filters(db, project_id, data.filters, selection)
+    source = selection.removesuffix("+margin")
+    check_filters(db, project_id, data.filters, source)
     stored_filters: dict[str, Any] = data.filters.model_dump(mode="json")
     if data.kind == SnapshotKind.preference:
-        stored_filters["source"] = selection
-    partial, counts, digest = _write_partial(
+        stored_filters["source"] = source
+        stored_filters["margin"] = data.margin
+    written, counts, digest = _write_partial(
         db, settings, project_id, selection, data.filters, progress
     )
+    if not sum(counts.values()):
+        remove(written)
+        raise InvalidInput(empty_reason(db, project_id, source, data.filters))
     final: Path | None = None
     try:
         snapshot = Snapshot(
@@ -145,17 +192,17 @@ def _create(
         snapshot.path = f"snapshots/{snapshot.id}-{_slug(data.name)}"
         if supersedes is not None:
             supersedes.superseded_by_id = snapshot.id
-        write_manifest(partial, _manifest(snapshot, acting, supersedes))
-        seal(partial)
+        write_manifest(written, _manifest(snapshot, acting, supersedes))
+        seal(written)
         target = settings.data_dir / snapshot.path
         if target.exists():
             raise Conflict(f"{snapshot.path} already exists in the data folder; move it away")
-        os.rename(partial, target)
+        os.rename(written, target)
         final = target
         db.commit()
     except BaseException:
         db.rollback()
-        remove(partial)
+        remove(written)
         if final is not None:
             remove(final)
         raise

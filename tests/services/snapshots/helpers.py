@@ -21,10 +21,17 @@ def snapshot(
     kind: str,
     source: str | None = None,
     name: str = "Test snapshot",
+    margin: str | None = None,
     **filters: Any,
 ) -> Snapshot:
     filters.setdefault("test_fraction", 0.0)
-    data = SnapshotCreate(name=name, kind=kind, source=source, filters=SnapshotFilters(**filters))
+    data = SnapshotCreate(
+        name=name,
+        kind=kind,
+        source=source,
+        margin=margin,  # type: ignore[arg-type]
+        filters=SnapshotFilters(**filters),
+    )
     return create_snapshot(db, settings, world.project.id, data, world.researcher)
 
 

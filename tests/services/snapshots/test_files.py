@@ -127,14 +127,14 @@ def test_split_by_prompt_is_deterministic_and_disjoint(
 
 
 def test_content_hash_follows_the_data(db: Session, settings: Settings, world: World) -> None:
-    first = snapshot(db, settings, world, "preference", "pairs", name="one")
-    same = snapshot(db, settings, world, "preference", "pairs", name="two")
+    first = snapshot(db, settings, world, "preference", "pairs", name="one", margin="score_gap")
+    same = snapshot(db, settings, world, "preference", "pairs", name="two", margin="score_gap")
     assert same.content_hash == first.content_hash
     assert same.path != first.path
 
     world.pairs[0].margin = 1.5
     db.commit()
-    changed = snapshot(db, settings, world, "preference", "pairs", name="three")
+    changed = snapshot(db, settings, world, "preference", "pairs", name="three", margin="score_gap")
     assert changed.content_hash != first.content_hash
     assert lines(settings, changed.path)[0]["margin"] == 1.5
 

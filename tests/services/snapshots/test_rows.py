@@ -33,7 +33,8 @@ def pair_row(
         "prompt": prompt.messages,
         "chosen": said(responses[found.winner_response_id]),
         "rejected": said(responses[found.loser_response_id]),
-        "margin": found.margin,
+        # Asked for ("score_gap"): the pair's score difference, 0.0 where it has none.
+        "margin": found.margin or 0.0,
         "weight": weight,
         "labeler_id": comparison.labeler_id,
         "comparison_id": comparison.id,
@@ -49,7 +50,8 @@ def pair_row(
 
 
 def test_preference_pairs_rows(db: Session, settings: Settings, world: World) -> None:
-    made = snapshot(db, settings, world, "preference", "pairs")
+    made = snapshot(db, settings, world, "preference", "pairs", margin="score_gap")
+    plain = snapshot(db, settings, world, "preference", "pairs")
 
     # t1: the consensus ties a and b in support (weight 0: ann and bob split), a>c and b>c
     # have full support; bob's b>a is not the consensus order. t2 has ann alone.
@@ -62,12 +64,19 @@ def test_preference_pairs_rows(db: Session, settings: Settings, world: World) ->
         pair_row(world, 5, 1.0),
     ]
     assert made.row_counts == {"train": 6, "test": 0}
-    assert made.filters["source"] == "pairs"
+    assert (made.filters["source"], made.filters["margin"]) == ("pairs", "score_gap")
     assert lines(settings, made.path, "test") == []
+    # Not asked for, no margin column (TRL's RewardTrainer would put it into its loss).
+    assert plain.filters["margin"] == "none"
+    assert lines(settings, plain.path) == [
+        {name: value for name, value in row.items() if name != "margin"}
+        for row in lines(settings, made.path)
+    ]
 
 
 def test_preference_consensus_rows(db: Session, settings: Settings, world: World) -> None:
-    made = snapshot(db, settings, world, "preference", "consensus")
+    made = snapshot(db, settings, world, "preference", "consensus", margin="score_gap")
+    plain = snapshot(db, settings, world, "preference", "consensus")
 
     a, b, c = world.r1
     t1, t2, _ = world.tasks
@@ -80,9 +89,6 @@ def test_preference_consensus_rows(db: Session, settings: Settings, world: World
             "rejected": said(rejected),
             "margin": margin,
             "weight": weight,
-            "labeler_id": None,
-            "comparison_id": None,
-            "pair_id": None,
             "flags_chosen": [],
             "flags_rejected": flags,
             "guideline_version_id": version,
@@ -99,6 +105,11 @@ def test_preference_consensus_rows(db: Session, settings: Settings, world: World
         row(t1, p1, a, c, 2.5, 1.0, ["hallucination"], None),
         row(t1, p1, b, c, 2.5, 1.0, ["hallucination"], None),
         row(t2, p2, world.r2[0], world.r2[1], 2.0, 1.0, [], world.v1.id),
+    ]
+    # A consensus row has no labeler, comparison or pair: no such (all-null) columns.
+    assert lines(settings, plain.path) == [
+        {name: value for name, value in row.items() if name != "margin"}
+        for row in lines(settings, made.path)
     ]
 
 
@@ -295,7 +306,12 @@ def test_each_filter_of_pairs(db: Session, settings: Settings, world: World) -> 
     assert ids(created_to="2024-02-01T00:00:00Z") == [p[0], p[1], p[5]]
     # t1's agreement is 1 of 2 labeler pairs; t2 has one labeler, so no agreement to show.
     assert ids(min_agreement=0.5) == p[:5]
-    assert ids(min_agreement=0.6) == []
+    with pytest.raises(InvalidInput) as empty:
+        ids(min_agreement=0.6)
+    assert str(empty.value) == (
+        f"the snapshot would have no rows: project {world.project.id} has no compared pairs "
+        "(labelers' or imported) that pass its filters (min_agreement); nothing was written"
+    )
     assert ids(labeler_ids=[world.ann.id], exclude_gold=True, exclude_flagged=True) == [p[0]]
 
 
@@ -309,7 +325,12 @@ def test_filters_of_other_kinds(db: Session, settings: Settings, world: World) -
     assert count("sft", created_to="2024-01-31T00:00:00Z") == 1
     assert count("prompts", exclude_gold=True) == 2
     assert count("prompts", queue_ids=[world.q2.id]) == 1
-    assert count("prompts", created_to="2000-01-01T00:00:00Z") == 0
+    with pytest.raises(InvalidInput) as empty:
+        count("prompts", created_to="2000-01-01T00:00:00Z")
+    assert str(empty.value) == (
+        f"the snapshot would have no rows: project {world.project.id} has no prompts that "
+        "pass its filters (created_to); nothing was written"
+    )
     assert count("preference", "consensus", exclude_gold=True) == 3
     assert count("preference", "consensus", exclude_flagged=True) == 2
     assert count("preference", "consensus", min_agreement=0.5) == 3

@@ -505,12 +505,12 @@ def test_the_hub_shows_progress_agreement_spend_snapshots_and_runs(
     assert re.findall(r'data-testid="hub-snapshot-row"><td><a href="/snapshots/(\d+)"', page) == [
         str(snapshot.id) for snapshot in reversed(snapshots[1:])
     ]
-    assert f'<a href="/projects/{world.project.id}/datasets">All 6 snapshots</a>' in page
+    assert f'<a href="/projects/{world.project.id}/datasets">All snapshots (6)</a>' in page
     run_rows = re.findall(r'<tr data-testid="hub-run-row">(.*?)</tr>', page, re.S)
     assert [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in run_rows] == [
         f"Run {run.id} sft queued 0%"
     ]
-    assert f'<a href="/projects/{world.project.id}/runs">All 1 run</a>' in page
+    assert f'<a href="/projects/{world.project.id}/runs">All runs (1)</a>' in page
     # The flags moved below, into a closed section of their own.
     assert page.index('data-testid="hub-runs"') < page.index('data-testid="project-schema"')
 

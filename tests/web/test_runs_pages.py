@@ -244,16 +244,34 @@ def test_the_form_has_a_field_per_hyperparameter_of_the_kind(
 
     page = client.get(f"/projects/{project.id}/runs").text
 
-    assert re.findall(r'name="(hp\.[\w.]+)"', page) == [
-        "hp.learning_rate", "hp.batch_size", "hp.gradient_accumulation_steps", "hp.max_steps",
+    # The steps lead, after kind, base model and snapshot; every other one waits under a
+    # closed "Advanced" (issue 16).
+    lead, advanced = page.split('<details class="advanced" data-testid="advanced">')
+    assert re.findall(r'name="(hp\.[\w.]+)"', lead) == ["hp.max_steps"]
+    assert re.findall(r'name="(hp\.[\w.]+)"', advanced) == [
+        "hp.learning_rate", "hp.batch_size", "hp.gradient_accumulation_steps",
         "hp.epochs", "hp.max_length", "hp.bf16", "hp.gradient_checkpointing", "hp.lora",
         "hp.lora.r", "hp.lora.alpha", "hp.lora.dropout", "hp.lora.target_modules",
         "hp.save_steps", "hp.logging_steps", "hp.seed", "hp.packing",
     ]  # fmt: skip
-    # Descriptions are the hints; an empty field says what it leaves to the job.
+    assert re.search(r'name="max_attempts"', advanced)
+    # Labelled in words from the schema's titles, not snake_case names.
+    assert texts(r'<label for="hp-[\w-]+" data-testid="label-hp-[\w-]+">(.*?)</label>', page) == [
+        "Training steps", "Learning rate", "Batch size per device",
+        "Gradient accumulation steps", "Epochs", "Longest sequence, in tokens",
+        "bf16 mixed precision", "Gradient checkpointing", "LoRA adapters", "Adapter rank",
+        "Adapter scale (alpha)", "Adapter dropout", "Modules to adapt",
+        "Checkpoint every so many steps", "Log metrics every so many steps", "Seed",
+        "Pack examples together",
+    ]  # fmt: skip
+    assert "<code>" not in page.split('data-testid="launch-form"')[1].split("</form>")[0]
+    # Descriptions are the hints, ending in the default: what an empty field leaves.
     assert by_testid("hp-learning_rate-hint", page.replace('id="', 'data-testid="')) == (
         "Peak learning rate; None picks one by model size (5e-4 for tiny models, TRL's default "
-        "otherwise). Empty: the job picks."
+        "otherwise). Default: the job picks."
+    )
+    assert by_testid("hp-seed-hint", page.replace('id="', 'data-testid="')) == (
+        "Seed for weights and data. Default: 0."
     )
     assert attribute("launch-kind", "hx-get", page) == [f"/projects/{project.id}/runs/launch-form"]
     # Only sft snapshots are offered for an sft run, and no reward model is asked for.
@@ -457,6 +475,11 @@ def test_a_bad_config_is_shown_inline_and_queues_nothing(
     for name, value in change.items():
         if name.startswith("hp.") and name != "hp.warp_speed":
             assert f'name="{name}" type="text" value="{value}"' in response.text, name
+    # "Advanced" comes back open when one of its settings was given, so nothing refused or
+    # filled in is hidden; closed when only the leading fields were touched.
+    advanced = {"hp.learning_rate", "hp.lora.r", "hp.epochs", "max_attempts"}
+    opened = '<details class="advanced" data-testid="advanced" open>' in response.text
+    assert opened == bool(advanced & change.keys()), change
 
 
 # --- the registry -------------------------------------------------------------------------

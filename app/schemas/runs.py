@@ -28,12 +28,21 @@ class LoraSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # Rank of each adapter's two matrices.
-    r: int = Field(default=16, ge=1, le=1024, description="Adapter rank.")
+    r: int = Field(title="Adapter rank", default=16, ge=1, le=1024, description="Adapter rank.")
     # Adapters' output is scaled by alpha / r.
-    alpha: float = Field(default=32.0, gt=0, le=4096, description="Adapter scaling (alpha / r).")
-    dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on adapter inputs.")
+    alpha: float = Field(
+        title="Adapter scale (alpha)",
+        default=32.0,
+        gt=0,
+        le=4096,
+        description="Adapter scaling (alpha / r).",
+    )
+    dropout: float = Field(
+        title="Adapter dropout", default=0.05, ge=0, lt=1, description="Dropout on adapter inputs."
+    )
     # None: every linear layer but the output head ("all-linear").
     target_modules: list[Text] | None = Field(
+        title="Modules to adapt",
         default=None,
         min_length=1,
         max_length=64,
@@ -47,6 +56,7 @@ class TrainingHyperparameters(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     learning_rate: float | None = Field(
+        title="Learning rate",
         default=None,
         gt=0,
         le=LEARNING_RATE_MAX,
@@ -54,49 +64,74 @@ class TrainingHyperparameters(BaseModel):
         "TRL's default otherwise).",
     )
     batch_size: int | None = Field(
-        default=None, ge=1, le=MAX_BATCH, description="Examples per device per step (default 8)."
+        title="Batch size per device",
+        default=None,
+        ge=1,
+        le=MAX_BATCH,
+        description="Examples per device per step (default 8).",
     )
     gradient_accumulation_steps: int | None = Field(
-        default=None, ge=1, le=1024, description="Steps whose gradients add up before an update."
+        title="Gradient accumulation steps",
+        default=None,
+        ge=1,
+        le=1024,
+        description="Steps whose gradients add up before an update.",
     )
     max_steps: int | None = Field(
+        title="Training steps",
         default=None,
         ge=1,
         le=MAX_STEPS,
         description="Optimizer steps to train for; give this or epochs, not both.",
     )
     epochs: float | None = Field(
+        title="Epochs",
         default=None,
         gt=0,
         le=100,
         description="Passes over the training split (default 1); give this or max_steps.",
     )
     max_length: int | None = Field(
+        title="Longest sequence, in tokens",
         default=None,
         ge=MAX_LENGTH_MIN,
         le=MAX_LENGTH_MAX,
         description="Longest sequence in tokens; None: the model's context, at most 1024.",
     )
     bf16: bool | None = Field(
+        title="bf16 mixed precision",
         default=None,
         description="bf16 mixed precision; None: on for CUDA devices that support it and "
         "models of 50M parameters or more.",
     )
     gradient_checkpointing: bool | None = Field(
+        title="Gradient checkpointing",
         default=None,
         description="Recompute activations to save memory; None: on for models of 1B "
         "parameters or more on CUDA.",
     )
     lora: LoraSettings | None = Field(
-        default=None, description="Train LoRA adapters; None trains every weight."
+        title="LoRA adapters",
+        default=None,
+        description="Train LoRA adapters; None trains every weight.",
     )
     save_steps: int | None = Field(
-        default=None, ge=1, le=MAX_STEPS, description="A checkpoint every this many steps."
+        title="Checkpoint every so many steps",
+        default=None,
+        ge=1,
+        le=MAX_STEPS,
+        description="A checkpoint every this many steps.",
     )
     logging_steps: int | None = Field(
-        default=None, ge=1, le=MAX_STEPS, description="Metrics every this many steps."
+        title="Log metrics every so many steps",
+        default=None,
+        ge=1,
+        le=MAX_STEPS,
+        description="Metrics every this many steps.",
     )
-    seed: int = Field(default=0, ge=0, le=2**32 - 1, description="Seed for weights and data.")
+    seed: int = Field(
+        title="Seed", default=0, ge=0, le=2**32 - 1, description="Seed for weights and data."
+    )
 
     @model_validator(mode="after")
     def _one_length(self) -> TrainingHyperparameters:
@@ -109,6 +144,7 @@ class SFTHyperparameters(TrainingHyperparameters):
     """Supervised fine-tuning on an SFT snapshot (TRL's SFTTrainer)."""
 
     packing: bool = Field(
+        title="Pack examples together",
         default=False,
         description="Pack several examples into each row without padding (padding-free, "
         "best-fit decreasing) instead of padding every example to the longest in its batch.",
@@ -119,11 +155,13 @@ class RewardHyperparameters(TrainingHyperparameters):
     """A reward model on a preference snapshot (TRL's RewardTrainer, Bradley-Terry loss)."""
 
     use_margin: bool = Field(
+        title="Use the judged margins",
         default=False,
         description="Subtract each pair's score difference (its margin) inside the loss, so "
         "pairs judged far apart must be separated further.",
     )
     center_rewards_coefficient: float | None = Field(
+        title="Reward centring weight",
         default=None,
         ge=0,
         le=1,
@@ -135,13 +173,14 @@ class DPOHyperparameters(TrainingHyperparameters):
     """Direct preference optimisation of a policy on a preference snapshot (DPOTrainer)."""
 
     beta: float = Field(
+        title="Beta: closeness to the reference policy",
         default=0.1,
         gt=0,
         le=10,
         description="Strength of the pull towards the reference policy; higher stays closer.",
     )
     loss_type: Literal["sigmoid", "hinge", "ipo"] = Field(
-        default="sigmoid", description="sigmoid (DPO), hinge (SLiC) or ipo."
+        title="Loss", default="sigmoid", description="sigmoid (DPO), hinge (SLiC) or ipo."
     )
 
 
@@ -149,10 +188,18 @@ class OnlineHyperparameters(TrainingHyperparameters):
     """What PPO and RLOO share: sampling completions of a prompts snapshot's prompts."""
 
     max_completion_length: int = Field(
-        default=32, ge=1, le=MAX_LENGTH_MAX, description="Longest completion sampled, in tokens."
+        title="Longest completion, in tokens",
+        default=32,
+        ge=1,
+        le=MAX_LENGTH_MAX,
+        description="Longest completion sampled, in tokens.",
     )
     temperature: float = Field(
-        default=1.0, gt=0, le=10, description="Sampling temperature of completions."
+        title="Sampling temperature",
+        default=1.0,
+        gt=0,
+        le=10,
+        description="Sampling temperature of completions.",
     )
 
     @model_validator(mode="after")
@@ -167,26 +214,43 @@ class PPOHyperparameters(OnlineHyperparameters):
     """PPO against a reward model, with a value model (trl.experimental.ppo)."""
 
     kl_coef: float = Field(
-        default=0.05, ge=0, le=10, description="Weight of the KL penalty to the reference policy."
+        title="KL penalty weight",
+        default=0.05,
+        ge=0,
+        le=10,
+        description="Weight of the KL penalty to the reference policy.",
     )
     num_ppo_epochs: int = Field(
-        default=4, ge=1, le=100, description="Optimisation passes over each batch of samples."
+        title="PPO passes per batch",
+        default=4,
+        ge=1,
+        le=100,
+        description="Optimisation passes over each batch of samples.",
     )
-    cliprange: float = Field(default=0.2, gt=0, lt=1, description="PPO's policy ratio clip range.")
-    vf_coef: float = Field(default=0.1, gt=0, le=10, description="Weight of the value loss.")
+    cliprange: float = Field(
+        title="Clip range", default=0.2, gt=0, lt=1, description="PPO's policy ratio clip range."
+    )
+    vf_coef: float = Field(
+        title="Value loss weight", default=0.1, gt=0, le=10, description="Weight of the value loss."
+    )
 
 
 class RLOOHyperparameters(OnlineHyperparameters):
     """REINFORCE leave-one-out against a reward model (TRL's RLOOTrainer)."""
 
     num_generations: int = Field(
+        title="Completions per prompt",
         default=4,
         ge=2,
         le=256,
         description="Completions per prompt; each one's baseline is the mean of the others.",
     )
     beta: float = Field(
-        default=0.05, ge=0, le=10, description="Weight of the KL penalty to the reference policy."
+        title="KL penalty weight",
+        default=0.05,
+        ge=0,
+        le=10,
+        description="Weight of the KL penalty to the reference policy.",
     )
 
     @model_validator(mode="after")

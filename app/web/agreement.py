@@ -60,7 +60,7 @@ def agreement_page(
             "points": found.over_time,
             "chart": over_time_chart(found.over_time),
             "queues": db.execute(
-                select(Queue.id, Queue.name)
+                select(Queue.id, Queue.name, Queue.overlap)
                 .where(Queue.project_id == project_id, Queue.kind == QueueKind.comparison)
                 .order_by(Queue.name, Queue.id)
             ).all(),

@@ -77,59 +77,6 @@ def short_label(label: str, limit: int = LABEL_CHARS) -> str:
 
 
 @dataclass(frozen=True)
-class Bar:
-    label: str  # whole, for the tooltip
-    shown: str  # beside the bar
-    value: int
-    y: float  # top of the bar
-    width: float  # 0 for a value of 0: the row stays, with its label and number
-
-
-@dataclass(frozen=True)
-class BarChart:
-    """Horizontal bars, one row each, scaled to the largest value."""
-
-    width: int
-    height: int
-    left: int  # where bars start; labels end just before
-    bar_height: int
-    bars: list[Bar]
-
-    def value_x(self, bar: Bar) -> float:
-        return self.left + bar.width + 6
-
-
-def bar_chart(
-    rows: Sequence[tuple[str, int]],
-    *,
-    width: int = 720,
-    label_width: int = 260,
-    row_height: int = 26,
-    value_width: int = 56,
-) -> BarChart:
-    bar_height = row_height - 8
-    room = width - label_width - value_width
-    largest = max((value for _, value in rows), default=0)
-    bars = [
-        Bar(
-            label=label,
-            shown=short_label(label),
-            value=value,
-            y=4 + index * row_height,
-            width=value / largest * room if largest else 0.0,
-        )
-        for index, (label, value) in enumerate(rows)
-    ]
-    return BarChart(
-        width=width,
-        height=len(rows) * row_height + 8,
-        left=label_width,
-        bar_height=bar_height,
-        bars=bars,
-    )
-
-
-@dataclass(frozen=True)
 class Segment:
     part: str  # done, in-progress, left
     count: int
@@ -216,7 +163,8 @@ class LineSeries:
 
 @dataclass(frozen=True)
 class LineChart:
-    """Lines of (x, y) values sharing both axes, with a key naming each line."""
+    """Lines of (x, y) values sharing both axes. The key naming each line is HTML beside the
+    chart (runs/macros.html), where long names wrap instead of running off the drawing."""
 
     width: int
     height: int
@@ -227,7 +175,6 @@ class LineChart:
     series: list[LineSeries]
     y_ticks: list[tuple[float, str]]
     x_ticks: list[tuple[float, str]]
-    key: list[tuple[float, LineSeries]]  # x where each series' key entry starts
 
 
 def number_label(value: float) -> str:
@@ -253,7 +200,7 @@ def line_chart(
 ) -> LineChart:
     """Series as (name, [(x, y), ...]) on shared axes; y spans the values seen, padded a
     little so a flat line does not sit on the frame."""
-    top = 30 if series else 12
+    top = 12
     left, right, bottom = 64, width - 16, height - 32
     xs = [x for _, points in series for x, _ in points]
     ys = [y for _, points in series for _, y in points]
@@ -282,11 +229,6 @@ def line_chart(
         )
         for index, (name, points) in enumerate(series)
     ]
-    key, at = [], float(left)
-    for line in drawn:
-        key.append((at, line))
-        # A 16px swatch, a gap, then the name at roughly 6.5px a character.
-        at += 24 + 6.5 * len(line.name) + 16
     steps = sorted({x_low, x_high, round((x_low + x_high) / 2)}) if xs else []
     return LineChart(
         width=width,
@@ -301,5 +243,4 @@ def line_chart(
             for share in (0.0, 0.25, 0.5, 0.75, 1.0)
         ],
         x_ticks=[(x_of(x), f"{x:g}") for x in steps],
-        key=key,
     )

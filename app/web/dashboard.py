@@ -4,19 +4,24 @@ The per-labeler CSV names people, so only admins download it, as on the agreemen
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.deps import SessionDep, WebAdmin, WebStaff
 from app.models import PromptCategory
+from app.schemas import common
 from app.services import dashboard
 from app.services.agreement.service import agreement_over_time
 from app.services.dashboard import exports
 from app.services.prompts import get_project_checked
-from app.web.charts import bar_chart, over_time_chart, progress_chart
+from app.web.charts import over_time_chart, progress_chart
 from app.web.rendering import render
 
 router = APIRouter(prefix="/projects")
+Row = TypeVar("Row")
 
 CATEGORY_NAMES = {
     PromptCategory.generation: "Generation",
@@ -32,6 +37,15 @@ CATEGORY_NAMES = {
 }
 
 
+def with_counts(rows: Sequence[Row], *fields: str, show_all: bool) -> tuple[list[Row], int]:
+    """The rows with any of these counts above zero (all of them when asked), and how many
+    were left out: ten categories and ten flags mostly at zero hid the few that mattered."""
+    if show_all:
+        return list(rows), 0
+    kept = [row for row in rows if any(getattr(row, field) for field in fields)]
+    return kept, len(rows) - len(kept)
+
+
 def csv_response(body: str, project_id: int, table: str) -> Response:
     return Response(
         body,
@@ -43,9 +57,16 @@ def csv_response(body: str, project_id: int, table: str) -> Response:
 
 
 @router.get("/{project_id}/dashboard")
-def dashboard_page(request: Request, db: SessionDep, user: WebStaff, project_id: int) -> Response:
+def dashboard_page(
+    request: Request, db: SessionDep, user: WebStaff, project_id: int, show: common.Text = ""
+) -> Response:
     project = get_project_checked(db, project_id)
     found = dashboard.project_dashboard(db, project_id)
+    show_all = show == "all"
+    categories, hidden_categories = with_counts(
+        found.categories, "prompts", "demonstrations", "comparisons", "labels", show_all=show_all
+    )
+    flags, hidden_flags = with_counts(found.flags, "items", "comparisons", show_all=show_all)
     return render(
         request,
         "dashboard/page.html",
@@ -55,10 +76,13 @@ def dashboard_page(request: Request, db: SessionDep, user: WebStaff, project_id:
             "category_names": CATEGORY_NAMES,
             "progress_chart": progress_chart([(row.name, row.progress) for row in found.queues]),
             "agreement_chart": over_time_chart(found.agreement_over_time),
-            "category_chart": bar_chart(
-                [(CATEGORY_NAMES[row.category], row.prompts) for row in found.categories]
-            ),
-            "flag_chart": bar_chart([(row.label, row.items) for row in found.flags]),
+            # Tables, not bar charts, for categories and flags: a table holds every count
+            # (prompts, demonstrations, comparisons) where a chart drew one of them again.
+            "categories": categories,
+            "hidden_categories": hidden_categories,
+            "flags": flags,
+            "hidden_flags": hidden_flags,
+            "show_all": show_all,
             "csv_base": f"/projects/{project_id}/dashboard",
         },
         user=user,

@@ -202,6 +202,35 @@ def _filter_names(choices: dict[str, Any], usernames: dict[int, str]) -> dict[st
     }
 
 
+# A manifest's filters as the form words them, in the form's order; a key not listed (a
+# filter added later) still shows, in words made from its key, after these.
+FILTER_LABELS = {
+    "source": "Preference rows from",
+    "queue_ids": "Queues",
+    "guideline_version_ids": "Guideline versions",
+    "labeler_ids": "Labelers",
+    "created_from": "Made from",
+    "created_to": "Made before",
+    "min_agreement": "Minimum agreement",
+    "exclude_flagged": "Leave out judgements that flag a response",
+    "exclude_gold": "Leave out gold tasks",
+    "include_rejected": "Include labels an admin rejected",
+    "margin": "Margin column",
+    "test_fraction": "Test fraction",
+    "seed": "Seed",
+}
+
+
+def filter_rows(filters: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(label, key, value) for each of a manifest's filters, labelled in words."""
+    known = [key for key in FILTER_LABELS if key in filters]
+    others = sorted(key for key in filters if key not in FILTER_LABELS)
+    return [
+        (FILTER_LABELS.get(key) or key.replace("_", " ").capitalize(), key, filters[key])
+        for key in known + others
+    ]
+
+
 def _usernames(db: Session) -> dict[int, str]:
     return {user.id: user.username for user in users.list_users(db)}
 
@@ -384,6 +413,7 @@ def _snapshot_page(
             "project": get_project_checked(db, snapshot.project_id),
             "snapshot": snapshot,
             "supersedes": supersedes,
+            "filter_rows": filter_rows(snapshot.filters),
             "usernames": usernames,
             "files": list(SNAPSHOT_FILES),
             "preview": _preview(settings, snapshot, split),

@@ -15,6 +15,7 @@ from app.models import User
 from app.schemas import common
 from app.schemas.projects import DEFAULT_FLAGS, Flag, ProjectCreate, ProjectOut, ProjectUpdate
 from app.services import guidelines, projects
+from app.services.hub import project_hub
 from app.web.rendering import form_errors, redirect, render
 
 router = APIRouter(prefix="/projects")
@@ -133,7 +134,11 @@ def show_project(request: Request, db: SessionDep, user: WebStaff, project_id: i
     return render(
         request,
         "projects/detail.html",
-        {"project": project, "current_guideline": current_guideline},
+        {
+            "project": project,
+            "current_guideline": current_guideline,
+            "hub": project_hub(db, project_id),
+        },
         user=user,
     )
 

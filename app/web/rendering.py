@@ -13,6 +13,7 @@ from jinja2_fragments.fastapi import Jinja2Blocks
 from app.security import constant_time_equal, sign
 from app.web.bidi import BidiIsolation
 from app.web.markdown import markdown_filter
+from app.web.project_tabs import project_tabs
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 NOTICE_COOKIE = "smiley_notice"
@@ -24,6 +25,8 @@ templates.env.add_extension(BidiIsolation)
 # `{{ text|markdown }}`: untrusted markdown as sanitized HTML (app/web/markdown.py). Put it inside
 # an hx-disable container; templates/partials/untrusted.html has macros that do.
 templates.env.filters["markdown"] = markdown_filter
+# The tabs of a project's pages (app/web/project_tabs.py), drawn by partials/project_tabs.html.
+templates.env.globals["project_tabs"] = project_tabs
 
 
 def _secret(request: Request) -> str:

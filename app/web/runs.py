@@ -45,6 +45,9 @@ LIVE = (RunStatus.queued, RunStatus.running)
 # The launch form's fields other than hyperparameters; an error elsewhere shows at the top.
 COMMON_FIELDS = ("kind", "base_model_id", "base_model_ref", "snapshot_id", "reward_model_id")
 HP = "hp."
+# The hyperparameters the form leads with, beside kind, base model and snapshot; the rest wait
+# under "Advanced", since the job picks sound values for them from the model and device.
+LEAD_HYPERPARAMETERS = ("max_steps",)
 # Charts on the run page: which logged names go on which. TRL logs "loss", "eval_loss",
 # "loss/policy_avg" (PPO), "rewards/margins", "objective/rlhf_reward", "reward"...
 CHARTS = (("loss", "Loss"), ("learning-rate", "Learning rate"), ("reward", "Reward"))
@@ -63,6 +66,7 @@ class ParamField:
     choices: list[tuple[str, str]] | None  # None: a text box
     is_list: bool = False  # comma-separated in the form
     is_group: bool = False  # on/off for a nested settings object (LoRA)
+    is_lead: bool = False  # shown first, outside "Advanced"
 
     @property
     def element_id(self) -> str:
@@ -87,7 +91,7 @@ def param_fields(schema: type[BaseModel], prefix: str = "") -> list[ParamField]:
             options = [arg for arg in get_args(annotation) if arg is not type(None)]
             annotation = options[0] if len(options) == 1 else annotation
         default = _default_text(info.default)
-        hint = f"{info.description or ''} Empty: {default}.".strip()
+        hint = f"{info.description or ''} Default: {default}.".strip()
         placeholder = ""
         choices: list[tuple[str, str]] | None = None
         is_list = is_group = False
@@ -106,12 +110,14 @@ def param_fields(schema: type[BaseModel], prefix: str = "") -> list[ParamField]:
             ParamField(
                 name=HP + path,
                 error_key=f"hyperparameters.{path}",
-                label=path,
+                # In words (the schema's title), not the field's snake_case name.
+                label=info.title or name.replace("_", " ").capitalize(),
                 hint=hint,
                 placeholder=placeholder,
                 choices=choices,
                 is_list=is_list,
                 is_group=is_group,
+                is_lead=path in LEAD_HYPERPARAMETERS,
             )
         )
         if is_group:

@@ -69,4 +69,4 @@ def test_admin_creates_a_labeler_who_logs_in(live_server: LiveServer, page: Page
     page.get_by_role("button", name="Change password").click()
     expect(page.get_by_test_id("notice")).to_have_text("Your password is changed.")
     expect(page.get_by_test_id("whoami")).to_have_text("lena · researcher")
-    expect(page.get_by_test_id("run-counts")).to_contain_text("0 registered model(s)")
+    expect(page.get_by_test_id("run-counts")).to_contain_text("0 registered models")

@@ -208,3 +208,15 @@ def test_the_schemas_import_no_training_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert found.strip() == "[]"
+
+
+def test_every_hyperparameter_has_a_title_and_a_reason() -> None:
+    """The launch form labels each field with its title and explains it with its
+    description (issue 16): a field added without them would show as a bare name."""
+    missing = [
+        f"{schema.__name__}.{name}"
+        for schema in [*HYPERPARAMETERS.values(), LoraSettings]
+        for name, info in schema.model_fields.items()
+        if not info.title or not info.description
+    ]
+    assert missing == []

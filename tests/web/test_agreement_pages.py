@@ -12,9 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.models import User
+from app.models import QueueKind, User
 from app.schemas.agreement import AgreementPoint
 from app.web.agreement import over_time_chart
+from tests import factories
 from tests.conftest import web_login
 from tests.services.agreement.test_metrics import direct_alpha
 from tests.services.agreement.world import World, build_world, make_project
@@ -33,6 +34,13 @@ def by_testid(name: str, page: str) -> str:
     found = texts(rf'data-testid="{name}"[^>]*>(.*?)</', page)
     assert len(found) == 1, (name, found)
     return found[0]
+
+
+def paragraph(name: str, page: str) -> str:
+    """The whole text of the <p> with that test id, its links' text included."""
+    found = re.findall(rf'<p[^>]*data-testid="{name}"[^>]*>(.*?)</p>', page, re.S)
+    assert len(found) == 1, (name, found)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", found[0])).split())
 
 
 def rows(name: str, page: str) -> list[list[str]]:
@@ -147,6 +155,37 @@ def test_project_without_comparisons_shows_dashes_and_no_chart(
     assert by_testid("no-agreement-over-time", page) == (
         "No response pair has been ordered by two labelers yet."
     )
+    # The empty page says what to do next (issue 16).
+    assert paragraph("next-step", page) == (
+        "This project has no comparison queue: agreement is measured on comparisons. "
+        "Add a comparison queue with an overlap of 2 or more."
+    )
+    assert f'<a href="/projects/{project.id}/queues">Add a comparison queue</a>' in page
+
+
+def test_a_queue_of_overlap_one_is_named_as_the_next_step(
+    client: TestClient, db: Session, admin: User
+) -> None:
+    project = make_project(db, "Quiet")
+    queue = factories.make_queue(db, project, QueueKind.comparison, name="Pairs")
+    factories.make_queue(db, project, QueueKind.comparison, name="Doubles", overlap=2)
+    db.commit()
+    web_login(client, admin.username)
+
+    page = client.get(f"/projects/{project.id}/agreement").text
+
+    assert paragraph("next-step", page) == (
+        "Set the queue's overlap to 2 or more so each task goes to two labelers: Pairs (overlap 1)."
+    )
+    assert f'<a href="/queues/{queue.id}">Pairs</a>' in page
+
+
+def test_the_figures_have_no_next_step_once_two_labelers_agree(
+    client: TestClient, world: World, admin: User
+) -> None:
+    web_login(client, admin.username)
+    page = client.get(f"/projects/{world.project.id}/agreement").text
+    assert 'data-testid="agreement-next-step"' not in page
 
 
 # --- CSV --------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Project, User
 from app.schemas.queues import QueueProgress
-from app.web.charts import bar_chart, progress_chart
+from app.web.charts import progress_chart
 from tests.conftest import web_login
 from tests.services.test_dashboard import DashboardWorld, build_dashboard_world
 from tests.web.helpers import snapshot
@@ -36,6 +36,13 @@ def by_testid(name: str, page: str) -> str:
     found = texts(rf'data-testid="{name}"[^>]*>(.*?)</', page)
     assert len(found) == 1, (name, found)
     return found[0]
+
+
+def paragraph(name: str, page: str) -> str:
+    """The whole text of the <p> with that test id, its links' text included."""
+    found = re.findall(rf'<p[^>]*data-testid="{name}"[^>]*>(.*?)</p>', page, re.S)
+    assert len(found) == 1, (name, found)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", found[0])).split())
 
 
 def rows(name: str, page: str) -> list[list[str]]:
@@ -92,32 +99,30 @@ def test_admin_sees_every_section_with_its_numbers(
         ["cat", "0", "2", "70.0 s", "0.0% (0 of 2)", "0.0% (n = 1)", "0.0% (n = 1)"],
     ]
 
+    # Categories with nothing counted are left out unless asked for (issue 16), and the
+    # counts are a table only: no bar chart drawing the prompts column again.
     assert rows("category-row", page) == [
         ["Generation", "2", "3", "0", "3"],
         ["Open QA", "1", "0", "0", "0"],
         ["Brainstorming", "1", "0", "3", "3"],
         ["Chat", "1", "0", "2", "2"],
-        ["Rewrite", "0", "0", "0", "0"],
         ["Summarization", "1", "0", "0", "0"],
-        ["Classification", "0", "0", "0", "0"],
-        ["Closed QA", "0", "0", "0", "0"],
-        ["Extraction", "0", "0", "0", "0"],
-        ["Other", "0", "0", "0", "0"],
     ]
-    # Bars from x = 260, the largest (2 prompts) 404 wide; zero rows keep a 0-wide bar.
-    assert attribute("category-chart-bar", "width", page) == [
-        "404.0", "202.0", "202.0", "202.0", "0.0", "202.0", "0.0", "0.0", "0.0", "0.0",
-    ]  # fmt: skip
+    assert paragraph("hidden-categories", page) == (
+        "5 categories with nothing counted yet are not shown. Show all"
+    )
+    assert 'data-testid="category-chart"' not in page
 
     assert rows("flag-row", page) == [
         ["Fails to follow the instruction", "2", "1"],
         ["Hallucination", "3", "2"],
         ["@risk: harmful advice", "1", "1"],
-        ["Contains private information", "0", "0"],
         ["legacy_flag not in the label schema", "1", "1"],
     ]
-    assert len(attribute("flag-chart-bar", "width", page)) == 5
-    assert "<title>Hallucination: 3</title>" in page
+    assert paragraph("hidden-flags", page) == (
+        "1 flag with nothing counted yet is not shown. Show all"
+    )
+    assert 'data-testid="flag-chart"' not in page
 
     assert by_testid("spend-to-date", page) == "9.50"
     assert by_testid("usable-pairs", page) == "7"
@@ -138,6 +143,22 @@ def test_admin_sees_every_section_with_its_numbers(
     assert re.search(r"<script(?! src=)", page) is None
     assert " style=" not in page
     assert re.search(r"\son[a-z]+=", page) is None
+
+
+def test_show_all_brings_back_the_rows_with_nothing_counted(
+    client: TestClient, world: DashboardWorld, admin: User
+) -> None:
+    web_login(client, admin.username)
+
+    page = client.get(f"/projects/{world.project.id}/dashboard?show=all").text
+
+    assert [row[0] for row in rows("category-row", page)] == [
+        "Generation", "Open QA", "Brainstorming", "Chat", "Rewrite", "Summarization",
+        "Classification", "Closed QA", "Extraction", "Other",
+    ]  # fmt: skip
+    assert rows("flag-row", page)[3] == ["Contains private information", "0", "0"]
+    assert 'data-testid="hidden-categories"' not in page
+    assert page.count(f'href="/projects/{world.project.id}/dashboard">Hide rows') == 2
 
 
 def test_researcher_sees_the_page_without_the_labelers_csv(
@@ -167,8 +188,13 @@ def test_empty_project_says_so(client: TestClient, db: Session, admin: User) -> 
     assert by_testid("overall-pairwise", page) == "—"
     assert rows("labeler-row", page) == []
     assert "No labeler has worked on this project yet." in page
-    assert 'data-testid="flag-chart"' not in page
-    assert len(attribute("category-chart-bar", "width", page)) == 10
+    assert rows("category-row", page) == []
+    assert "No prompts yet: import some on the <a" in page
+    assert paragraph("hidden-categories", page) == (
+        "10 categories with nothing counted yet are not shown. Show all"
+    )
+    assert rows("flag-row", page) == []
+    assert "The label schema has no flags and none was raised." in page
     assert by_testid("spend-to-date", page) == "0.00"
     assert by_testid("cost-per-pair", page) == "—"
 
@@ -317,23 +343,6 @@ def test_unknown_project_is_404(client: TestClient, admin: User, project_id: int
 
 
 # --- the charts' layout -----------------------------------------------------------------------
-
-
-def test_a_long_label_is_cut_beside_its_bar_but_whole_in_its_tooltip() -> None:
-    label = "Inappropriate for a customer assistant, or for anyone at all"
-
-    chart = bar_chart([(label, 3), ("Short", 0)])
-
-    assert [(bar.label, bar.shown, bar.width) for bar in chart.bars] == [
-        (label, "Inappropriate for a customer assistant,…", 404.0),
-        ("Short", "Short", 0.0),
-    ]
-    assert (chart.height, [bar.y for bar in chart.bars]) == (60, [4, 30])
-
-
-def test_bars_of_nothing_but_zeros_have_no_width() -> None:
-    assert [bar.width for bar in bar_chart([("a", 0), ("b", 0)]).bars] == [0.0, 0.0]
-    assert bar_chart([]).bars == []
 
 
 def test_progress_past_the_required_labels_stays_inside_its_bar() -> None:

@@ -449,6 +449,10 @@ def test_an_import_stopped_by_a_bad_row_shows_the_error(
     assert by_testid("job-error", page) == [
         f"line 2: {BAD_JSON} (the import stopped there and nothing of it was kept)"
     ]
+    # Its bar is the failed colour and says failed, not a green "100% done" (issue 16).
+    assert re.findall(r'<svg class="([^"]+)" role="img" aria-label="([^"]+)"', page) == [
+        ("progress-bar failed", "failed at 100.0%")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -520,26 +524,27 @@ def test_the_snapshot_page_shows_its_manifest_files_and_preview(
     assert by_testid("created", page) == [stamp(world.researcher, newer.created_at)]
     assert by_testid("supersedes", page) == [f"{pairs.id} · Pairs"]
     assert by_testid("superseded-by", page) == ["—"]
+    # In words and in the form's order, not as the manifest's keys (issue 16).
+    assert re.findall(r'data-testid="filter-row" data-key="\w+"><th>([^<]+)</th>', page) == [
+        "Preference rows from", "Queues", "Guideline versions", "Labelers", "Made from",
+        "Made before", "Minimum agreement", "Leave out judgements that flag a response",
+        "Leave out gold tasks", "Test fraction", "Seed",
+    ]  # fmt: skip
     assert rows("filter-row", page) == [
+        ["pairs"],
         ["any"],
-        ["any"],
-        ["no"],
-        ["no"],
         ["version 1"],
         ["no"],
         ["any"],
         ["none"],
         ["any"],
         ["any"],
-        ["0"],
-        ["pairs"],
+        ["any"],
+        ["no"],
+        ["no"],
         ["0.0"],
+        ["0"],
     ]
-    assert re.findall(r'data-testid="filter-row"><th>([^<]+)</th>', page) == [
-        "created_from", "created_to", "exclude_flagged", "exclude_gold",
-        "guideline_version_ids", "include_rejected", "labeler_ids", "margin", "min_agreement",
-        "queue_ids", "seed", "source", "test_fraction",
-    ]  # fmt: skip
     assert re.findall(r'href="(/snapshots/\d+/files/[^"]+)"', page) == [
         f"/snapshots/{newer.id}/files/{name}"
         for name in ("train.jsonl", "test.jsonl", "train.parquet", "test.parquet", "snapshot.json")

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Project, User
+from app.models import Assignment, AssignmentStatus, Project, User
+from app.models.base import utcnow
 from app.schemas.projects import Flag, ProjectCreate
 from app.services import projects
+from app.settings import Settings
 from tests.conftest import web_login
+from tests.services.agreement.world import build_world
+from tests.training_factories import make_model, make_run, make_snapshot
 from tests.web.helpers import snapshot
 
 DEFAULT_FLAG_LINES = "\n".join(
@@ -437,3 +443,120 @@ def test_unknown_project_id_is_a_404_page(client: TestClient, db: Session, admin
         assert "<h1>Not found</h1>" in response.text
         assert error_message(response.text) == "no project with id 999999"
     assert snapshot(db) == before
+
+
+# --- the hub (issue 16) -----------------------------------------------------------------------
+
+
+def hub_text(testid: str, page: str) -> list[str]:
+    found = re.findall(rf'data-testid="{testid}"[^>]*>(.*?)</(?:div|p|span|tr)>', page, re.S)
+    return [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", text)).split()) for text in found]
+
+
+def test_the_hub_shows_progress_agreement_spend_snapshots_and_runs(
+    client: TestClient, db: Session, settings: Settings, admin: User
+) -> None:
+    world = build_world(db)
+    world.project.cost_per_comparison = Decimal("0.50")
+    world.project.cost_per_demonstration = Decimal("2.00")
+    base = make_model(db, settings, "tiny-base")
+    snapshots = [make_snapshot(db, settings, world.project, train=8, test=2) for _ in range(6)]
+    run = make_run(db, world.project, base, snapshots[0])
+    # The world's comparisons were stored without assignments; two submitted ones on t1.
+    now = utcnow()
+    for labeler in (world.ann, world.bob):
+        db.add(
+            Assignment(
+                task_id=world.t1.id,
+                labeler_id=labeler.id,
+                status=AssignmentStatus.submitted,
+                leased_at=now,
+                lease_expires_at=now + timedelta(minutes=10),
+                finished_at=now,
+            )
+        )
+    db.commit()
+    web_login(client, admin.username)
+
+    page = client.get(f"/projects/{world.project.id}").text
+
+    # Labels: chat's two tasks and gold's one at overlap 3; the figures as the agreement
+    # page and the dashboard give them (37.0% on 27 labeler pairs; 10 comparisons at 0.50).
+    assert hub_text("hub-labels", page) == ["2 of 9"]
+    assert hub_text("hub-agreement", page) == ["37.0%"]
+    assert hub_text("hub-agreement-n", page) == ["n = 27 labeler pairs · details"]
+    assert hub_text("hub-spend", page) == ["5.00"]
+    assert hub_text("hub-spend-note", page) == ["0 demonstrations, 10 comparisons"]
+    assert hub_text("hub-queue-progress", page) == [
+        "2 of 6 labels · 2 tasks",
+        "0 of 0 labels · 0 tasks",
+        "0 of 3 labels · 1 task",
+    ]
+    assert re.findall(
+        r'<a href="/queues/(\d+)">([^<]+)</a>\s*'
+        r'<svg class="progress-bar" role="img" aria-label="([^"]+)"',
+        page,
+    ) == [
+        (str(world.chat.id), world.chat.name, "33.3% done"),
+        (str(world.demos.id), world.demos.name, "0% done"),
+        (str(world.gold.id), world.gold.name, "0.0% done"),
+    ]
+    # The five newest snapshots, newest first, and a link to all six.
+    assert re.findall(r'data-testid="hub-snapshot-row"><td><a href="/snapshots/(\d+)"', page) == [
+        str(snapshot.id) for snapshot in reversed(snapshots[1:])
+    ]
+    assert f'<a href="/projects/{world.project.id}/datasets">All snapshots (6)</a>' in page
+    run_rows = re.findall(r'<tr data-testid="hub-run-row">(.*?)</tr>', page, re.S)
+    assert [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in run_rows] == [
+        f"Run {run.id} sft queued 0%"
+    ]
+    assert f'<a href="/projects/{world.project.id}/runs">All runs (1)</a>' in page
+    # The flags moved below, into a closed section of their own.
+    assert page.index('data-testid="hub-runs"') < page.index('data-testid="project-schema"')
+
+
+def test_an_empty_hub_says_what_to_do_next(client: TestClient, db: Session, admin: User) -> None:
+    project = make_project(db, admin, "Fresh")
+    web_login(client, admin.username)
+
+    page = client.get(f"/projects/{project.id}").text
+
+    assert hub_text("hub-labels", page) == ["0 of 0"]
+    assert hub_text("hub-agreement", page) == ["—"]
+    assert hub_text("hub-agreement-n", page) == ["needs two labelers on a task · what to do"]
+    assert hub_text("hub-spend", page) == ["0.00"]
+    assert hub_text("hub-no-queues", page) == [
+        "No queues yet: add a queue so labelers have something to work on."
+    ]
+    assert hub_text("hub-no-snapshots", page) == [
+        "No snapshots yet: snapshot the labels in a training format on the Datasets tab."
+    ]
+    assert hub_text("hub-no-runs", page) == [
+        "No runs yet: launch one from a snapshot on the Runs tab."
+    ]
+
+
+def test_every_project_page_has_the_same_tabs_with_its_own_marked(
+    client: TestClient, db: Session, admin: User
+) -> None:
+    project = make_project(db, admin, "Tabs")
+    web_login(client, admin.username)
+    base = f"/projects/{project.id}"
+    expected = [
+        ("Overview", base), ("Queues", f"{base}/queues"), ("Guideline", f"{base}/guidelines"),
+        ("Dashboard", f"{base}/dashboard"), ("Agreement", f"{base}/agreement"),
+        ("Datasets", f"{base}/datasets"), ("Runs", f"{base}/runs"),
+        ("Generate", f"{base}/generate"), ("Evaluations", f"{base}/evaluations"),
+        ("Rounds", f"{base}/rounds"),
+    ]  # fmt: skip
+    for label, url in expected:
+        page = client.get(url)
+        assert page.status_code == 200, url
+        nav = re.search(r'<nav class="tabs"[^>]*>(.*?)</nav>', page.text, re.S)
+        assert nav is not None, url
+        tabs = re.findall(
+            r'<a href="([^"]+)" data-testid="[^"]+"( aria-current="page")?>([^<]+)</a>',
+            nav.group(1),
+        )
+        assert [(text, href) for href, _, text in tabs] == expected, url
+        assert [text for _, current, text in tabs if current] == [label], url

@@ -22,6 +22,7 @@ from app.services import runs
 from app.services.resending import resend_lost_messages
 from app.settings import Settings
 from app.web.charts import line_chart
+from app.web.rendering import templates
 from app.web.runs import duration
 from tests.conftest import web_login
 from tests.factories import make_project
@@ -243,16 +244,34 @@ def test_the_form_has_a_field_per_hyperparameter_of_the_kind(
 
     page = client.get(f"/projects/{project.id}/runs").text
 
-    assert re.findall(r'name="(hp\.[\w.]+)"', page) == [
-        "hp.learning_rate", "hp.batch_size", "hp.gradient_accumulation_steps", "hp.max_steps",
+    # The steps lead, after kind, base model and snapshot; every other one waits under a
+    # closed "Advanced" (issue 16).
+    lead, advanced = page.split('<details class="advanced" data-testid="advanced">')
+    assert re.findall(r'name="(hp\.[\w.]+)"', lead) == ["hp.max_steps"]
+    assert re.findall(r'name="(hp\.[\w.]+)"', advanced) == [
+        "hp.learning_rate", "hp.batch_size", "hp.gradient_accumulation_steps",
         "hp.epochs", "hp.max_length", "hp.bf16", "hp.gradient_checkpointing", "hp.lora",
         "hp.lora.r", "hp.lora.alpha", "hp.lora.dropout", "hp.lora.target_modules",
         "hp.save_steps", "hp.logging_steps", "hp.seed", "hp.packing",
     ]  # fmt: skip
-    # Descriptions are the hints; an empty field says what it leaves to the job.
+    assert re.search(r'name="max_attempts"', advanced)
+    # Labelled in words from the schema's titles, not snake_case names.
+    assert texts(r'<label for="hp-[\w-]+" data-testid="label-hp-[\w-]+">(.*?)</label>', page) == [
+        "Training steps", "Learning rate", "Batch size per device",
+        "Gradient accumulation steps", "Epochs", "Longest sequence, in tokens",
+        "bf16 mixed precision", "Gradient checkpointing", "LoRA adapters", "Adapter rank",
+        "Adapter scale (alpha)", "Adapter dropout", "Modules to adapt",
+        "Checkpoint every so many steps", "Log metrics every so many steps", "Seed",
+        "Pack examples together",
+    ]  # fmt: skip
+    assert "<code>" not in page.split('data-testid="launch-form"')[1].split("</form>")[0]
+    # Descriptions are the hints, ending in the default: what an empty field leaves.
     assert by_testid("hp-learning_rate-hint", page.replace('id="', 'data-testid="')) == (
         "Peak learning rate; None picks one by model size (5e-4 for tiny models, TRL's default "
-        "otherwise). Empty: the job picks."
+        "otherwise). Default: the job picks."
+    )
+    assert by_testid("hp-seed-hint", page.replace('id="', 'data-testid="')) == (
+        "Seed for weights and data. Default: 0."
     )
     assert attribute("launch-kind", "hx-get", page) == [f"/projects/{project.id}/runs/launch-form"]
     # Only sft snapshots are offered for an sft run, and no reward model is asked for.
@@ -456,6 +475,11 @@ def test_a_bad_config_is_shown_inline_and_queues_nothing(
     for name, value in change.items():
         if name.startswith("hp.") and name != "hp.warp_speed":
             assert f'name="{name}" type="text" value="{value}"' in response.text, name
+    # "Advanced" comes back open when one of its settings was given, so nothing refused or
+    # filled in is hidden; closed when only the leading fields were touched.
+    advanced = {"hp.learning_rate", "hp.lora.r", "hp.epochs", "max_attempts"}
+    opened = '<details class="advanced" data-testid="advanced" open>' in response.text
+    assert opened == bool(advanced & change.keys()), change
 
 
 # --- the registry -------------------------------------------------------------------------
@@ -621,12 +645,12 @@ def test_metric_rows_become_chart_points(
         runs.record_metrics(db, run.id, WORKER, step, {"loss": loss, "learning_rate": 5e-4}, 0.1)
     live = client.get(f"/runs/{run.id}/live").text
 
-    # Steps 1..3 over x 64..704; losses 1..2 over y 208..30; a flat rate sits in the middle.
+    # Steps 1..3 over x 64..704; losses 1..2 over y 208..12; a flat rate sits in the middle.
     assert attribute("loss-chart-point", "cx", live) == ["64.0", "384.0", "704.0"]
-    assert attribute("loss-chart-point", "cy", live) == ["30.0", "119.0", "208.0"]
-    assert attribute("learning-rate-chart-point", "cy", live) == ["119.0", "119.0", "119.0"]
+    assert attribute("loss-chart-point", "cy", live) == ["12.0", "110.0", "208.0"]
+    assert attribute("learning-rate-chart-point", "cy", live) == ["110.0", "110.0", "110.0"]
     assert re.findall(r'<polyline points="([^"]*)"', live)[0] == (
-        "64.0,30.0 384.0,119.0 704.0,208.0"
+        "64.0,12.0 384.0,110.0 704.0,208.0"
     )
     assert texts(r"<circle[^>]*><title>(.*?)</title>", live)[:3] == [
         "loss at step 1: 2", "loss at step 2: 1.5", "loss at step 3: 1"
@@ -645,11 +669,26 @@ def test_reward_metrics_share_one_chart_with_a_key() -> None:
         ("rewards/chosen", "#2f6f4f"), ("rewards/rejected", "#3d6fb6")
     ]  # fmt: skip
     assert [series.polyline for series in chart.series] == [
-        "64.0,74.5 704.0,30.0", "64.0,163.5 704.0,208.0"
+        "64.0,61.0 704.0,12.0", "64.0,159.0 704.0,208.0"
     ]  # fmt: skip
     assert [text for _, text in chart.y_ticks] == ["-2", "-1", "0", "1", "2"]
     assert [text for _, text in chart.x_ticks] == ["1", "2"]
-    assert [x for x, _ in chart.key] == [64.0, 64.0 + 24 + 6.5 * 14 + 16]
+
+
+def test_the_key_is_an_html_list_under_the_chart_that_can_wrap() -> None:
+    # In SVG the key ran off the right edge with long names; as a list it wraps (issue 16).
+    names = ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins"]
+    chart = line_chart([(name, [(1, 1.0), (2, 2.0)]) for name in names])
+    macros = templates.env.get_template("runs/macros.html").module
+    drawn = str(macros.line_chart(chart, "reward-chart", "Rewards by step"))  # type: ignore[attr-defined]
+    svg, legend = (part.strip() for part in drawn.split("</svg>\n", 1))
+    assert '<text class="chart-label" x="64.0" y="16">' not in svg
+    assert legend.startswith('<ul class="chart-legend" data-testid="reward-chart-legend">')
+    assert re.findall(r'data-testid="reward-chart-key">.*?</svg>([^<]+)</li>', legend) == names
+    assert re.findall(r'stroke="(#\w+)"', legend) == ["#2f6f4f", "#3d6fb6", "#b8642b", "#7a4fa3"]
+    # One series needs no key: the heading above the chart names it.
+    single = str(macros.line_chart(line_chart([("loss", [(1, 1.0)])]), "loss-chart", "Loss"))  # type: ignore[attr-defined]
+    assert "chart-legend" not in single
 
 
 def test_a_long_series_is_thinned_keeping_its_ends() -> None:

@@ -35,8 +35,10 @@ from app.models import (
     UserSession,
 )
 from app.models.base import utcnow
+from app.schemas.labeling import DemonstrationSubmit
 from app.schemas.projects import ProjectCreate
 from app.services import assignments, projects
+from app.services.submitting import submit_demonstration
 from app.settings import Settings
 from app.web.csrf import ANON_COOKIE
 from tests.conftest import PASSWORD, csrf_from, make_token, make_user, web_login
@@ -149,6 +151,9 @@ WEB_FORMS: dict[str, tuple[dict[str, str], int]] = {
         303,
     ),
     "/projects/{project_id}/prompts/{prompt_id}/tasks": ({"queue_id": "{queue_id}"}, 303),
+    "/comparisons/{comparison_id}/review": ({"verdict": "rejected", "reason": "unread"}, 303),
+    "/demonstrations/{demonstration_id}/review": ({"verdict": "accepted"}, 303),
+    "/tasks/{task_id}/send-back": ({}, 303),
     "/projects/{project_id}/generate": (
         {"base_model_id": "{model_id}", "prompt_ids": "{prompt_id}"},
         303,
@@ -269,8 +274,23 @@ def path_ids(db: Session, settings: Settings, admin: User, labeler: User) -> dic
         ComparisonItem(comparison_id=judged.id, response_id=response.id, rank=rank)
         for rank, response in enumerate(audited, start=1)
     )
+    # A written demonstration, for its review route.
+    written_queue = make_queue(db, project, QueueKind.demonstration, name="written")
+    make_task(db, written_queue, make_prompt(db, project, "Write a haiku."))
+    db.commit()
+    writing = assignments.lease_next_task(db, written_queue.id, labeler)
+    assert writing is not None
+    written = submit_demonstration(
+        db,
+        writing.id,
+        labeler,
+        DemonstrationSubmit(messages=[{"role": "assistant", "content": "Old pond, a frog."}]),
+    )
     db.commit()
     return {
+        "comparison_id": judged.id,
+        "demonstration_id": written.label_id,
+        "task_id": audit_task.id,
         "model_id": model.id,
         "other_policy_id": other_policy.id,
         "prompt_id": prompt.id,

@@ -543,8 +543,9 @@ def test_every_project_page_has_the_same_tabs_with_its_own_marked(
     web_login(client, admin.username)
     base = f"/projects/{project.id}"
     expected = [
-        ("Overview", base), ("Queues", f"{base}/queues"), ("Guideline", f"{base}/guidelines"),
-        ("Dashboard", f"{base}/dashboard"), ("Agreement", f"{base}/agreement"),
+        ("Overview", base), ("Prompts", f"{base}/prompts"), ("Queues", f"{base}/queues"),
+        ("Guideline", f"{base}/guidelines"), ("Dashboard", f"{base}/dashboard"),
+        ("Agreement", f"{base}/agreement"), ("Review", f"{base}/review"),
         ("Datasets", f"{base}/datasets"), ("Runs", f"{base}/runs"),
         ("Generate", f"{base}/generate"), ("Evaluations", f"{base}/evaluations"),
         ("Rounds", f"{base}/rounds"),

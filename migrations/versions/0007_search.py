@@ -1,0 +1,40 @@
+"""Search prompts and responses by full text on PostgreSQL
+
+The data browser (app/services/browsing.py) matches `to_tsvector('simple', ...)` against
+`plainto_tsquery`; these GIN indexes on the same expressions let PostgreSQL find the matching
+rows of a million-row project without reading every prompt. SQLite searches with LIKE and
+gets no index here.
+
+Revision ID: 0007_search
+Revises: 0006
+Create Date: 2026-12-06
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0007_search"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(
+        "CREATE INDEX ix_prompts_search ON prompts "
+        "USING gin (to_tsvector('simple'::regconfig, messages))"
+    )
+    op.execute(
+        "CREATE INDEX ix_responses_search ON responses "
+        "USING gin (to_tsvector('simple'::regconfig, content))"
+    )
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute("DROP INDEX ix_responses_search")
+    op.execute("DROP INDEX ix_prompts_search")

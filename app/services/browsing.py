@@ -14,10 +14,12 @@ set-up, where a scan of the project's rows is fast enough; FTS5 tables are not k
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, and_, cast, exists, func, literal_column, or_, select
@@ -40,6 +42,7 @@ from app.models import (
     Task,
     User,
 )
+from app.services.dashboard.exports import cell
 from app.services.prompts import MAX_ID, get_project_checked
 
 PAGE_SIZE = 50
@@ -116,6 +119,15 @@ class Page(Generic[Row]):
     items: list[Row]
     # The id to pass as `cursor` for the next page; None on the last page.
     next_cursor: int | None
+
+
+def day_bounds(since: date | None, until: date | None) -> tuple[datetime | None, datetime | None]:
+    """The UTC instants for "from day `since` through day `until`" (both days included)."""
+    if since is not None and until is not None and until < since:
+        raise InvalidInput("the 'to' day is before the 'from' day")
+    start = datetime.combine(since, time(), UTC) if since else None
+    end = datetime.combine(until + timedelta(days=1), time(), UTC) if until else None
+    return start, end
 
 
 def snippet(text: str) -> str:
@@ -410,3 +422,83 @@ def iter_prompts(
         if page.next_cursor is None:
             return
         cursor = page.next_cursor
+
+
+LABEL_COLUMNS = (
+    "kind",
+    "id",
+    "created_at",
+    "task_id",
+    "queue",
+    "labeler",
+    "source",
+    "source_name",
+    "prompt_id",
+    "category",
+    "prompt",
+    "label",
+    "flags",
+    "guideline_version",
+    "gold",
+    "time_spent_seconds",
+)
+PROMPT_COLUMNS = ("id", "created_at", "category", "source", "prompt", "responses")
+
+
+def _csv_line(values: Sequence[object]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow([cell(value) for value in values])
+    return out.getvalue()
+
+
+def labels_csv(db: Session, project_id: int, filters: LabelFilters) -> Iterator[str]:
+    """Every label the filters select (all pages, not just the one shown), a line at a time;
+    text columns hold the same first lines the browser shows."""
+    # Checked before the first line, so a bad filter is an error answer, not a broken file.
+    list_labels(db, project_id, filters, limit=1)
+
+    def lines() -> Iterator[str]:
+        yield _csv_line(LABEL_COLUMNS)
+        for row in iter_labels(db, project_id, filters):
+            yield _csv_line(
+                (
+                    row.kind,
+                    row.id,
+                    row.created_at.isoformat(),
+                    row.task_id,
+                    row.queue_name,
+                    row.labeler,
+                    row.source,
+                    row.source_name,
+                    row.prompt_id,
+                    row.category,
+                    row.prompt_text,
+                    row.label_text,
+                    " ".join(row.flags),
+                    row.guideline_version,
+                    row.gold,
+                    row.time_spent_seconds,
+                )
+            )
+
+    return lines()
+
+
+def prompts_csv(db: Session, project_id: int, filters: PromptFilters) -> Iterator[str]:
+    list_prompts(db, project_id, filters, limit=1)
+
+    def lines() -> Iterator[str]:
+        yield _csv_line(PROMPT_COLUMNS)
+        for row in iter_prompts(db, project_id, filters):
+            yield _csv_line(
+                (
+                    row.id,
+                    row.created_at.isoformat(),
+                    row.category,
+                    row.source,
+                    row.prompt_text,
+                    row.responses,
+                )
+            )
+
+    return lines()

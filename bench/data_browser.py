@@ -13,7 +13,7 @@ process's CPU seconds per request:
 - labels: the first page, a filtered page (labeler + queue + flag), a deep keyset page (the
   cursor of the 500,000th comparison), a search ("zebra", rare), a search of a common word;
 - the HTML page /projects/{id}/data for the first page and the filtered one;
-- prompt search ("zebra" in prompts or responses).
+- prompt search ("zebra" in prompts or responses; "answer", a word of every response).
 
 Results go to bench/results/data_browser.json.
 
@@ -232,6 +232,11 @@ def run(url: str, comparisons: int, repeat: int) -> dict[str, Any]:
                 "labels_search_rare": (labels, {"search": "zebra"}),
                 "labels_search_common": (labels, {"search": "photosynthesis"}),
                 "prompts_search_rare": ("/api/v1/projects/1/prompt-search", {"search": "zebra"}),
+                # In every response: the slow case of the prompt search.
+                "prompts_search_every_response": (
+                    "/api/v1/projects/1/prompt-search",
+                    {"search": "answer"},
+                ),
                 "page_first": ("/projects/1/data", {}),
                 "page_filtered": (
                     "/projects/1/data",

@@ -1,6 +1,8 @@
-"""Search prompts and responses by full text on PostgreSQL
+"""Search prompts and responses by full text, and find a labeler's or a day's labels
 
-The data browser (app/services/browsing.py) matches `to_tsvector('simple', ...)` against
+The indexes on labeler and id, and on created_at, of comparisons and demonstrations let the data
+browser's newest-first pages of one labeler or one day start at their first row (both
+databases). The data browser (app/services/browsing.py) also matches `to_tsvector('simple', ...)` against
 `plainto_tsquery`; these GIN indexes on the same expressions let PostgreSQL find the matching
 rows of a million-row project without reading every prompt. SQLite searches with LIKE and
 gets no index here.
@@ -21,6 +23,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    for table in ("comparisons", "demonstrations"):
+        op.create_index(f"ix_{table}_labeler_id_id", table, ["labeler_id", "id"])
+        op.create_index(f"ix_{table}_created_at", table, ["created_at"])
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(
@@ -34,7 +39,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute("DROP INDEX ix_responses_search")
-    op.execute("DROP INDEX ix_prompts_search")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX ix_responses_search")
+        op.execute("DROP INDEX ix_prompts_search")
+    for table in ("demonstrations", "comparisons"):
+        op.drop_index(f"ix_{table}_created_at", table_name=table)
+        op.drop_index(f"ix_{table}_labeler_id_id", table_name=table)

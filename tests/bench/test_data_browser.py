@@ -42,6 +42,7 @@ def test_a_small_run_on_postgresql(tmp_path: Path) -> None:
         "labels_search_rare": 3,  # prompt 1000's three comparisons
         "labels_search_common": 50,
         "prompts_search_rare": 1,
+        "prompts_search_every_response": 50,
         "page_first": 50,
         "page_filtered": 15,
         "page_search": 3,

@@ -30,13 +30,10 @@ class DemonstrationOrigin(enum.StrEnum):
     edited_draft = "edited_draft"
 
 
-def browsing_indexes(table: str) -> tuple[Index, Index]:
+def browsing_indexes(table: str) -> tuple[Index]:
     """For the data browser's newest-first pages (app/services/browsing.py): one labeler's
-    labels by id, read from the top, and a day's labels, without reading the whole table."""
-    return (
-        Index(f"ix_{table}_labeler_id_id", "labeler_id", "id"),
-        Index(f"ix_{table}_created_at", "created_at"),
-    )
+    labels read from their newest, not found by reading the whole table from its newest."""
+    return (Index(f"ix_{table}_labeler_id_id", "labeler_id", "id"),)
 
 
 class Demonstration(CreatedAt, Base):

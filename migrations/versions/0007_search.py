@@ -1,10 +1,10 @@
-"""Search prompts and responses by full text, and find a labeler's or a day's labels
+"""Search prompts and responses by full text, and page through one labeler's labels
 
-The indexes on labeler and id, and on created_at, of comparisons and demonstrations let the data
-browser's newest-first pages of one labeler or one day start at their first row (both
-databases). The data browser (app/services/browsing.py) also matches `to_tsvector('simple', ...)` against
-`plainto_tsquery`; these GIN indexes on the same expressions let PostgreSQL find the matching
-rows of a million-row project without reading every prompt. SQLite searches with LIKE and
+The indexes on (labeler_id, id) of comparisons and demonstrations let the data browser's
+newest-first pages of one labeler start at their first row (both databases). The data browser
+(app/services/browsing.py) also matches `to_tsvector('simple', ...)` against `plainto_tsquery`;
+the GIN indexes on the same expressions let PostgreSQL find the matching rows of a
+million-row project without reading every prompt. SQLite searches with LIKE and
 gets no index here.
 
 Revision ID: 0007_search
@@ -25,7 +25,6 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     for table in ("comparisons", "demonstrations"):
         op.create_index(f"ix_{table}_labeler_id_id", table, ["labeler_id", "id"])
-        op.create_index(f"ix_{table}_created_at", table, ["created_at"])
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(
@@ -43,5 +42,4 @@ def downgrade() -> None:
         op.execute("DROP INDEX ix_responses_search")
         op.execute("DROP INDEX ix_prompts_search")
     for table in ("demonstrations", "comparisons"):
-        op.drop_index(f"ix_{table}_created_at", table_name=table)
         op.drop_index(f"ix_{table}_labeler_id_id", table_name=table)

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Depends
 from app.api import (
     agreement,
     auth,
+    browsing,
     dashboard,
     datasets,
     demographics,
@@ -29,6 +30,7 @@ router = APIRouter(
     responses=STANDARD_ERRORS,
 )
 router.include_router(auth.router)
+router.include_router(browsing.router)
 router.include_router(users.router)
 router.include_router(projects.router)
 router.include_router(guidelines.router)

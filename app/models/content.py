@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, func, literal_column
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, CreatedAt, JSONType, str_enum
@@ -32,10 +32,19 @@ class ResponseSource(enum.StrEnum):
     model = "model"
 
 
+def search_index(name: str, column: str) -> Index:
+    """A GIN index on to_tsvector('simple', column), created on PostgreSQL alone (SQLite's
+    search is a LIKE scan; see app/services/browsing.py)."""
+    vector = func.to_tsvector(literal_column("'simple'::regconfig"), literal_column(column))
+    return Index(name, vector, postgresql_using="gin").ddl_if(dialect="postgresql")
+
+
 class Prompt(CreatedAt, Base):
     """A conversation prefix ending with a user turn: [{"role": ..., "content": ...}, ...]."""
 
     __tablename__ = "prompts"
+    # Full-text search of the data browser (app/services/browsing.py), PostgreSQL only.
+    __table_args__ = (search_index("ix_prompts_search", "messages"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
@@ -57,6 +66,7 @@ class Response(CreatedAt, Base):
     __table_args__ = (
         CheckConstraint("source <> 'human' OR author_id IS NOT NULL", name="human_has_author"),
         CheckConstraint("source <> 'model' OR model_id IS NOT NULL", name="model_has_model"),
+        search_index("ix_responses_search", "content"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

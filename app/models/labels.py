@@ -5,7 +5,16 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, CreatedAt, JSONType, str_enum
@@ -21,6 +30,12 @@ class DemonstrationOrigin(enum.StrEnum):
     edited_draft = "edited_draft"
 
 
+def browsing_indexes(table: str) -> tuple[Index]:
+    """For the data browser's newest-first pages (app/services/browsing.py): one labeler's
+    labels read from their newest, not found by reading the whole table from its newest."""
+    return (Index(f"ix_{table}_labeler_id_id", "labeler_id", "id"),)
+
+
 class Demonstration(CreatedAt, Base):
     __tablename__ = "demonstrations"
     __table_args__ = (
@@ -34,6 +49,7 @@ class Demonstration(CreatedAt, Base):
         CheckConstraint(
             "time_spent_seconds IS NULL OR time_spent_seconds >= 0", name="time_non_negative"
         ),
+        *browsing_indexes("demonstrations"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -70,6 +86,7 @@ class Comparison(CreatedAt, Base):
         CheckConstraint(
             "time_spent_seconds IS NULL OR time_spent_seconds >= 0", name="time_non_negative"
         ),
+        *browsing_indexes("comparisons"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -7,6 +7,7 @@ from app.web import (
     account,
     agreement,
     auth,
+    browsing,
     dashboard,
     datasets,
     demographics,
@@ -34,6 +35,7 @@ router.include_router(home.router)
 router.include_router(account.router)
 router.include_router(users.router)
 router.include_router(projects.router)
+router.include_router(browsing.router)
 router.include_router(guidelines.router)
 router.include_router(queues.router)
 router.include_router(prompts.router)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 PROJECT_TABS: list[tuple[str, str]] = [
     ("Overview", ""),
     ("Prompts", "prompts"),
+    ("Data", "data"),
     ("Queues", "queues"),
     ("Guideline", "guidelines"),
     ("Dashboard", "dashboard"),
@@ -21,7 +22,6 @@ PROJECT_TABS: list[tuple[str, str]] = [
     ("Generate", "generate"),
     ("Evaluations", "evaluations"),
     ("Rounds", "rounds"),
-    # Data ("data") goes here once its route exists.
 ]
 
 

@@ -1,6 +1,6 @@
 """Keep admins' reviews of labels: accepted, or rejected with a reason
 
-Revision ID: 0007_label_reviews
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-06
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_label_reviews"
+revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -131,6 +131,10 @@ ADMIN_ONLY: dict[Endpoint, Call] = {
 STAFF: dict[Endpoint, Call] = {
     ("GET", f"{API}/projects/{{project_id}}/prompts"): Call(200),
     ("GET", f"{API}/projects/{{project_id}}/review-queue"): Call(200),
+    # The data browser.
+    ("GET", f"{API}/projects/{{project_id}}/labels"): Call(200),
+    ("GET", f"{API}/projects/{{project_id}}/labels.csv"): Call(200),
+    ("GET", f"{API}/projects/{{project_id}}/prompt-search"): Call(200),
     ("POST", f"{API}/projects/{{project_id}}/prompts"): Call(
         201, {"messages": [{"role": "user", "content": "Name a fruit."}]}
     ),
@@ -882,8 +886,11 @@ def test_openapi_lists_every_api_route_and_no_page(
         "/api/v1/projects/{project_id}/guidelines/{version}",
         "/api/v1/projects/{project_id}/guidelines/{version}/publish",
         "/api/v1/projects/{project_id}/imports",
+        "/api/v1/projects/{project_id}/labels",
+        "/api/v1/projects/{project_id}/labels.csv",
         "/api/v1/projects/{project_id}/models",
         "/api/v1/projects/{project_id}/models/tree",
+        "/api/v1/projects/{project_id}/prompt-search",
         "/api/v1/projects/{project_id}/prompts",
         "/api/v1/projects/{project_id}/queues",
         "/api/v1/projects/{project_id}/review-queue",

@@ -543,7 +543,8 @@ def test_every_project_page_has_the_same_tabs_with_its_own_marked(
     web_login(client, admin.username)
     base = f"/projects/{project.id}"
     expected = [
-        ("Overview", base), ("Prompts", f"{base}/prompts"), ("Queues", f"{base}/queues"),
+        ("Overview", base), ("Prompts", f"{base}/prompts"), ("Data", f"{base}/data"),
+        ("Queues", f"{base}/queues"),
         ("Guideline", f"{base}/guidelines"), ("Dashboard", f"{base}/dashboard"),
         ("Agreement", f"{base}/agreement"), ("Review", f"{base}/review"),
         ("Datasets", f"{base}/datasets"), ("Runs", f"{base}/runs"),

@@ -1,0 +1,505 @@
+"""The data browser: a project's labels and prompts, filtered, searched and paged by keyset.
+
+Pages are keyed on the row id, newest first (`id < cursor`), never on an offset: page 20,000
+costs what page 1 costs, because the primary key index finds where the page starts. Ids follow
+the order rows were stored in, which is submission order for labels; the date filters use
+created_at.
+
+Search is PostgreSQL full text (`to_tsvector('simple', ...) @@ plainto_tsquery('simple', ...)`,
+served by the GIN indexes of migration 0008_search) on PostgreSQL, and on SQLite a
+case-insensitive substring match of every word (LIKE, no index: SQLite is the one-machine
+set-up, where a scan of the project's rows is fast enough; FTS5 tables are not kept). The
+'simple' configuration neither stems nor drops stop words, so it treats every language alike.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, and_, cast, exists, func, literal_column, select, union
+from sqlalchemy import Text as SqlText
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.errors import InvalidInput
+from app.models import (
+    Comparison,
+    ComparisonItem,
+    Demonstration,
+    GuidelineVersion,
+    LabelSource,
+    Prompt,
+    PromptCategory,
+    Queue,
+    Response,
+    ResponseSource,
+    Task,
+    User,
+)
+from app.services.dashboard.exports import cell
+from app.services.prompts import MAX_ID, get_project_checked
+
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+SNIPPET_CHARS = 200
+# A literal, not a bound parameter, so the expression is the very one the GIN indexes of
+# migration 0008_search are built on (app/models/content.py search_index) and the planner uses them.
+SEARCH_CONFIG = literal_column("'simple'::regconfig")
+LABEL_KINDS = ("comparison", "demonstration")
+FLAG_KEY = re.compile(r"[a-z][a-z0-9_]*")
+
+Row = TypeVar("Row")
+
+
+@dataclass(frozen=True)
+class LabelFilters:
+    kind: str = "comparison"
+    queue_id: int | None = None
+    labeler_id: int | None = None
+    source: LabelSource | None = None
+    category: PromptCategory | None = None
+    flag: str | None = None
+    guideline_version: int | None = None
+    gold: bool | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    search: str | None = None
+
+
+@dataclass(frozen=True)
+class PromptFilters:
+    category: PromptCategory | None = None
+    # Prompts with at least one response of this source.
+    response_source: ResponseSource | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    search: str | None = None
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    kind: str
+    id: int
+    created_at: datetime
+    task_id: int | None
+    queue_id: int | None
+    queue_name: str | None
+    labeler: str | None
+    source: str
+    source_name: str
+    prompt_id: int
+    category: str
+    prompt_text: str
+    # A comparison's comment, or a demonstration's first written turn.
+    label_text: str
+    flags: list[str]
+    guideline_version: int | None
+    gold: bool
+    time_spent_seconds: float | None
+
+
+@dataclass(frozen=True)
+class PromptRow:
+    id: int
+    created_at: datetime
+    category: str
+    source: str
+    prompt_text: str
+    responses: int
+
+
+@dataclass(frozen=True)
+class Page(Generic[Row]):
+    items: list[Row]
+    # The id to pass as `cursor` for the next page; None on the last page.
+    next_cursor: int | None
+
+
+def day_bounds(since: date | None, until: date | None) -> tuple[datetime | None, datetime | None]:
+    """The UTC instants for "from day `since` through day `until`" (both days included)."""
+    if since is not None and until is not None and until < since:
+        raise InvalidInput("the 'to' day is before the 'from' day")
+    start = datetime.combine(since, time(), UTC) if since else None
+    end = datetime.combine(until + timedelta(days=1), time(), UTC) if until else None
+    return start, end
+
+
+def snippet(text: str) -> str:
+    """The first lines of a text, at most SNIPPET_CHARS characters."""
+    text = text.strip()
+    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
+
+
+def first_user_text(messages: Sequence[dict[str, Any]]) -> str:
+    for message in messages:
+        if message.get("role") == "user":
+            return snippet(str(message.get("content", "")))
+    return snippet(str(messages[0].get("content", ""))) if messages else ""
+
+
+def _words(search: str) -> list[str]:
+    return [word for word in search.split() if word]
+
+
+def _like_all(column: ColumnElement[Any], words: list[str]) -> ColumnElement[bool]:
+    escaped = [w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for w in words]
+    return and_(*(func.lower(column).like(f"%{w.lower()}%", escape="\\") for w in escaped))
+
+
+def _prompt_matches(db: Session, search: str) -> ColumnElement[bool] | None:
+    """Prompt text contains the search (every word), or None for an empty search."""
+    words = _words(search)
+    if not words:
+        return None
+    if db.get_bind().dialect.name == "postgresql":
+        return func.to_tsvector(SEARCH_CONFIG, Prompt.messages).op("@@")(
+            func.plainto_tsquery(SEARCH_CONFIG, search)
+        )
+    # SQLite keeps JSON with non-ASCII characters escaped, so match each message's content,
+    # not the stored JSON text.
+    turns = func.json_each(Prompt.messages).table_valued("value").alias("turn")
+    content = func.json_extract(turns.c.value, "$.content")
+    return exists(select(1).select_from(turns).where(_like_all(content, words)))
+
+
+def _response_matches(db: Session, search: str) -> ColumnElement[bool] | None:
+    words = _words(search)
+    if not words:
+        return None
+    if db.get_bind().dialect.name == "postgresql":
+        return func.to_tsvector(SEARCH_CONFIG, Response.content).op("@@")(
+            func.plainto_tsquery(SEARCH_CONFIG, search)
+        )
+    return _like_all(Response.content, words)
+
+
+def _page_size(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+    return limit
+
+
+def _check_cursor(cursor: int | None) -> None:
+    if cursor is not None and not 1 <= cursor <= MAX_ID:
+        raise InvalidInput("cursor must be an id from a previous page's next_cursor")
+
+
+def _label_query(db: Session, project_id: int, filters: LabelFilters) -> Select[Any]:
+    if filters.kind not in LABEL_KINDS:
+        raise InvalidInput("kind must be comparison or demonstration")
+    label: Any = Comparison if filters.kind == "comparison" else Demonstration
+    text_column = label.comment if label is Comparison else label.messages
+    query = (
+        select(
+            label.id,
+            label.created_at,
+            label.task_id,
+            Task.queue_id,
+            Queue.name,
+            User.username,
+            label.source,
+            label.source_name,
+            label.prompt_id,
+            Prompt.category,
+            Prompt.messages,
+            text_column,
+            GuidelineVersion.version,
+            Task.is_gold,
+            label.time_spent_seconds,
+        )
+        .join(Prompt, Prompt.id == label.prompt_id)
+        .outerjoin(Task, Task.id == label.task_id)
+        .outerjoin(Queue, Queue.id == Task.queue_id)
+        .outerjoin(User, User.id == label.labeler_id)
+        .outerjoin(GuidelineVersion, GuidelineVersion.id == label.guideline_version_id)
+        .where(Prompt.project_id == project_id)
+    )
+    if label is Comparison:
+        # A rewrite is stored as its own comparison inside the one it was made in; the browser
+        # lists the labeler's judgements.
+        query = query.where(Comparison.rewrite_in_comparison_id.is_(None))
+    if filters.queue_id is not None:
+        query = query.where(Task.queue_id == filters.queue_id)
+    if filters.labeler_id is not None:
+        query = query.where(label.labeler_id == filters.labeler_id)
+    if filters.source is not None:
+        query = query.where(label.source == filters.source)
+    if filters.category is not None:
+        query = query.where(Prompt.category == filters.category)
+    if filters.guideline_version is not None:
+        query = query.where(GuidelineVersion.version == filters.guideline_version)
+    if filters.gold is not None:
+        query = query.where(_gold_task() if filters.gold else ~_gold_task())
+    if filters.since is not None:
+        query = query.where(label.created_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(label.created_at < filters.until)
+    if filters.flag:
+        if label is not Comparison:
+            raise InvalidInput("flags belong to comparisons; a demonstration has none")
+        if not FLAG_KEY.fullmatch(filters.flag):
+            raise InvalidInput("a flag is a key of the label schema, such as hallucination")
+        # Flag keys are [a-z0-9_] (the label schema's rule), so the quoted key cannot match
+        # inside another key in the JSON text.
+        query = query.where(
+            exists().where(
+                ComparisonItem.comparison_id == Comparison.id,
+                cast(ComparisonItem.flags, SqlText).like(f'%"{filters.flag}"%'),
+            )
+        )
+    if filters.search:
+        matches = _prompt_matches(db, filters.search)
+        if matches is not None:
+            query = query.where(matches)
+    return query
+
+
+def _gold_task() -> ColumnElement[bool]:
+    return and_(Task.id.is_not(None), Task.is_gold.is_(True))
+
+
+def _flags_of(db: Session, comparison_ids: list[int]) -> dict[int, list[str]]:
+    found: dict[int, set[str]] = {}
+    if comparison_ids:
+        rows = db.execute(
+            select(ComparisonItem.comparison_id, ComparisonItem.flags).where(
+                ComparisonItem.comparison_id.in_(comparison_ids)
+            )
+        )
+        for comparison_id, flags in rows:
+            found.setdefault(comparison_id, set()).update(flags or [])
+    return {key: sorted(value) for key, value in found.items()}
+
+
+def list_labels(
+    db: Session,
+    project_id: int,
+    filters: LabelFilters,
+    *,
+    cursor: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> Page[LabelRow]:
+    """One page of the project's labels, newest first, after `cursor` (an id)."""
+    get_project_checked(db, project_id)
+    _check_cursor(cursor)
+    limit = _page_size(limit)
+    query = _label_query(db, project_id, filters)
+    label: Any = Comparison if filters.kind == "comparison" else Demonstration
+    if cursor is not None:
+        query = query.where(label.id < cursor)
+    rows = db.execute(query.order_by(label.id.desc()).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    flags = _flags_of(db, [row[0] for row in rows]) if label is Comparison else {}
+    items = [_label_row(filters.kind, row, flags.get(row[0], [])) for row in rows]
+    return Page(items, items[-1].id if more else None)
+
+
+def _label_row(kind: str, row: Any, flags: list[str]) -> LabelRow:
+    (id_, created, task_id, queue_id, queue_name, username, source, source_name, prompt_id) = row[
+        :9
+    ]
+    category, messages, label_text, version, gold, seconds = row[9:]
+    if kind == "demonstration":
+        label_text = first_turn(label_text or [])
+    return LabelRow(
+        kind=kind,
+        id=id_,
+        created_at=created,
+        task_id=task_id,
+        queue_id=queue_id,
+        queue_name=queue_name,
+        labeler=username,
+        source=str(source.value),
+        source_name=source_name,
+        prompt_id=prompt_id,
+        category=str(category.value),
+        prompt_text=first_user_text(messages or []),
+        label_text=snippet(label_text or ""),
+        flags=flags,
+        guideline_version=version,
+        gold=bool(gold),
+        time_spent_seconds=seconds,
+    )
+
+
+def first_turn(messages: Sequence[dict[str, Any]]) -> str:
+    return snippet(str(messages[0].get("content", ""))) if messages else ""
+
+
+def iter_labels(
+    db: Session, project_id: int, filters: LabelFilters, batch: int = MAX_PAGE_SIZE
+) -> Iterator[LabelRow]:
+    """Every label the filters select, page by page (for the CSV), newest first."""
+    cursor: int | None = None
+    while True:
+        page = list_labels(db, project_id, filters, cursor=cursor, limit=batch)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def _prompt_query(db: Session, project_id: int, filters: PromptFilters) -> Select[Any]:
+    responses = (
+        select(func.count())
+        .select_from(Response)
+        .where(Response.prompt_id == Prompt.id)
+        .scalar_subquery()
+    )
+    query = select(
+        Prompt.id, Prompt.created_at, Prompt.category, Prompt.source, Prompt.messages, responses
+    ).where(Prompt.project_id == project_id)
+    if filters.category is not None:
+        query = query.where(Prompt.category == filters.category)
+    if filters.response_source is not None:
+        query = query.where(
+            exists().where(
+                Response.prompt_id == Prompt.id, Response.source == filters.response_source
+            )
+        )
+    if filters.since is not None:
+        query = query.where(Prompt.created_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(Prompt.created_at < filters.until)
+    in_prompt = _prompt_matches(db, filters.search or "")
+    in_response = _response_matches(db, filters.search or "")
+    if in_prompt is not None and in_response is not None:
+        # The ids each GIN index finds, united: an OR is tested row by row while PostgreSQL
+        # reads prompts from the newest (0.35 s for a rare word at a million comparisons;
+        # this takes 20 ms). A word in nearly every response is the slow case here instead.
+        matched = union(
+            select(Prompt.id).where(Prompt.project_id == project_id, in_prompt),
+            select(Response.prompt_id).where(in_response),
+        )
+        query = query.where(Prompt.id.in_(matched))
+    return query
+
+
+def list_prompts(
+    db: Session,
+    project_id: int,
+    filters: PromptFilters,
+    *,
+    cursor: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> Page[PromptRow]:
+    """One page of the project's prompts, newest first; search matches prompt or response."""
+    get_project_checked(db, project_id)
+    _check_cursor(cursor)
+    limit = _page_size(limit)
+    query = _prompt_query(db, project_id, filters)
+    if cursor is not None:
+        query = query.where(Prompt.id < cursor)
+    rows = db.execute(query.order_by(Prompt.id.desc()).limit(limit + 1)).all()
+    more = len(rows) > limit
+    items = [
+        PromptRow(
+            id=row[0],
+            created_at=row[1],
+            category=str(row[2].value),
+            source=row[3],
+            prompt_text=first_user_text(row[4] or []),
+            responses=row[5],
+        )
+        for row in rows[:limit]
+    ]
+    return Page(items, items[-1].id if more else None)
+
+
+def iter_prompts(
+    db: Session, project_id: int, filters: PromptFilters, batch: int = MAX_PAGE_SIZE
+) -> Iterator[PromptRow]:
+    cursor: int | None = None
+    while True:
+        page = list_prompts(db, project_id, filters, cursor=cursor, limit=batch)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+LABEL_COLUMNS = (
+    "kind",
+    "id",
+    "created_at",
+    "task_id",
+    "queue",
+    "labeler",
+    "source",
+    "source_name",
+    "prompt_id",
+    "category",
+    "prompt",
+    "label",
+    "flags",
+    "guideline_version",
+    "gold",
+    "time_spent_seconds",
+)
+PROMPT_COLUMNS = ("id", "created_at", "category", "source", "prompt", "responses")
+
+
+def _csv_line(values: Sequence[object]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow([cell(value) for value in values])
+    return out.getvalue()
+
+
+def labels_csv(db: Session, project_id: int, filters: LabelFilters) -> Iterator[str]:
+    """Every label the filters select (all pages, not just the one shown), a line at a time;
+    text columns hold the same first lines the browser shows."""
+    # Checked before the first line, so a bad filter is an error answer, not a broken file.
+    list_labels(db, project_id, filters, limit=1)
+
+    def lines() -> Iterator[str]:
+        yield _csv_line(LABEL_COLUMNS)
+        for row in iter_labels(db, project_id, filters):
+            yield _csv_line(
+                (
+                    row.kind,
+                    row.id,
+                    row.created_at.isoformat(),
+                    row.task_id,
+                    row.queue_name,
+                    row.labeler,
+                    row.source,
+                    row.source_name,
+                    row.prompt_id,
+                    row.category,
+                    row.prompt_text,
+                    row.label_text,
+                    " ".join(row.flags),
+                    row.guideline_version,
+                    row.gold,
+                    row.time_spent_seconds,
+                )
+            )
+
+    return lines()
+
+
+def prompts_csv(db: Session, project_id: int, filters: PromptFilters) -> Iterator[str]:
+    list_prompts(db, project_id, filters, limit=1)
+
+    def lines() -> Iterator[str]:
+        yield _csv_line(PROMPT_COLUMNS)
+        for row in iter_prompts(db, project_id, filters):
+            yield _csv_line(
+                (
+                    row.id,
+                    row.created_at.isoformat(),
+                    row.category,
+                    row.source,
+                    row.prompt_text,
+                    row.responses,
+                )
+            )
+
+    return lines()

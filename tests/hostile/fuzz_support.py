@@ -159,10 +159,13 @@ def placed(body: Any, place: Place, value: str) -> Any:
     return root
 
 
-def string_parameters(operation: dict[str, Any], where: str) -> list[str]:
-    """Names of the operation's parameters `in` where (query, path) that take a string."""
+def string_parameters(
+    operation: dict[str, Any], where: str, components: dict[str, Any]
+) -> list[str]:
+    """Names of the operation's parameters `in` where (query, path) that take a string (an
+    enum, also by $ref to a component, takes only its own values)."""
     return [
         parameter["name"]
         for parameter in operation.get("parameters", [])
-        if parameter["in"] == where and text_places(parameter.get("schema", {}), {}) == [()]
+        if parameter["in"] == where and text_places(parameter.get("schema", {}), components) == [()]
     ]

@@ -208,9 +208,10 @@ def _text_slots(method: str, path: str) -> TextSlots:
     operation = OPENAPI["paths"][path][method.lower()]
     content = operation.get("requestBody", {}).get("content", {})
     schema = content.get("application/json", {}).get("schema")
-    body = text_places(schema, OPENAPI["components"]["schemas"]) if schema else []
-    query = string_parameters(operation, "query")
-    return TextSlots(body, query, string_parameters(operation, "path"))
+    components = OPENAPI["components"]["schemas"]
+    body = text_places(schema, components) if schema else []
+    query = string_parameters(operation, "query", components)
+    return TextSlots(body, query, string_parameters(operation, "path", components))
 
 
 TEXT_OPERATIONS = {

@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     and_,
     cast,
+    exists,
     extract,
     func,
     literal,
@@ -36,7 +37,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
-from app.models import Comparison, ComparisonItem, LabelSource, Queue, Response, Task
+from app.models import (
+    Comparison,
+    ComparisonItem,
+    LabelReview,
+    LabelSource,
+    Queue,
+    Response,
+    ReviewVerdict,
+    Task,
+)
 from app.services.agreement.ratings import Ratings
 
 NO_VERSION = -1  # the `version` label of comparisons made under no guideline version
@@ -58,8 +68,10 @@ def counted_comparisons(
     queue_id: int | None = None,
     guideline_version_id: int | None = None,
     task_ids: Collection[int] | None = None,
+    without_rejected: bool = False,
 ) -> ColumnElement[bool]:
-    """The WHERE clause of comparisons that count, for queries joining Task and Queue.
+    """The WHERE clause of comparisons that count, for queries joining Task and Queue;
+    `without_rejected` also leaves out those an admin rejected (snapshots do).
 
     Its parameters are plain ints and strings (the enum by its value): the queries here send
     them to the driver without SQLAlchemy's type processing."""
@@ -75,6 +87,13 @@ def counted_comparisons(
         conditions.append(Comparison.guideline_version_id == int(guideline_version_id))
     if task_ids is not None:
         conditions.append(Comparison.task_id.in_(sorted(int(task) for task in task_ids)))
+    if without_rejected:
+        conditions.append(
+            ~exists().where(
+                LabelReview.comparison_id == Comparison.id,
+                LabelReview.verdict == ReviewVerdict.rejected.value,
+            )
+        )
     return and_(*conditions)
 
 
@@ -204,6 +223,7 @@ def load_ratings(
     guideline_version_id: int | None = None,
     task_ids: Collection[int] | None = None,
     bucket: Bucket | None = None,
+    without_rejected: bool = False,
 ) -> Ratings:
     """The counting judgements of the projects (optionally only of some tasks) as Ratings,
     with per-row labels `queue`, `version` (NO_VERSION for none) and, given a bucket,
@@ -213,6 +233,7 @@ def load_ratings(
         queue_id=queue_id,
         guideline_version_id=guideline_version_id,
         task_ids=task_ids,
+        without_rejected=without_rejected,
     )
     columns: list[Any] = [
         Comparison.id,

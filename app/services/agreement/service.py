@@ -115,8 +115,11 @@ def _chunks(ids: Sequence[int], size: int = ID_CHUNK) -> Iterable[Sequence[int]]
         yield ids[start : start + size]
 
 
-def task_consensus(db: Session, task_ids: Iterable[int]) -> list[TaskConsensus]:
-    """Consensus ranking of each task (ascending id), from all its counting comparisons.
+def task_consensus(
+    db: Session, task_ids: Iterable[int], *, without_rejected: bool = False
+) -> list[TaskConsensus]:
+    """Consensus ranking of each task (ascending id), from all its counting comparisons
+    (`without_rejected`: but those an admin rejected, as snapshots make it).
 
     Labeler reliability comes from every counting comparison of the task's project, so a
     task gets the same consensus whether asked for alone or with the whole project; it is
@@ -138,12 +141,14 @@ def task_consensus(db: Session, task_ids: Iterable[int]) -> list[TaskConsensus]:
     found: dict[int, TaskConsensus] = {}
     for project_id in sorted(set(project_of.values())):
         wanted = [task_id for task_id in ids if project_of[task_id] == project_id]
-        found.update(_consensus_in_project(db, project_id, wanted))
+        found.update(
+            _consensus_in_project(db, project_id, wanted, without_rejected=without_rejected)
+        )
     return [found[task_id] for task_id in ids]
 
 
 def _consensus_in_project(
-    db: Session, project_id: int, wanted: list[int]
+    db: Session, project_id: int, wanted: list[int], *, without_rejected: bool = False
 ) -> dict[int, TaskConsensus]:
     loaded: list[Ratings] = []
 
@@ -151,11 +156,17 @@ def _consensus_in_project(
         loaded.append(load_ratings(db, project_ids=[project_id]))
         return project_reliability(loaded[0])
 
+    # Reliability is each labeler's, measured on every counting comparison (a rejected label
+    # is still what they did); only the judgements that make the consensus leave them out.
     reliability = cached_reliability(db, project_id, whole_project)
-    if not loaded and len(wanted) <= ID_CHUNK:
-        ratings = load_ratings(db, project_ids=[project_id], task_ids=wanted)
+    if loaded and not without_rejected:
+        ratings = loaded[0].select(np.isin(loaded[0].task, wanted))
+    elif len(wanted) <= ID_CHUNK:
+        ratings = load_ratings(
+            db, project_ids=[project_id], task_ids=wanted, without_rejected=without_rejected
+        )
     else:
-        whole = loaded[0] if loaded else load_ratings(db, project_ids=[project_id])
+        whole = load_ratings(db, project_ids=[project_id], without_rejected=without_rejected)
         ratings = whole.select(np.isin(whole.task, wanted))
     return _task_consensus(ratings, reliability, wanted)
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from app.models import Comparison, ComparisonItem, LabelSource, Prompt, Queue, Response, Task
 from app.schemas.snapshots import SnapshotFilters
 from app.services.agreement.service import task_consensus
+from app.services.reviews import comparison_not_rejected
 from app.services.snapshots.filters import agreeing_tasks
 from app.services.snapshots.formats import (
     Chunk,
@@ -64,10 +65,13 @@ def consensus_chunks(
         if filters.min_agreement is None
         else agreeing_tasks(db, project_id, filters.min_agreement)
     )
+    # Rejected labels never make a consensus row (the filter that would include them does not
+    # apply to consensus: app/services/snapshots/filters.py).
     counted = exists().where(
         Comparison.task_id == Task.id,
         Comparison.source == LabelSource.labeler,
         Comparison.all_unacceptable.is_(False),
+        comparison_not_rejected(),
     )
     query = (
         select(Task.id, Task.prompt_id)
@@ -103,7 +107,11 @@ def _consensus_rows(
             ComparisonItem.flags,
         )
         .join(ComparisonItem, ComparisonItem.comparison_id == Comparison.id)
-        .where(Comparison.task_id.in_(task_ids), Comparison.source == LabelSource.labeler)
+        .where(
+            Comparison.task_id.in_(task_ids),
+            Comparison.source == LabelSource.labeler,
+            comparison_not_rejected(),
+        )
     ).all()
     flags: dict[tuple[int, int], set[str]] = {}
     versions: dict[int, set[int | None]] = {}
@@ -114,7 +122,7 @@ def _consensus_rows(
         if not unacceptable and score is not None:
             scores.setdefault(task, {}).setdefault(comparison, {})[response] = score
     prompts = _prompts(db, {prompt for _, prompt in tasks})
-    consensus = task_consensus(db, task_ids)
+    consensus = task_consensus(db, task_ids, without_rejected=True)
     contents = _contents(
         db,
         {p.winner_response_id for c in consensus for p in c.pairs}

@@ -9,11 +9,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
-from app.models import Snapshot
+from app.models import Role, Snapshot
+from app.schemas.reviews import ReviewCreate
 from app.schemas.snapshots import SnapshotFilters
+from app.services import reviews
 from app.services.snapshots import export_judgements
 from app.services.snapshots.judgements import kto_label
 from app.settings import Settings
+from tests.conftest import make_user
 from tests.services.snapshots.conftest import World
 from tests.services.snapshots.helpers import lines, said, snapshot, user
 
@@ -110,6 +113,36 @@ def test_preference_consensus_rows(db: Session, settings: Settings, world: World
     assert lines(settings, plain.path) == [
         {name: value for name, value in row.items() if name != "margin"}
         for row in lines(settings, made.path)
+    ]
+
+
+def test_a_rejected_comparison_leaves_the_consensus_rows(
+    db: Session, settings: Settings, world: World
+) -> None:
+    """Reviewing bob's t1 comparison as rejected: t1's consensus is ann's alone (a over b and
+    c, b and c tied), made under v1, and her scores give the margins."""
+    admin = make_user(db, "reviewer", Role.admin)
+    bob1 = next(
+        comparison
+        for comparison in world.comparisons.values()
+        if comparison.task_id == world.tasks[0].id and comparison.labeler_id == world.bob.id
+    )
+    reviews.review_comparison(
+        db, bob1.id, admin, ReviewCreate(verdict="rejected", reason="ranked b first unread")
+    )
+    made = snapshot(db, settings, world, "preference", "consensus", margin="score_gap")
+
+    a, b, c = world.r1
+    t1, t2, _ = world.tasks
+    found = [
+        (row["task_id"], row["chosen_response_id"], row["rejected_response_id"], row["margin"],
+         row["weight"], row["flags_rejected"], row["guideline_version_id"])
+        for row in lines(settings, made.path)
+    ]  # fmt: skip
+    assert found == [
+        (t1.id, a.id, b.id, 2.0, 1.0, [], world.v1.id),
+        (t1.id, a.id, c.id, 2.0, 1.0, ["hallucination"], world.v1.id),
+        (t2.id, world.r2[0].id, world.r2[1].id, 2.0, 1.0, [], world.v1.id),
     ]
 
 

@@ -3,6 +3,7 @@ tests/conftest.py (one per test process, shared with tests/hostile)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -52,3 +53,13 @@ def live_server(tmp_path: Path, migrated_databases: MigratedDatabases) -> Iterat
     server.should_exit = True
     thread.join(timeout=10)
     engine.dispose()
+
+
+def save_screenshot(page: object, name: str) -> None:
+    """With SMILEY_SCREENSHOT_DIR set, the page as the README shows it (docs/screenshots/):
+    `SMILEY_SCREENSHOT_DIR=docs/screenshots .venv/bin/pytest -n 0 tests/browser -k "hub or
+    review_flow or tie_and"` retakes them all."""
+    folder = os.environ.get("SMILEY_SCREENSHOT_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name), full_page=True)  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ from app.schemas.users import UserCreate
 from app.services import users
 from app.services.snapshots import create_snapshot
 from app.settings import Settings
-from tests.browser.conftest import LiveServer
+from tests.browser.conftest import LiveServer, save_screenshot
 from tests.browser.test_first_steps import login
 from tests.conftest import make_user
 from tests.factories import judge_task, make_project, make_queue
@@ -78,6 +78,11 @@ def test_admin_rejects_one_of_three_rankings_and_the_snapshot_leaves_it_out(
     expect(page.get_by_test_id(f"review-comparison-{ids[2]}")).to_have_text(
         "rejected — ranked the non-answer first"
     )
+    page.set_viewport_size({"width": 1280, "height": 900})
+    save_screenshot(page, "task-view.png")
+    page.goto(f"{live_server.url}/projects/{project_id}/data")
+    expect(page.get_by_test_id("task-link")).to_have_count(3)
+    save_screenshot(page, "data-browser.png")
 
     # The next snapshot: the rejected comparison's pairs are left out, the others kept.
     settings = Settings(data_dir=tmp_path / "data", secret_key="b" * 40)

@@ -26,7 +26,7 @@ from app.models import (
 )
 from app.schemas.users import UserCreate
 from app.services import users
-from tests.browser.conftest import LiveServer
+from tests.browser.conftest import LiveServer, save_screenshot
 from tests.factories import (
     make_project,
     make_prompt,
@@ -294,6 +294,7 @@ def test_rank_by_keyboard_with_a_tie_and_a_confirmed_disagreement(
     page.keyboard.press("k")
     page.keyboard.press("=")
     expect(page.get_by_test_id("ranking-summary")).to_have_text(re.compile(r"^A > D = B > C"))
+    save_screenshot(page, "workbench.png")
 
     # D (2) above C (3): pointed out, not fixed; the labeler confirms.
     page.keyboard.press("Control+Enter")

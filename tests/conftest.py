@@ -352,6 +352,11 @@ def page(browser: object, csp_violations: list[str]) -> Iterator[object]:
     context.add_init_script(REPORT_CSP_VIOLATIONS)
     page = context.new_page()
     page.set_default_timeout(10_000)
+    # expect() keeps its own timeout (5 s); a CI machine running training tests beside the
+    # browser ones has been seen to need longer for one htmx swap.
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=10_000)
     yield page
     if not page.is_closed():
         # A round trip: the binding's calls made before it have all arrived once it answers.

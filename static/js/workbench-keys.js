@@ -132,7 +132,7 @@
       if (target !== document.body && !bench.root.contains(target)) return;
       event.preventDefault();
       const skip = target.closest && target.closest("#wb-skip form");
-      if (skip) skip.requestSubmit();
+      if (skip) Smiley.submitForm(skip);
       else bench.submit();
       return;
     }

@@ -15,6 +15,15 @@
 
   Smiley.retryDelay = (attempt) => RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)];
 
+  // Submit one of the workbench's htmx forms. A swapped-in form gets htmx's handlers only when
+  // htmx settles the swap (a timer after it), while the workbench takes the new form at once:
+  // a Ctrl+Enter in between was a plain browser POST and a whole page load. Processing the
+  // form first (htmx does nothing on a form it has processed) makes it an htmx request always.
+  Smiley.submitForm = (form) => {
+    if (window.htmx) window.htmx.process(form);
+    form.requestSubmit();
+  };
+
   // Time away from the task: the tab hidden, or no input for over a minute (beyond that minute).
   Smiley.IdleClock = function IdleClock(startSeconds) {
     let idle = Math.max(0, Number(startSeconds) || 0) * 1000;

@@ -201,7 +201,7 @@
       later(() => {
         awaitingResend = false;
         resending = true;
-        form.requestSubmit();
+        Smiley.submitForm(form);
       }, delay);
     }
 
@@ -381,7 +381,7 @@
       addPair: () => editor && editor.addPair(),
       useDraft: () => editor && editor.useDraft(),
       submit() {
-        if (form) form.requestSubmit();
+        if (form) Smiley.submitForm(form);
       },
       destroy() {
         timers.forEach((id) => window.clearTimeout(id));

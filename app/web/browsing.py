@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from app.deps import SessionDep, WebStaff, read_only
@@ -82,18 +82,7 @@ def _filters(view: str, values: dict[str, str]) -> LabelFilters | PromptFilters:
     )
 
 
-def _form_values(**values: str) -> dict[str, str]:
-    return values
-
-
-@router.get("/{project_id}/data")
-@read_only
-def data_page(
-    request: Request,
-    db: SessionDep,
-    user: WebStaff,
-    project_id: int,
-    view: Text = "comparisons",
+def filter_values(
     queue_id: Text = "",
     labeler_id: Text = "",
     source: Text = "",
@@ -105,22 +94,38 @@ def data_page(
     since: Text = "",
     until: Text = "",
     search: Text = "",
+) -> dict[str, str]:
+    """The filter form's fields as sent (the page shows them back; the CSV reads the same)."""
+    return {
+        "queue_id": queue_id,
+        "labeler_id": labeler_id,
+        "source": source,
+        "response_source": response_source,
+        "category": category,
+        "flag": flag,
+        "guideline_version": guideline_version,
+        "gold": gold,
+        "since": since,
+        "until": until,
+        "search": search,
+    }
+
+
+FilterValues = Annotated[dict[str, str], Depends(filter_values)]
+
+
+@router.get("/{project_id}/data")
+@read_only
+def data_page(
+    request: Request,
+    db: SessionDep,
+    user: WebStaff,
+    project_id: int,
+    values: FilterValues,
+    view: Text = "comparisons",
     cursor: Text = "",
 ) -> Response:
     project = projects.get_project(db, project_id)
-    values = _form_values(
-        queue_id=queue_id,
-        labeler_id=labeler_id,
-        source=source,
-        response_source=response_source,
-        category=category,
-        flag=flag,
-        guideline_version=guideline_version,
-        gold=gold,
-        since=since,
-        until=until,
-        search=search,
-    )
     shown = {key: value for key, value in values.items() if value.strip()}
     query = urlencode({"view": view, **shown})
     context: dict[str, Any] = {
@@ -155,35 +160,10 @@ def data_csv(
     db: SessionDep,
     _: WebStaff,
     project_id: int,
+    values: FilterValues,
     view: Text = "comparisons",
-    queue_id: Text = "",
-    labeler_id: Text = "",
-    source: Text = "",
-    response_source: Text = "",
-    category: Text = "",
-    flag: Text = "",
-    guideline_version: Text = "",
-    gold: Text = "",
-    since: Text = "",
-    until: Text = "",
-    search: Text = "",
 ) -> Response:
-    filters = _filters(
-        view,
-        _form_values(
-            queue_id=queue_id,
-            labeler_id=labeler_id,
-            source=source,
-            response_source=response_source,
-            category=category,
-            flag=flag,
-            guideline_version=guideline_version,
-            gold=gold,
-            since=since,
-            until=until,
-            search=search,
-        ),
-    )
+    filters = _filters(view, values)
     if isinstance(filters, PromptFilters):
         lines = browsing.prompts_csv(db, project_id, filters)
     else:

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import LabelReview, Role, Task, User
+from app.models import LabelReview, Response, Role, Task, TaskResponse, User
 from tests.conftest import csrf_from, make_user, web_login
 from tests.services.test_reviews import three_judged  # noqa: F401  (a fixture)
 
@@ -64,3 +64,31 @@ def test_a_labeler_cannot_open_or_review_a_task(
     )
     assert answer.status_code == 403
     assert db.scalars(select(LabelReview)).all() == []
+
+
+def test_the_consensus_names_each_response_by_id_and_text(
+    client: TestClient,
+    db: Session,
+    admin: User,
+    three_judged: tuple[Task, list[int], list[User]],  # noqa: F811
+) -> None:
+    task, _, _ = three_judged
+    ids = sorted(
+        db.scalars(select(TaskResponse.response_id).where(TaskResponse.task_id == task.id))
+    )
+    for response_id in ids:
+        response = db.get(Response, response_id)
+        assert response is not None
+        response.content = f"Answer number {response_id}, " + "long " * 30
+    db.flush()
+    web_login(client, admin.username)
+
+    page = client.get(f"/tasks/{task.id}").text
+
+    consensus = page.split('data-testid="consensus">')[1].split("</ol>")[0]
+    # Two labelers ranked the responses in id order and one the other way round.
+    assert consensus.count("<li>") == 3
+    first = consensus.split("<li>")[1]
+    text = (f"Answer number {ids[0]}, " + "long " * 30)[:79]
+    assert first == f'<span dir="auto">#{ids[0]} {text}…</span></li>'
+    assert "over 3 judgements, reliability-weighted." in page

@@ -51,6 +51,9 @@ class ImportResult(BaseModel):
     rows_merged: int = 0
     rows_warned: int = 0
     skipped: int = 0
+    # Of the skipped rows, those the source itself deleted (Open-Assistant messages removed by
+    # its moderators, with their replies): counted here, not listed in `errors`.
+    skipped_deleted: int = 0
     # The first few skipped rows; `skipped` counts them all.
     errors: list[ImportRowError] = []
     # The first few remarks on rows imported with a warning; `rows_warned` counts the rows.

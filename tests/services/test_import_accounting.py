@@ -286,7 +286,8 @@ def test_importing_the_same_file_again_stores_no_response_twice(db: Session) -> 
             db, project.id, io.BytesIO(data), "rows.jsonl", on_error="skip", acting=None
         )
 
-    assert (result.responses, result.responses_merged, result.rows_imported) == (0, 2, 1)
+    assert (result.responses, result.responses_merged, result.rows_imported) == (0, 2, 0)
+    assert (result.rows_merged, result.comparisons) == (1, 0)
     assert db.scalars(select(Response.content).order_by(Response.id)).all() == [
         "Hello!",
         "Go away.",

@@ -29,7 +29,8 @@ from app.schemas.imports import (
     ImportResult,
     ImportRowError,
 )
-from app.services.imports.storing import Counts, record_problem, record_warnings, store_batch
+from app.services.imports.checks import record_problem, record_warnings
+from app.services.imports.storing import Counts, store_batch
 from app.services.prompts import get_project_checked
 from app.settings import Settings
 

@@ -385,7 +385,9 @@ def test_admin_adds_a_prompt_to_a_queue_once(client: TestClient, db: Session, ad
     assert again.status_code == 409
     task_id = db.scalars(select(Task.id)).one()
     assert _texts(r'data-testid="queue-error">(.*?)</p>', again.text) == [
-        f"this prompt already has task {task_id} in comparison queue"
+        f"comparison queue already has a task with the same responses for prompt {prompt.id} "
+        f"(task {task_id}): nothing was added (a new task for a prompt needs a different set "
+        "of responses)"
     ]
     too_few = client.post(
         f"{base}/{lonely.id}/tasks", data={"csrf_token": csrf, "queue_id": str(queue.id)}
@@ -395,6 +397,14 @@ def test_admin_adds_a_prompt_to_a_queue_once(client: TestClient, db: Session, ad
         "a comparison task needs at least 2 responses: add another response first"
     ]
     assert snapshot(db) == before
+    # A new round of responses for the prompt is a new task.
+    newer = make_responses(db, prompt, 1)
+    db.commit()
+    round_two = client.post(
+        f"{base}/{prompt.id}/tasks", data={"csrf_token": csrf, "queue_id": str(queue.id)}
+    )
+    assert round_two.status_code == 303
+    assert _task_rows(db)[1:] == [(queue.id, prompt.id, [a.id for a in answers + newer])]
 
 
 def test_roles_researchers_write_prompts_but_fill_no_queue_and_labelers_see_nothing(

@@ -239,15 +239,19 @@ def add_batch(
             batch_result=result,
             status_code=422,
         )
-    count = len(result.prompt_ids)
     notice = (
-        f"Created {count} prompt{'' if count == 1 else 's'} with {result.responses} "
-        f"response{'' if result.responses == 1 else 's'}"
+        f"Prompts: {result.prompts_created} new, {result.prompts_existing} already in the "
+        f"project, {result.prompts_repeated} repeated in the batch. Responses: "
+        f"{result.responses} new, {result.responses_existing} already under their prompt, "
+        f"{result.responses_repeated} repeated in the batch."
     )
     if chosen_queue is not None:
         name = queues.get_queue(db, chosen_queue).name
-        notice += f"; added {result.tasks} task{'' if result.tasks == 1 else 's'} to {name}"
-    return redirect(request, f"/projects/{project_id}/prompts", notice=notice + ".")
+        notice += f" Added {result.tasks} task{'' if result.tasks == 1 else 's'} to {name}"
+        if result.tasks_existing:
+            notice += f" ({result.tasks_existing} already there)"
+        notice += "."
+    return redirect(request, f"/projects/{project_id}/prompts", notice=notice)
 
 
 # --- one prompt -----------------------------------------------------------------------------

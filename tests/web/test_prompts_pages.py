@@ -302,7 +302,9 @@ def test_a_pasted_batch_makes_prompts_responses_and_comparison_tasks(
 
     assert sent.status_code == 303
     assert _notice(client.get(sent.headers["location"]).text) == (
-        "Created 2 prompts with 4 responses; added 2 tasks to comparison queue."
+        "Prompts: 2 new, 0 already in the project, 0 repeated in the batch. Responses: 4 new, "
+        "0 already under their prompt, 0 repeated in the batch. Added 2 tasks to comparison "
+        "queue."
     )
     assert _prompts(db) == [
         ([{"role": "user", "content": "Name a fruit."}], PromptCategory.brainstorming, "paste"),
@@ -322,6 +324,65 @@ def test_a_pasted_batch_makes_prompts_responses_and_comparison_tasks(
     ]
 
 
+def test_a_batch_merges_prompts_and_responses_already_there_and_counts_them(
+    client: TestClient, db: Session, admin: User
+) -> None:
+    project = _project(db, admin)
+    queue = make_queue(db, project, QueueKind.comparison)
+    db.commit()
+    csrf = web_login(client, admin.username)
+    url = f"/projects/{project.id}/prompts/batch"
+    first = client.post(url, data={"csrf_token": csrf, "batch": GOOD_BATCH})
+    assert first.status_code == 303
+    stored_prompts, stored_responses = _prompts(db), _responses(db)
+    again = (
+        # Already in the project, with one response already under it and one new.
+        '{"prompt": "Name a fruit.", "responses": ["Apple.", "Plum."]}\n'
+        # New, then repeated in the batch with a repeated and a new response.
+        '{"prompt": "Name a tree.", "responses": ["Oak.", "Elm."]}\n'
+        '{"messages": [{"role": "user", "content": "Name a tree."}], '
+        '"responses": ["Oak.", "Ash."]}\n'
+    )
+
+    sent = client.post(url, data={"csrf_token": csrf, "batch": again, "queue_id": str(queue.id)})
+
+    assert sent.status_code == 303
+    assert _notice(client.get(sent.headers["location"]).text) == (
+        "Prompts: 1 new, 1 already in the project, 1 repeated in the batch. Responses: 4 new, "
+        "1 already under their prompt, 1 repeated in the batch. Added 2 tasks to comparison "
+        "queue."
+    )
+    assert _prompts(db) == [
+        *stored_prompts,
+        ([{"role": "user", "content": "Name a tree."}], PromptCategory.other, "paste"),
+    ]
+    assert _responses(db) == [
+        *stored_responses,
+        ("Plum.", "import", ""),
+        ("Oak.", "import", ""),
+        ("Elm.", "import", ""),
+        ("Ash.", "import", ""),
+    ]
+    fruit, _, tree = db.scalars(select(Prompt.id).order_by(Prompt.id))
+    answers = list(db.scalars(select(Response.id).order_by(Response.id)))
+    # Each prompt once, with all its responses.
+    assert _task_rows(db) == [
+        (queue.id, fruit, [answers[0], answers[1], answers[4]]),
+        (queue.id, tree, answers[5:]),
+    ]
+    before = snapshot(db)
+
+    repeat = client.post(url, data={"csrf_token": csrf, "batch": again, "queue_id": str(queue.id)})
+
+    assert repeat.status_code == 303
+    assert snapshot(db) == before
+    assert _notice(client.get(repeat.headers["location"]).text) == (
+        "Prompts: 0 new, 3 already in the project, 0 repeated in the batch. Responses: 0 new, "
+        "6 already under their prompt, 0 repeated in the batch. Added 0 tasks to comparison "
+        "queue (2 already there)."
+    )
+
+
 def test_a_bad_batch_lists_every_bad_line_and_stores_nothing(
     client: TestClient, db: Session, admin: User
 ) -> None:
@@ -335,6 +396,7 @@ def test_a_bad_batch_lists_every_bad_line_and_stores_nothing(
             '{"prompt": "Fine.", "responses": ["a", "b"]}',
             "not json",
             '{"prompt": "One answer only.", "responses": ["a"]}',
+            '{"prompt": "One answer twice.", "responses": ["a", "a"]}',
             '{"prompt": "Bad\\u0000byte", "responses": ["a", "b"]}',
             '{"messages": [{"role": "assistant", "content": "x"}], "responses": ["a", "b"]}',
             '["a list"]',
@@ -353,12 +415,14 @@ def test_a_bad_batch_lists_every_bad_line_and_stores_nothing(
     assert _texts(r'data-testid="batch-problem">(.*?)</li>', sent.text) == [
         "line 2: not JSON (Expecting value)",
         "line 3: a comparison task shows 2 to 9 responses; this line has 1",
-        "line 4: prompt: text may not contain NUL bytes",
-        "line 5: messages: a prompt must end with a user turn",
-        "line 6: a line must be a JSON object, not list",
-        "line 7: colour: Extra inputs are not permitted",
+        "line 4: a comparison task shows 2 to 9 responses; this line has 1 "
+        "(a repeated text is one response)",
+        "line 5: prompt: text may not contain NUL bytes",
+        "line 6: messages: a prompt must end with a user turn",
+        "line 7: a line must be a JSON object, not list",
+        "line 8: colour: Extra inputs are not permitted",
     ]
-    assert "Nothing was stored: 6 of 7 lines cannot be used." in html.unescape(sent.text)
+    assert "Nothing was stored: 7 of 8 lines cannot be used." in html.unescape(sent.text)
 
 
 def test_admin_adds_a_prompt_to_a_queue_once(client: TestClient, db: Session, admin: User) -> None:

@@ -16,7 +16,7 @@ from app.deps import SessionDep, WebAdmin, WebStaff
 from app.errors import DomainError, InvalidInput, PermissionDenied
 from app.models import PromptCategory, Role, User
 from app.schemas import common
-from app.schemas.prompts import PromptCreate, ResponseCreate, ResponseEdit
+from app.schemas.prompts import PromptCreate, ResponseEdit, typed_response
 from app.services import prompt_batches, prompt_library, prompts, queues
 from app.services.prompts import MAX_ID, get_project_checked
 from app.web.rendering import form_errors, redirect, render
@@ -161,9 +161,7 @@ def create_prompt(
         if not answer["content"]:
             continue
         try:
-            made.append(
-                ResponseCreate(content=answer["content"], source_name=answer["source_name"])
-            )
+            made.append(typed_response(answer["content"], answer["source_name"]))
         except ValidationError as error:
             problem = next(iter(form_errors(error).items()))
             errors[f"response_{index}"] = f"{problem[0]}: {problem[1]}"
@@ -336,7 +334,7 @@ def add_response(
 ) -> Response:
     prompt_library.get_project_prompt(db, project_id, prompt_id)
     try:
-        data = ResponseCreate(content=content, source_name=source_name)
+        data = typed_response(content, source_name)
         added = prompts.add_response(db, prompt_id, data, user)
     except (ValidationError, DomainError) as error:
         return _detail_page(

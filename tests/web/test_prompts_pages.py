@@ -20,10 +20,12 @@ from app.models import (
     PromptCategory,
     QueueKind,
     Response,
+    ResponseSource,
     Task,
     TaskResponse,
     User,
 )
+from app.services import browsing
 from tests.conftest import web_login
 from tests.factories import make_project, make_prompt, make_queue, make_responses
 from tests.web.helpers import snapshot
@@ -82,7 +84,9 @@ def test_admin_creates_a_prompt_with_two_responses(
     assert _prompts(db) == [
         ([{"role": "user", "content": "Name a colour."}], PromptCategory.open_qa, "manual")
     ]
-    assert _responses(db) == [("Blue.", "import", "model-a"), ("Red.", "import", "")]
+    # A response with a named source came from there; one without was written by the admin.
+    assert _responses(db) == [("Blue.", "import", "model-a"), ("Red.", "human", "")]
+    assert list(db.scalars(select(Response.author_id).order_by(Response.id))) == [None, admin.id]
     page = client.get(sent.headers["location"])
     assert _notice(page.text) == f"Created prompt {prompt_id} with 2 responses."
     listed = client.get(f"/projects/{project.id}/prompts").text
@@ -207,16 +211,27 @@ def test_category_and_an_unlabeled_response_are_edited(
     added = client.post(
         f"{base}/responses", data={"csrf_token": csrf, "content": "Four.", "source_name": "me"}
     )
+    written = client.post(
+        f"{base}/responses", data={"csrf_token": csrf, "content": "It is 4.", "source_name": " "}
+    )
 
     assert edited.status_code == 303
     assert added.status_code == 303
+    assert written.status_code == 303
     db.expire_all()
     assert prompt.category == PromptCategory.closed_qa
     assert _responses(db) == [
         ("4", "import", "test"),
         ("answer 1", "import", "test"),
         ("Four.", "import", "me"),
+        ("It is 4.", "human", ""),
     ]
+    assert db.scalars(select(Response.author_id).order_by(Response.id.desc())).first() == admin.id
+    # The data browser's "a person" filter finds it.
+    people = browsing.list_prompts(
+        db, project.id, browsing.PromptFilters(response_source=ResponseSource.human)
+    )
+    assert [row.id for row in people.items] == [prompt.id]
     bad_category = client.post(f"{base}/category", data={"csrf_token": csrf, "category": "poetry"})
     assert bad_category.status_code == 422
     assert "&#39;poetry&#39; is not a category" in bad_category.text

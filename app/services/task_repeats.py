@@ -3,8 +3,9 @@ the same set of responses, in any order. Such a task would ask labelers for the 
 twice; the same prompt with another set of responses (a new round of model samples) is a new
 task. Retired tasks do not count: retiring one and adding it again is how it comes back.
 
-The database cannot hold this rule as a constraint (a task's responses are rows of their own),
-so adding tasks checks it; a queue's tasks are added by admins, one request at a time."""
+The database cannot hold this rule as a plain constraint (a task's responses are rows of their
+own), so adding tasks checks it, holding the queue's row so that two requests adding the same
+task at once take turns (app/services/tasks.py)."""
 
 from __future__ import annotations
 

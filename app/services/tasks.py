@@ -211,6 +211,10 @@ def _without_tasked(
 ) -> list[_NewTask]:
     """`new` less the tasks the queue already has; with `skip` false, any such task refuses
     the whole request (409), naming its prompts."""
+    # Two admins adding the same task at once: on PostgreSQL the second waits here for the
+    # first's commit and then sees its task (NO KEY UPDATE leaves inserts that refer to the
+    # queue alone). SQLite's transactions already take turns (IMMEDIATE, app/db.py).
+    db.execute(select(Queue.id).where(Queue.id == queue.id).with_for_update(key_share=True))
     repeats = live_tasks_like(db, queue, [(spec.prompt_id, spec.response_ids) for spec in new])
     if not repeats:
         return new

@@ -5,17 +5,20 @@ task. A batch that merges what is already there skips and counts such prompts.""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.db import make_engine, session_factory
 from app.errors import Conflict
-from app.models import Project, Response, ResponseSource, Task, User
+from app.models import Project, Response, ResponseSource, Role, Task, User
 from app.schemas.queues import TaskItem, TasksAdd
 from app.services import tasks as task_service
 from tests.api.helpers import db_state
+from tests.conftest import make_user
 from tests.services.test_queues_service import (
     TABLES,
     make_project,
@@ -160,3 +163,44 @@ def test_skipping_tasked_prompts_adds_the_rest_and_names_the_skipped(
 
     assert [t.prompt_id for t in added.tasks] == [second.id]
     assert added.already_tasked_prompt_ids == [first.id]
+
+
+@pytest.mark.slow
+def test_admins_adding_the_same_task_at_once_make_it_once(own_database: str) -> None:
+    # Each thread's own connection; on PostgreSQL they race for the queue's row (without the
+    # lock, 3 runs of 3 stored it more than once), on SQLite they take turns.
+    adders = 12 if own_database.startswith("postgresql") else 4
+    engine = make_engine(own_database, pool_size=adders + 2, max_overflow=0)
+    sessions = session_factory(engine)
+    with sessions() as db:
+        project = make_project(db)
+        admin = make_user(db, "boss", Role.admin)
+        queue = make_queue(db, project, admin)
+        prompt = make_prompt(db, project, 2)
+        queue_id, prompt_id = queue.id, prompt.id
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(adders)
+
+    def add() -> None:
+        with sessions() as db:
+            start.wait()
+            try:
+                task_service.add_tasks_for_prompts(db, queue_id, [prompt_id])
+                outcome = "added"
+            except Conflict:
+                db.rollback()
+                outcome = "refused"
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=add) for _ in range(adders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(outcomes) == ["added"] + ["refused"] * (adders - 1)
+    with sessions() as db:
+        assert len(db.scalars(select(Task.id).where(Task.queue_id == queue_id)).all()) == 1
+    engine.dispose()

@@ -26,6 +26,7 @@ from app.models import (
     User,
 )
 from app.services import browsing
+from app.services.prompts import prompt_content_hash
 from tests.conftest import web_login
 from tests.factories import make_project, make_prompt, make_queue, make_responses
 from tests.web.helpers import snapshot
@@ -396,6 +397,33 @@ def test_a_batch_merges_prompts_and_responses_already_there_and_counts_them(
         "6 already under their prompt, 0 repeated in the batch. Added 0 tasks to comparison "
         "queue (2 already there)."
     )
+
+
+def test_a_batch_response_merges_with_the_same_text_from_any_source(
+    client: TestClient, db: Session, admin: User
+) -> None:
+    project = _project(db, admin)
+    prompt = make_prompt(db, project, "Name a fruit.")
+    prompt.content_hash = prompt_content_hash(prompt.messages)
+    db.add(
+        Response(
+            prompt_id=prompt.id, content="Apple.", source=ResponseSource.human, author_id=admin.id
+        )
+    )
+    db.commit()
+    csrf = web_login(client, admin.username)
+
+    sent = client.post(
+        f"/projects/{project.id}/prompts/batch",
+        data={"csrf_token": csrf, "batch": '{"prompt": "Name a fruit.", "responses": ["Apple."]}'},
+    )
+
+    assert sent.status_code == 303
+    assert _notice(client.get(sent.headers["location"]).text) == (
+        "Prompts: 0 new, 1 already in the project, 0 repeated in the batch. Responses: 0 new, "
+        "1 already under their prompt, 0 repeated in the batch."
+    )
+    assert _responses(db) == [("Apple.", "human", "")]
 
 
 def test_a_bad_batch_lists_every_bad_line_and_stores_nothing(

@@ -42,8 +42,9 @@ class ImportResult(BaseModel):
     pairs: int = 0
     # Responses not stored twice: the same text under the same prompt became one response.
     responses_merged: int = 0
-    # Every row read is one of: imported as it was; merged (a repeat of a row this import,
-    # or an earlier import from the same source, already stored: nothing new was kept);
+    # Every row read is one of: imported as it was; merged (nothing new was kept: a repeat of
+    # a row this import, or an earlier import from the same source, stored; or a row without
+    # a comparison or demonstration whose prompt and responses the project already has);
     # imported with a warning; or skipped.
     # rows_read = rows_imported + rows_merged + rows_warned + skipped. For Open-Assistant
     # flat exports a row is a message; for dialogue text a row is a dialogue, and those the

@@ -165,3 +165,16 @@ def test_a_demonstration_already_imported_is_merged_while_a_new_comparison_is_st
     assert (grown.rows_imported, grown.rows_merged) == (1, 0)
     assert (grown.comparisons, grown.pairs, grown.demonstrations) == (1, 3, 0)
     assert (grown.responses, grown.responses_merged) == (1, 2)
+
+
+def test_a_row_without_labels_whose_prompt_is_there_is_merged_whatever_its_source(
+    db: Session,
+) -> None:
+    project = make_project(db)
+    prompts = jsonl({"prompt": "Q"}, {"prompt": "R"})
+    load(db, project, prompts, "first.jsonl")
+
+    other = load(db, project, jsonl({"prompt": "Q"}, {"prompt": "S"}), "second.jsonl")
+
+    assert (other.rows_imported, other.rows_merged) == (1, 1)
+    assert (other.prompts_created, other.prompts_reused) == (1, 1)

@@ -206,7 +206,7 @@ def store_batch(
                 "origin": DemonstrationOrigin.written,
                 "response_id": ids[-1] if shown is None else candidate_ids[shown],
             }
-        labels = {}
+        labels: dict[int, ImportedComparison | dict[str, Any]] = {}
         if comparison is not None:
             labels[comparison.key] = comparison
         if demonstration is not None:

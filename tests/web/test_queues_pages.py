@@ -502,6 +502,28 @@ def test_add_comparison_tasks_for_all_untasked_prompts_skips_the_short(
     assert short.id not in task_prompts(db, queue)
 
 
+def test_adding_a_task_the_queue_already_has_is_409_naming_the_prompt(
+    client: TestClient, db: Session, admin: User, project: Project, admin_csrf: str
+) -> None:
+    queue = make_queue(db, project, admin)
+    tasked, fresh = make_prompt(db, project, 2), make_prompt(db, project, 2)
+    (task,) = task_service.add_tasks_for_prompts(db, queue.id, [tasked.id]).tasks
+    before = snapshot(db)
+
+    response = client.post(
+        f"/queues/{queue.id}/tasks",
+        data={"prompt_ids": f"{fresh.id} {tasked.id}", "csrf_token": admin_csrf},
+    )
+
+    assert response.status_code == 409
+    assert field_errors(response.text) == {
+        "prompt_ids": f"{queue.name} already has a task with the same responses for prompt "
+        f"{tasked.id} (task {task.id}): nothing was added (a new task for a prompt needs a "
+        "different set of responses)"
+    }
+    assert snapshot(db) == before
+
+
 @pytest.mark.parametrize(
     ("form", "message"),
     [

@@ -1,4 +1,4 @@
-"""Keep each comparison task's pairwise agreement, filled for the comparisons made before
+"""Keep each comparison task's pairwise agreement (filled for past comparisons); index time spent
 
 One row per task with a labeler comparison (app/models/agreement.py), kept up to date by every
 comparison submit from now on. The backfill below is the agreement report's definition
@@ -7,6 +7,10 @@ task (labeler source, not all unacceptable); a response pair that labeler ranked
 of, differently; every two labelers who ordered the same response pair are one labeler pair,
 agreeing when they ordered it the same way. tests/services/test_task_agreement.py checks the
 backfill against the report's figures.
+
+The index on comparisons.time_spent_seconds serves the review queue's "faster than N seconds"
+(most comparisons take longer, so without it a page of the queue reads every comparison to
+find the few fast ones).
 
 Revision ID: 0009
 Revises: 0008
@@ -102,8 +106,12 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_task_agreements_rate"), "task_agreements", ["rate"])
     op.execute(BACKFILL)
+    op.create_index(
+        op.f("ix_comparisons_time_spent_seconds"), "comparisons", ["time_spent_seconds"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_comparisons_time_spent_seconds"), table_name="comparisons")
     op.drop_index(op.f("ix_task_agreements_rate"), table_name="task_agreements")
     op.drop_table("task_agreements")

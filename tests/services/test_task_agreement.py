@@ -6,6 +6,8 @@ imported comparison."""
 from __future__ import annotations
 
 import importlib.util
+import random
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
+from app.db import make_engine, session_factory
 from app.models import (
     Comparison,
     ComparisonItem,
@@ -26,6 +29,8 @@ from app.models import (
     User,
 )
 from app.models.base import utcnow
+from app.schemas.labeling import ComparisonSubmit, ItemJudgement
+from app.services import assignments
 from app.services.agreement.loading import load_ratings
 from app.services.agreement.metrics import pairwise_agreement_by
 from app.services.agreement.ratings import Ratings
@@ -228,3 +233,57 @@ def test_each_submit_keeps_the_figure(db: Session) -> None:
     judge_task(db, queue, labelers[2], list(reversed(ids)))
     assert stored(db, task) == (3, 9, 3, 1 / 3)
     assert report_figures(db, project.id) == {task.id: (3, 9, 3, 1 / 3)}
+
+
+@pytest.mark.slow
+def test_labelers_submitting_one_task_at_once_leave_the_right_figure(own_database: str) -> None:
+    """The row lock taken before reading the task's comparisons: without it, two submits at
+    once each compute without the other's comparison, and the later write loses one."""
+    labelers = 6
+    engine = make_engine(own_database, pool_size=labelers + 2, max_overflow=0)
+    sessions = session_factory(engine)
+    with sessions() as db:
+        project = make_project(db)
+        queue = make_queue(db, project, overlap=labelers, max_overlap=labelers)
+        (task,) = make_comparison_tasks(db, queue, project, 1, responses_each=3)
+        leased = []
+        for index in range(labelers):
+            labeler = make_user(db, f"judge{index}", Role.labeler)
+            assignment = assignments.lease_next_task(db, queue.id, labeler)
+            assert assignment is not None
+            leased.append((assignment.id, labeler.id, assignment.response_order or []))
+        project_id, task_id = project.id, task.id
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(labelers)
+
+    def submit(assignment_id: int, labeler_id: int, order: list[int]) -> None:
+        try:
+            with sessions() as db:
+                labeler = db.get(User, labeler_id)
+                assert labeler is not None
+                db.rollback()
+                ranks = list(range(1, len(order) + 1))
+                random.Random(labeler_id).shuffle(ranks)
+                data = ComparisonSubmit(
+                    items=[
+                        ItemJudgement(response_id=response, rank=rank, score=8 - rank)
+                        for response, rank in zip(order, ranks, strict=True)
+                    ]
+                )
+                start.wait()
+                assignments.submit_comparison(db, assignment_id, labeler, data)
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+
+    threads = [threading.Thread(target=submit, args=args) for args in leased]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    with sessions() as db:
+        figures = report_figures(db, project_id)
+        assert figures[task_id][1] == 3 * labelers * (labelers - 1) // 2
+        assert stored(db, db.get(Task, task_id)) == figures[task_id]  # type: ignore[arg-type]
+    engine.dispose()

@@ -1,12 +1,14 @@
 """Keeping each comparison task's pairwise agreement in the database (TaskAgreement), so the
 data browser's "agreement below x" and the review queue are indexed SQL conditions.
 
-The figure is the agreement report's own, computed by the same code: the task's counting
-judgements (loading.py: labeler comparisons, not imported ones, not "all unacceptable", a
-labeler's latest comparison of the task only) go through `Ratings` and `pairwise_agreement`
-(metrics.py). So ties express no preference, every two labelers who ordered a response pair
-make one labeler pair, and the rate is agreeing labeler pairs / labeler pairs over all the
-task's response pairs.
+The figure is the agreement report's own (metrics.py, pairwise_agreement_by per task), from
+the same judgements (loading.py: labeler comparisons, not imported ones, not "all
+unacceptable", a labeler's latest comparison of the task only): a tie expresses no
+preference, every two labelers who ordered a response pair make one labeler pair, and the
+rate is agreeing labeler pairs / labeler pairs over all the task's response pairs. One task
+holds a few judgements of a few responses, so it is counted here in plain Python (numpy's
+per-call overhead would be most of the cost); tests/services/test_task_agreement.py checks it
+against the report's code.
 
 Rejected labels count, as in the agreement report: agreement measures how far the labelers'
 judgements agree, and the disagreement happened whether or not an admin later rejected one of
@@ -21,15 +23,16 @@ serialized and the second computes with the first's comparison committed.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
+from itertools import combinations
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.models import Comparison, ComparisonItem, LabelSource, TaskAgreement
-from app.services.agreement.metrics import PairwiseAgreement, pairwise_agreement
-from app.services.agreement.ratings import Ratings
+from app.services.agreement.metrics import PairwiseAgreement
 
 
 def record_task_agreement(db: Session, task_id: int) -> PairwiseAgreement:
@@ -85,21 +88,30 @@ def task_pairwise_agreement(db: Session, task_id: int) -> PairwiseAgreement:
             Comparison.labeler_id.is_not(None),
         )
     ).all()
-    # One labeler, one voice: only each labeler's latest comparison (oldest first by
-    # created_at, then id, as load_ratings orders them).
+    # One labeler, one voice: only each labeler's latest comparison, by created_at and then
+    # id, as load_ratings picks it.
     latest: dict[int, tuple[datetime, int]] = {}
     for comparison_id, labeler_id, created_at, _, _ in rows:
         key = (created_at, comparison_id)
         if labeler_id not in latest or key > latest[labeler_id]:
             latest[labeler_id] = key
-    kept = [row for row in rows if latest[row[1]][1] == row[0]]
-    if not kept:
-        return PairwiseAgreement()
-    ratings = Ratings.build(
-        [task_id] * len(kept),
-        [row[1] for row in kept],
-        [row[3] for row in kept],
-        [row[4] for row in kept],
-        [None] * len(kept),
-    )
-    return pairwise_agreement(ratings)
+    ranks: dict[int, dict[int, int]] = defaultdict(dict)  # judgement -> response -> rank
+    for comparison_id, labeler_id, _, response_id, rank in rows:
+        if latest[labeler_id][1] == comparison_id and rank is not None:
+            ranks[comparison_id][response_id] = rank
+    responses = sorted({response for ranked in ranks.values() for response in ranked})
+    agreeing = labeler_pairs = response_pairs = 0
+    for first, second in combinations(responses, 2):
+        # Each judgement that ordered the pair: whether it put `first` above `second`.
+        orders = [
+            ranked[first] < ranked[second]
+            for ranked in ranks.values()
+            if first in ranked and second in ranked and ranked[first] != ranked[second]
+        ]
+        if len(orders) < 2:
+            continue
+        response_pairs += 1
+        for one, other in combinations(orders, 2):
+            labeler_pairs += 1
+            agreeing += one == other
+    return PairwiseAgreement(agreeing, labeler_pairs, response_pairs)

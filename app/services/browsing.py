@@ -5,6 +5,12 @@ costs what page 1 costs, because the primary key index finds where the page star
 the order rows were stored in, which is submission order for labels; the date filters use
 created_at.
 
+Three kinds of label rows: comparisons, demonstrations, and skips (an assignment a labeler
+skipped, with the reason and note it gave; keyed on the assignment id, dated when it was
+skipped). "Agreement below x" reads each comparison task's stored pairwise agreement
+(app/services/task_agreement.py; indexed), so it costs what another join costs; a task with
+one labeler so far has no figure and is never below x.
+
 Search is PostgreSQL full text (`to_tsvector('simple', ...) @@ plainto_tsquery('simple', ...)`,
 served by the GIN indexes of migration 0008_search) on PostgreSQL, and on SQLite a
 case-insensitive substring match of every word (LIKE, no index: SQLite is the one-machine
@@ -22,13 +28,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, cast, exists, func, literal_column, select, union
+from sqlalchemy import Select, and_, cast, exists, false, func, literal_column, select, union
 from sqlalchemy import Text as SqlText
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.errors import InvalidInput
 from app.models import (
+    Assignment,
+    AssignmentStatus,
     Comparison,
     ComparisonItem,
     Demonstration,
@@ -40,8 +48,10 @@ from app.models import (
     Response,
     ResponseSource,
     Task,
+    TaskAgreement,
     User,
 )
+from app.schemas.labeling import SkipReason
 from app.services.dashboard.exports import cell
 from app.services.prompts import MAX_ID, get_project_checked
 
@@ -51,7 +61,7 @@ SNIPPET_CHARS = 200
 # A literal, not a bound parameter, so the expression is the very one the GIN indexes of
 # migration 0008_search are built on (app/models/content.py search_index) and the planner uses them.
 SEARCH_CONFIG = literal_column("'simple'::regconfig")
-LABEL_KINDS = ("comparison", "demonstration")
+LABEL_KINDS = ("comparison", "demonstration", "skip")
 FLAG_KEY = re.compile(r"[a-z][a-z0-9_]*")
 
 Row = TypeVar("Row")
@@ -70,6 +80,10 @@ class LabelFilters:
     since: datetime | None = None
     until: datetime | None = None
     search: str | None = None
+    # Labels of tasks whose stored pairwise agreement is below this (0..1).
+    agreement_below: float | None = None
+    # Skips only: the reason the labeler picked.
+    skip_reason: SkipReason | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +91,8 @@ class PromptFilters:
     category: PromptCategory | None = None
     # Prompts with at least one response of this source.
     response_source: ResponseSource | None = None
+    # Prompts a labeler skipped a task of (True), or none did (False).
+    skipped: bool | None = None
     since: datetime | None = None
     until: datetime | None = None
     search: str | None = None
@@ -102,6 +118,10 @@ class LabelRow:
     guideline_version: int | None
     gold: bool
     time_spent_seconds: float | None
+    # The task's stored pairwise agreement (None: no task, or fewer than two labelers yet).
+    task_agreement: float | None = None
+    # A skip's reason (its note is label_text).
+    skip_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,10 +210,26 @@ def _check_cursor(cursor: int | None) -> None:
         raise InvalidInput("cursor must be an id from a previous page's next_cursor")
 
 
+def _label_model(kind: str) -> Any:
+    return {"comparison": Comparison, "demonstration": Demonstration, "skip": Assignment}[kind]
+
+
 def _label_query(db: Session, project_id: int, filters: LabelFilters) -> Select[Any]:
     if filters.kind not in LABEL_KINDS:
-        raise InvalidInput("kind must be comparison or demonstration")
-    label: Any = Comparison if filters.kind == "comparison" else Demonstration
+        raise InvalidInput("kind must be comparison, demonstration or skip", field="kind")
+    if filters.agreement_below is not None:
+        if filters.kind == "demonstration":
+            raise InvalidInput(
+                "agreement is between comparisons of a task; a demonstration has none",
+                field="agreement_below",
+            )
+        if not 0 <= filters.agreement_below <= 1:
+            raise InvalidInput("agreement_below must be between 0 and 1", field="agreement_below")
+    if filters.skip_reason is not None and filters.kind != "skip":
+        raise InvalidInput("a skip reason filters skips (kind skip)", field="skip_reason")
+    if filters.kind == "skip":
+        return _skip_query(db, project_id, filters)
+    label: Any = _label_model(filters.kind)
     text_column = label.comment if label is Comparison else label.messages
     query = (
         select(
@@ -212,12 +248,15 @@ def _label_query(db: Session, project_id: int, filters: LabelFilters) -> Select[
             GuidelineVersion.version,
             Task.is_gold,
             label.time_spent_seconds,
+            TaskAgreement.rate,
+            literal_column("NULL"),
         )
         .join(Prompt, Prompt.id == label.prompt_id)
         .outerjoin(Task, Task.id == label.task_id)
         .outerjoin(Queue, Queue.id == Task.queue_id)
         .outerjoin(User, User.id == label.labeler_id)
         .outerjoin(GuidelineVersion, GuidelineVersion.id == label.guideline_version_id)
+        .outerjoin(TaskAgreement, TaskAgreement.task_id == label.task_id)
         .where(Prompt.project_id == project_id)
     )
     if label is Comparison:
@@ -236,15 +275,21 @@ def _label_query(db: Session, project_id: int, filters: LabelFilters) -> Select[
         query = query.where(GuidelineVersion.version == filters.guideline_version)
     if filters.gold is not None:
         query = query.where(_gold_task() if filters.gold else ~_gold_task())
+    if filters.agreement_below is not None:
+        query = query.where(TaskAgreement.rate < filters.agreement_below)
     if filters.since is not None:
         query = query.where(label.created_at >= filters.since)
     if filters.until is not None:
         query = query.where(label.created_at < filters.until)
     if filters.flag:
         if label is not Comparison:
-            raise InvalidInput("flags belong to comparisons; a demonstration has none")
+            raise InvalidInput(
+                "flags belong to comparisons; a demonstration has none", field="flag"
+            )
         if not FLAG_KEY.fullmatch(filters.flag):
-            raise InvalidInput("a flag is a key of the label schema, such as hallucination")
+            raise InvalidInput(
+                "a flag is a key of the label schema, such as hallucination", field="flag"
+            )
         # Flag keys are [a-z0-9_] (the label schema's rule), so the quoted key cannot match
         # inside another key in the JSON text.
         query = query.where(
@@ -262,6 +307,70 @@ def _label_query(db: Session, project_id: int, filters: LabelFilters) -> Select[
 
 def _gold_task() -> ColumnElement[bool]:
     return and_(Task.id.is_not(None), Task.is_gold.is_(True))
+
+
+def _skip_query(db: Session, project_id: int, filters: LabelFilters) -> Select[Any]:
+    """Skipped assignments as label rows: the columns of _label_query's, where a skip has
+    them (its note in the label's place, when it was skipped as its date, the lease's start in
+    time spent's place, worked out in _label_row)."""
+    if filters.flag:
+        raise InvalidInput("flags belong to comparisons; a skip has none", field="flag")
+    if filters.guideline_version is not None:
+        raise InvalidInput(
+            "a skip records no guideline version; filter comparisons or demonstrations by it",
+            field="guideline_version",
+        )
+    query = (
+        select(
+            Assignment.id,
+            Assignment.finished_at,
+            Assignment.task_id,
+            Task.queue_id,
+            Queue.name,
+            User.username,
+            literal_column(f"'{LabelSource.labeler.value}'"),
+            literal_column("''"),
+            Task.prompt_id,
+            Prompt.category,
+            Prompt.messages,
+            Assignment.skip_note,
+            literal_column("NULL"),
+            Task.is_gold,
+            Assignment.leased_at,
+            TaskAgreement.rate,
+            Assignment.skip_reason,
+            Assignment.idle_seconds,
+        )
+        .join(Task, Task.id == Assignment.task_id)
+        .join(Queue, Queue.id == Task.queue_id)
+        .join(Prompt, Prompt.id == Task.prompt_id)
+        .join(User, User.id == Assignment.labeler_id)
+        .outerjoin(TaskAgreement, TaskAgreement.task_id == Assignment.task_id)
+        .where(Prompt.project_id == project_id, Assignment.status == AssignmentStatus.skipped)
+    )
+    if filters.queue_id is not None:
+        query = query.where(Task.queue_id == filters.queue_id)
+    if filters.labeler_id is not None:
+        query = query.where(Assignment.labeler_id == filters.labeler_id)
+    if filters.source == LabelSource.imported:
+        query = query.where(false())  # only labelers skip
+    if filters.category is not None:
+        query = query.where(Prompt.category == filters.category)
+    if filters.gold is not None:
+        query = query.where(Task.is_gold.is_(filters.gold))
+    if filters.agreement_below is not None:
+        query = query.where(TaskAgreement.rate < filters.agreement_below)
+    if filters.skip_reason is not None:
+        query = query.where(Assignment.skip_reason == filters.skip_reason.value)
+    if filters.since is not None:
+        query = query.where(Assignment.finished_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(Assignment.finished_at < filters.until)
+    if filters.search:
+        matches = _prompt_matches(db, filters.search)
+        if matches is not None:
+            query = query.where(matches)
+    return query
 
 
 def _flags_of(db: Session, comparison_ids: list[int]) -> dict[int, list[str]]:
@@ -290,7 +399,7 @@ def list_labels(
     _check_cursor(cursor)
     limit = _page_size(limit)
     query = _label_query(db, project_id, filters)
-    label: Any = Comparison if filters.kind == "comparison" else Demonstration
+    label: Any = _label_model(filters.kind)
     if cursor is not None:
         query = query.where(label.id < cursor)
     rows = db.execute(query.order_by(label.id.desc()).limit(limit + 1)).all()
@@ -305,9 +414,12 @@ def _label_row(kind: str, row: Any, flags: list[str]) -> LabelRow:
     (id_, created, task_id, queue_id, queue_name, username, source, source_name, prompt_id) = row[
         :9
     ]
-    category, messages, label_text, version, gold, seconds = row[9:]
+    category, messages, label_text, version, gold, seconds, agreement, skip_reason = row[9:17]
     if kind == "demonstration":
         label_text = first_turn(label_text or [])
+    if kind == "skip":
+        # `seconds` holds the lease's start: the time spent before skipping, less idle time.
+        seconds = max(0.0, (created - seconds).total_seconds() - row[17])
     return LabelRow(
         kind=kind,
         id=id_,
@@ -316,7 +428,7 @@ def _label_row(kind: str, row: Any, flags: list[str]) -> LabelRow:
         queue_id=queue_id,
         queue_name=queue_name,
         labeler=username,
-        source=str(source.value),
+        source=str(getattr(source, "value", source)),
         source_name=source_name,
         prompt_id=prompt_id,
         category=str(category.value),
@@ -326,6 +438,8 @@ def _label_row(kind: str, row: Any, flags: list[str]) -> LabelRow:
         guideline_version=version,
         gold=bool(gold),
         time_spent_seconds=seconds,
+        task_agreement=agreement,
+        skip_reason=skip_reason,
     )
 
 
@@ -364,6 +478,13 @@ def _prompt_query(db: Session, project_id: int, filters: PromptFilters) -> Selec
                 Response.prompt_id == Prompt.id, Response.source == filters.response_source
             )
         )
+    if filters.skipped is not None:
+        skipped = exists().where(
+            Task.prompt_id == Prompt.id,
+            Assignment.task_id == Task.id,
+            Assignment.status == AssignmentStatus.skipped,
+        )
+        query = query.where(skipped if filters.skipped else ~skipped)
     if filters.since is not None:
         query = query.where(Prompt.created_at >= filters.since)
     if filters.until is not None:
@@ -442,6 +563,8 @@ LABEL_COLUMNS = (
     "guideline_version",
     "gold",
     "time_spent_seconds",
+    "task_agreement",
+    "skip_reason",
 )
 PROMPT_COLUMNS = ("id", "created_at", "category", "source", "prompt", "responses")
 
@@ -479,6 +602,8 @@ def labels_csv(db: Session, project_id: int, filters: LabelFilters) -> Iterator[
                     row.guideline_version,
                     row.gold,
                     row.time_spent_seconds,
+                    row.task_agreement,
+                    row.skip_reason,
                 )
             )
 

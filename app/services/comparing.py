@@ -39,6 +39,7 @@ from app.services.submitting import (
     replay_of,
     time_spent,
 )
+from app.services.task_agreement import record_task_agreement
 
 
 def submit_comparison(
@@ -131,6 +132,7 @@ def submit_comparison(
     rewrites = add_rewrites(db, comparison, data.rewrites, labeler)
     finish_assignment(db, ctx.assignment, now, data.idle_seconds)
     db.flush()
+    record_task_agreement(db, ctx.task.id)
     _adapt_overlap(db, ctx.task, ctx.queue)
     replay = commit_label(db, Comparison, data.idempotency_key, labeler, assignment_id)
     if replay is not None:

@@ -33,7 +33,9 @@ def _diff(url: str) -> list[object]:
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "include_name": migrate.include_name}
+            )
             return list(compare_metadata(context, Base.metadata))
     finally:
         engine.dispose()
@@ -42,7 +44,10 @@ def _diff(url: str) -> list[object]:
 def _tables(url: str) -> set[str]:
     engine = make_engine(url)
     try:
-        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+        names = inspect(engine).get_table_names()
+        return {name for name in names if migrate.include_name(name, "table", {})} - {
+            "alembic_version"
+        }
     finally:
         engine.dispose()
 

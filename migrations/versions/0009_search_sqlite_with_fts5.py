@@ -18,8 +18,9 @@ The tokenizer is unicode61 without removing diacritics, like PostgreSQL's 'simpl
 configuration (lower case, "café" is not "cafe"). Alembic ignores the FTS tables and their
 shadow tables (app.migrate.include_name).
 
-A later batch migration on SQLite that recreates `prompts` or `responses` drops these triggers
-with the old table: it must create them again (see `create_triggers`).
+A later batch migration on SQLite that recreates `prompts` or `responses` (copy, drop, rename)
+drops these triggers with the old table: it must create them again, as `create_triggers` here
+does.
 
 Revision ID: 0009
 Revises: 0008

@@ -56,6 +56,7 @@ def test_every_word_whole_and_in_any_case(db: Session) -> None:
     assert found(db, "hai", project.id) == []  # no prefixes
     assert found(db, "haikus", project.id) == []  # no stemming
     assert found(db, "about a", project.id) == [rain.id]  # no stop words
+    assert found(db, "haiku\x00rain", project.id) == [rain.id]  # NUL parts words, no error
     assert found(db, "café", project.id) == [cafe.id]
     assert found(db, "CAFÉ", project.id) == [cafe.id]
     assert found(db, "cafe", project.id) == []  # diacritics count, as in 'simple'

@@ -305,7 +305,8 @@ def iter_labels(
         cursor = page.next_cursor
 
 
-def _prompt_query(db: Session, project_id: int, filters: PromptFilters) -> Select[Any]:
+def _prompt_query(project_id: int, filters: PromptFilters) -> Select[Any]:
+    """The prompts the filters select, but for the search (search.newest_prompts)."""
     responses = (
         select(func.count())
         .select_from(Response)
@@ -327,9 +328,6 @@ def _prompt_query(db: Session, project_id: int, filters: PromptFilters) -> Selec
         query = query.where(Prompt.created_at >= filters.since)
     if filters.until is not None:
         query = query.where(Prompt.created_at < filters.until)
-    matches = search.prompt_or_response_matches(db, filters.search or "")
-    if matches is not None:
-        query = query.where(matches)
     return query
 
 
@@ -345,10 +343,10 @@ def list_prompts(
     get_project_checked(db, project_id)
     _check_cursor(cursor)
     limit = _page_size(limit)
-    query = _prompt_query(db, project_id, filters)
+    query = _prompt_query(project_id, filters)
     if cursor is not None:
         query = query.where(Prompt.id < cursor)
-    rows = db.execute(query.order_by(Prompt.id.desc()).limit(limit + 1)).all()
+    rows = search.newest_prompts(db, query, filters.search or "", limit + 1)
     more = len(rows) > limit
     items = [
         PromptRow(

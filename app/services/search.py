@@ -17,10 +17,23 @@ splits into several tokens ("e-mail") must be found as that phrase; PostgreSQL's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import column, exists, false, func, literal_column, or_, select, table
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import (
+    Row,
+    Select,
+    column,
+    exists,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    union,
+)
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import Prompt, Response
@@ -31,6 +44,10 @@ SEARCH_CONFIG = literal_column("'simple'::regconfig")
 # The FTS5 tables of migration 0009 (SQLite only): rowid is the prompt's or response's id.
 PROMPTS_FTS = table("prompts_fts", column("rowid"), column("text"))
 RESPONSES_FTS = table("responses_fts", column("rowid"), column("text"))
+# How many of the newest prompts (after the other filters) the prompt search on PostgreSQL
+# tests one by one before it asks the indexes: about 15 ms on a quiet 2-core machine; a word
+# in at least 1 prompt in 20 fills a page of 50 from them.
+WALK = 1000
 
 
 def _words(search: str) -> list[str]:
@@ -65,36 +82,60 @@ def prompt_matches(db: Session, search: str) -> ColumnElement[bool] | None:
     if query is None:
         return false()
     if _postgres(db):
-        return func.to_tsvector(SEARCH_CONFIG, Prompt.messages).op("@@")(_tsquery(search))
+        return _vector(Prompt.messages).op("@@")(_tsquery(search))
     return Prompt.id.in_(_fts_ids(PROMPTS_FTS, query))
 
 
-def prompt_or_response_matches(db: Session, search: str) -> ColumnElement[bool] | None:
-    """The prompt, or one of its responses, holds every word of `search`; None for an empty
-    search."""
+def newest_prompts(
+    db: Session, query: Select[Any], search: str, count: int, *, walk: int = WALK
+) -> Sequence[Row[Any]]:
+    """The first `count` rows of `query` (prompts, newest first) that hold every word of
+    `search` in the prompt or in one of its responses; every row for an empty search."""
+    newest = query.order_by(Prompt.id.desc())
     if not _words(search):
-        return None
-    query = fts5_query(search)
-    if query is None:
-        return false()
-    if _postgres(db):
-        # Two EXISTS, so PostgreSQL plans each side on its own and picks per word: for a rare
-        # word it reads the GIN index once and keeps the ids in a hash ("hashed SubPlan") to
-        # test the prompts against from the newest (a word found nowhere reads them all: 0.1 s
-        # at 333,000 prompts); for a word in most rows it tests the newest prompts' own text
-        # one by one and stops at the page's end. One plan for both fails one of them: the ids
-        # from the indexes, united and sorted, took 1.3 s for a word in every response at a
-        # million comparisons.
-        tsquery = _tsquery(search)
-        searched = aliased(Prompt)
-        in_prompt = exists().where(
-            searched.id == Prompt.id,
-            func.to_tsvector(SEARCH_CONFIG, searched.messages).op("@@")(tsquery),
+        return db.execute(newest.limit(count)).all()
+    words = fts5_query(search)
+    if words is None:
+        return []
+    if not _postgres(db):
+        responses = select(Response.prompt_id).where(
+            Response.id.in_(_fts_ids(RESPONSES_FTS, words))
         )
-        in_response = exists().where(
-            Response.prompt_id == Prompt.id,
-            func.to_tsvector(SEARCH_CONFIG, Response.content).op("@@")(tsquery),
-        )
-        return or_(in_prompt, in_response)
-    responses = select(Response.prompt_id).where(Response.id.in_(_fts_ids(RESPONSES_FTS, query)))
-    return or_(Prompt.id.in_(_fts_ids(PROMPTS_FTS, query)), Prompt.id.in_(responses))
+        found = or_(Prompt.id.in_(_fts_ids(PROMPTS_FTS, words)), Prompt.id.in_(responses))
+        return db.execute(newest.where(found).limit(count)).all()
+    # A word in most rows is found among the newest prompts at once, but the GIN indexes
+    # return every row that has it (the ids of every prompt, united and sorted, took 1.3 s
+    # for a word in every response at a million comparisons); a rare word is the other way
+    # round. So the newest `walk` prompts are tested one by one first, and the indexes are
+    # asked only when those hold less than a page. Both steps find the same rows, newest
+    # first, so the page is the same either way.
+    tsquery = _tsquery(search)
+    bound = db.scalar(
+        query.with_only_columns(Prompt.id).order_by(Prompt.id.desc()).offset(walk - 1).limit(1)
+    )
+    walked = newest.where(_tested_one_by_one(tsquery))
+    if bound is not None:
+        walked = walked.where(Prompt.id >= bound)
+    rows = db.execute(walked.limit(count)).all()
+    if len(rows) == count or bound is None:
+        return rows
+    indexed = union(
+        select(Prompt.id).where(_vector(Prompt.messages).op("@@")(tsquery)),
+        select(Response.prompt_id).where(_vector(Response.content).op("@@")(tsquery)),
+    )
+    return db.execute(newest.where(Prompt.id.in_(indexed)).limit(count)).all()
+
+
+def _vector(text: Any) -> Any:
+    return func.to_tsvector(SEARCH_CONFIG, text)
+
+
+def _tested_one_by_one(tsquery: Any) -> ColumnElement[bool]:
+    # OFFSET 0 keeps PostgreSQL from turning the EXISTS into a hash of every matching
+    # response, which it may judge cheaper for a common word (0.5 s at 100,000 comparisons).
+    in_response = exists(
+        select(1)
+        .where(Response.prompt_id == Prompt.id, _vector(Response.content).op("@@")(tsquery))
+        .offset(0)
+    )
+    return or_(_vector(Prompt.messages).op("@@")(tsquery), in_response)

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.models import Prompt
+from app.models import Prompt, Response, ResponseSource
 from app.services import search
 from tests.factories import make_project, make_prompt, make_responses
 
@@ -19,11 +19,10 @@ def found(db: Session, words: str, project_id: int) -> list[int]:
     return list(db.scalars(query.order_by(Prompt.id)))
 
 
-def found_with_responses(db: Session, words: str, project_id: int) -> list[int]:
-    matches = search.prompt_or_response_matches(db, words)
-    assert matches is not None
-    query = select(Prompt.id).where(Prompt.project_id == project_id, matches)
-    return list(db.scalars(query.order_by(Prompt.id)))
+def found_with_responses(db: Session, words: str, project_id: int, walk: int = 1000) -> list[int]:
+    query = select(Prompt.id).where(Prompt.project_id == project_id)
+    rows = search.newest_prompts(db, query, words, 100, walk=walk)
+    return sorted(row.id for row in rows)
 
 
 def test_fts5_query_quotes_every_word() -> None:
@@ -40,7 +39,11 @@ def test_fts5_query_quotes_every_word() -> None:
 def test_an_empty_search_selects_everything(db: Session) -> None:
     assert search.prompt_matches(db, "") is None
     assert search.prompt_matches(db, " \t\n") is None
-    assert search.prompt_or_response_matches(db, "  ") is None
+    project = make_project(db)
+    prompts = [make_prompt(db, project, f"Prompt {n}") for n in range(3)]
+    query = select(Prompt.id).where(Prompt.project_id == project.id)
+    rows = search.newest_prompts(db, query, "  ", 2)
+    assert [row.id for row in rows] == [prompts[2].id, prompts[1].id]
 
 
 def test_every_word_whole_and_in_any_case(db: Session) -> None:
@@ -106,6 +109,42 @@ def test_a_prompt_is_found_by_its_own_words_or_one_response_holding_them_all(
     assert found_with_responses(db, "answer plants", project.id) == []
     assert found_with_responses(db, "answer 2", project.id) == []
     assert found(db, "answer", project.id) == []
+
+
+@pytest.mark.parametrize("walk", [1, 2, 3, 1000])
+def test_newest_first_whether_the_newest_are_walked_or_the_index_is_asked(
+    db: Session, walk: int
+) -> None:
+    # On PostgreSQL the newest `walk` prompts are tested first, then the GIN indexes are asked
+    # when they hold less than the page: the page is the same either way.
+    project = make_project(db)
+    prompts = [make_prompt(db, project, f"Prompt {n}") for n in range(6)]
+    for prompt in (prompts[0], prompts[2]):
+        prompt.messages = [{"role": "user", "content": f"Zebra {prompt.id}"}]
+    make_responses(db, prompts[3], 1)  # "answer 0"
+    db.add(
+        Response(
+            prompt_id=prompts[5].id,
+            content="A zebra.",
+            source=ResponseSource.imported,
+            source_name="t",
+        )
+    )
+    db.flush()
+    query = select(Prompt.id).where(Prompt.project_id == project.id)
+
+    def page(words: str, count: int, below: int | None = None) -> list[int]:
+        paged = query if below is None else query.where(Prompt.id < below)
+        return [row.id for row in search.newest_prompts(db, paged, words, count, walk=walk)]
+
+    zebras = [prompts[5].id, prompts[2].id, prompts[0].id]
+    assert page("zebra", 10) == zebras
+    assert page("zebra", 2) == zebras[:2]
+    assert page("zebra", 2, below=zebras[1]) == zebras[2:]
+    assert page("ZEBRA", 1, below=prompts[5].id) == [prompts[2].id]
+    assert page("answer", 10) == [prompts[3].id]
+    assert page("answer zebra", 10) == []
+    assert page("%", 10) == []
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ A search is words, every one of which must be found; case does not matter, a wor
 whole word (no stemming, no prefixes, no stop words), so every language is treated alike.
 
 PostgreSQL: `to_tsvector('simple', ...) @@ plainto_tsquery('simple', ...)` on the expressions
-the GIN indexes of migration 0008_search are built on.
+the GIN indexes of migration 0008_search are built on. The prompt search (prompt or response)
+tests the newest prompts one by one before it asks the indexes (`newest_prompts`).
 
 SQLite: the FTS5 tables of migration 0009 (`prompts_fts`, `responses_fts`; unicode61
 tokenizer, diacritics kept). Each word of the search is quoted, so nothing a person types is
@@ -45,8 +46,8 @@ SEARCH_CONFIG = literal_column("'simple'::regconfig")
 PROMPTS_FTS = table("prompts_fts", column("rowid"), column("text"))
 RESPONSES_FTS = table("responses_fts", column("rowid"), column("text"))
 # How many of the newest prompts (after the other filters) the prompt search on PostgreSQL
-# tests one by one before it asks the indexes: about 15 ms on a quiet 2-core machine; a word
-# in at least 1 prompt in 20 fills a page of 50 from them.
+# tests one by one before it asks the indexes (1,000 that miss cost about 45 ms on a 2-core
+# machine at load 10); a word in at least 1 prompt in 20 fills a page of 50 from them.
 WALK = 1000
 
 

@@ -11,9 +11,11 @@ times after one warm-up, and reports the median and slowest wall-clock milliseco
 process's CPU seconds per request:
 
 - labels: the first page, a filtered page (labeler + queue + flag), a deep keyset page (the
-  cursor of the 500,000th comparison), a search ("zebra", rare), a search of a common word;
+  cursor of the 500,000th comparison), searches of a rare word ("zebra"), a common one
+  ("photosynthesis", 1 prompt in 11), one in every prompt ("prompt") and one found nowhere;
 - the HTML page /projects/{id}/data for the first page and the filtered one;
-- prompt search ("zebra" in prompts or responses; "answer", a word of every response).
+- prompt search (in prompts or responses) of the same rare and common words, "answer" (a word
+  of every response) and a word found nowhere.
 
 Results go to bench/results/data_browser.json.
 
@@ -216,6 +218,7 @@ def run(url: str, comparisons: int, repeat: int) -> dict[str, Any]:
         with TestClient(create_app(settings), follow_redirects=False) as client:
             api = signed_in(client, url)
             labels = "/api/v1/projects/1/labels"
+            prompt_search = "/api/v1/projects/1/prompt-search"
             deep_cursor = max(1, comparisons // 2)
             cases = {
                 "labels_first_page": (labels, {}),
@@ -231,12 +234,14 @@ def run(url: str, comparisons: int, repeat: int) -> dict[str, Any]:
                 "labels_gold": (labels, {"gold": "true"}),
                 "labels_search_rare": (labels, {"search": "zebra"}),
                 "labels_search_common": (labels, {"search": "photosynthesis"}),
-                "prompts_search_rare": ("/api/v1/projects/1/prompt-search", {"search": "zebra"}),
-                # In every response: the slow case of the prompt search.
-                "prompts_search_every_response": (
-                    "/api/v1/projects/1/prompt-search",
-                    {"search": "answer"},
-                ),
+                "labels_search_every_prompt": (labels, {"search": "prompt"}),
+                "labels_search_none": (labels, {"search": "nowhere"}),
+                "prompts_search_rare": (prompt_search, {"search": "zebra"}),
+                "prompts_search_common": (prompt_search, {"search": "photosynthesis"}),
+                # In every response: the index finds every prompt, the newest are read instead.
+                "prompts_search_every_response": (prompt_search, {"search": "answer"}),
+                # Found nowhere: every prompt of the project is read to say so.
+                "prompts_search_none": (prompt_search, {"search": "nowhere"}),
                 "page_first": ("/projects/1/data", {}),
                 "page_filtered": (
                     "/projects/1/data",

@@ -11,11 +11,8 @@ skipped). "Agreement below x" reads each comparison task's stored pairwise agree
 (app/services/task_agreement.py; indexed), so it costs what another join costs; a task with
 one labeler so far has no figure and is never below x.
 
-Search is PostgreSQL full text (`to_tsvector('simple', ...) @@ plainto_tsquery('simple', ...)`,
-served by the GIN indexes of migration 0008_search) on PostgreSQL, and on SQLite a
-case-insensitive substring match of every word (LIKE, no index: SQLite is the one-machine
-set-up, where a scan of the project's rows is fast enough; FTS5 tables are not kept). The
-'simple' configuration neither stems nor drops stop words, so it treats every language alike.
+Search (every word, in the prompt or, for the prompts view, in a response too) is
+app/services/search.py: PostgreSQL full text, SQLite FTS5.
 """
 
 from __future__ import annotations
@@ -28,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, cast, exists, false, func, literal_column, select, union
+from sqlalchemy import Select, and_, cast, exists, false, func, literal_column, select
 from sqlalchemy import Text as SqlText
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -52,15 +49,13 @@ from app.models import (
     User,
 )
 from app.schemas.labeling import SkipReason
+from app.services import search
 from app.services.dashboard.exports import cell
 from app.services.prompts import MAX_ID, get_project_checked
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 SNIPPET_CHARS = 200
-# A literal, not a bound parameter, so the expression is the very one the GIN indexes of
-# migration 0008_search are built on (app/models/content.py search_index) and the planner uses them.
-SEARCH_CONFIG = literal_column("'simple'::regconfig")
 LABEL_KINDS = ("comparison", "demonstration", "skip")
 FLAG_KEY = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -163,42 +158,6 @@ def first_user_text(messages: Sequence[dict[str, Any]]) -> str:
     return snippet(str(messages[0].get("content", ""))) if messages else ""
 
 
-def _words(search: str) -> list[str]:
-    return [word for word in search.split() if word]
-
-
-def _like_all(column: ColumnElement[Any], words: list[str]) -> ColumnElement[bool]:
-    escaped = [w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for w in words]
-    return and_(*(func.lower(column).like(f"%{w.lower()}%", escape="\\") for w in escaped))
-
-
-def _prompt_matches(db: Session, search: str) -> ColumnElement[bool] | None:
-    """Prompt text contains the search (every word), or None for an empty search."""
-    words = _words(search)
-    if not words:
-        return None
-    if db.get_bind().dialect.name == "postgresql":
-        return func.to_tsvector(SEARCH_CONFIG, Prompt.messages).op("@@")(
-            func.plainto_tsquery(SEARCH_CONFIG, search)
-        )
-    # SQLite keeps JSON with non-ASCII characters escaped, so match each message's content,
-    # not the stored JSON text.
-    turns = func.json_each(Prompt.messages).table_valued("value").alias("turn")
-    content = func.json_extract(turns.c.value, "$.content")
-    return exists(select(1).select_from(turns).where(_like_all(content, words)))
-
-
-def _response_matches(db: Session, search: str) -> ColumnElement[bool] | None:
-    words = _words(search)
-    if not words:
-        return None
-    if db.get_bind().dialect.name == "postgresql":
-        return func.to_tsvector(SEARCH_CONFIG, Response.content).op("@@")(
-            func.plainto_tsquery(SEARCH_CONFIG, search)
-        )
-    return _like_all(Response.content, words)
-
-
 def _page_size(limit: int) -> int:
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}")
@@ -299,7 +258,7 @@ def _label_query(db: Session, project_id: int, filters: LabelFilters) -> Select[
             )
         )
     if filters.search:
-        matches = _prompt_matches(db, filters.search)
+        matches = search.prompt_matches(db, filters.search)
         if matches is not None:
             query = query.where(matches)
     return query
@@ -367,7 +326,7 @@ def _skip_query(db: Session, project_id: int, filters: LabelFilters) -> Select[A
     if filters.until is not None:
         query = query.where(Assignment.finished_at < filters.until)
     if filters.search:
-        matches = _prompt_matches(db, filters.search)
+        matches = search.prompt_matches(db, filters.search)
         if matches is not None:
             query = query.where(matches)
     return query
@@ -460,7 +419,8 @@ def iter_labels(
         cursor = page.next_cursor
 
 
-def _prompt_query(db: Session, project_id: int, filters: PromptFilters) -> Select[Any]:
+def _prompt_query(project_id: int, filters: PromptFilters) -> Select[Any]:
+    """The prompts the filters select, but for the search (search.newest_prompts)."""
     responses = (
         select(func.count())
         .select_from(Response)
@@ -489,17 +449,6 @@ def _prompt_query(db: Session, project_id: int, filters: PromptFilters) -> Selec
         query = query.where(Prompt.created_at >= filters.since)
     if filters.until is not None:
         query = query.where(Prompt.created_at < filters.until)
-    in_prompt = _prompt_matches(db, filters.search or "")
-    in_response = _response_matches(db, filters.search or "")
-    if in_prompt is not None and in_response is not None:
-        # The ids each GIN index finds, united: an OR is tested row by row while PostgreSQL
-        # reads prompts from the newest (0.35 s for a rare word at a million comparisons;
-        # this takes 20 ms). A word in nearly every response is the slow case here instead.
-        matched = union(
-            select(Prompt.id).where(Prompt.project_id == project_id, in_prompt),
-            select(Response.prompt_id).where(in_response),
-        )
-        query = query.where(Prompt.id.in_(matched))
     return query
 
 
@@ -515,10 +464,10 @@ def list_prompts(
     get_project_checked(db, project_id)
     _check_cursor(cursor)
     limit = _page_size(limit)
-    query = _prompt_query(db, project_id, filters)
+    query = _prompt_query(project_id, filters)
     if cursor is not None:
         query = query.where(Prompt.id < cursor)
-    rows = db.execute(query.order_by(Prompt.id.desc()).limit(limit + 1)).all()
+    rows = search.newest_prompts(db, query, filters.search or "", limit + 1)
     more = len(rows) > limit
     items = [
         PromptRow(

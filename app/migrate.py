@@ -10,7 +10,7 @@ from alembic.config import Config
 from sqlalchemy import Connection
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-# SQLite's FTS5 tables of migration 0009 (and the shadow tables FTS5 keeps for each): made by
+# SQLite's FTS5 tables of migration 0010 (and the shadow tables FTS5 keeps for each): made by
 # the migration, not the models, so autogenerate and `alembic check` must not see them.
 FTS_TABLE = re.compile(r"(prompts|responses)_fts(_(data|idx|docsize|config|content))?")
 

@@ -34,7 +34,7 @@ class ResponseSource(enum.StrEnum):
 
 def search_index(name: str, column: str) -> Index:
     """A GIN index on to_tsvector('simple', column), created on PostgreSQL alone (SQLite
-    searches the FTS5 tables of migration 0009; see app/services/search.py)."""
+    searches the FTS5 tables of migration 0010; see app/services/search.py)."""
     vector = func.to_tsvector(literal_column("'simple'::regconfig"), literal_column(column))
     return Index(name, vector, postgresql_using="gin").ddl_if(dialect="postgresql")
 

@@ -7,7 +7,7 @@ PostgreSQL: `to_tsvector('simple', ...) @@ plainto_tsquery('simple', ...)` on th
 the GIN indexes of migration 0008_search are built on. The prompt search (prompt or response)
 tests the newest prompts one by one before it asks the indexes (`newest_prompts`).
 
-SQLite: the FTS5 tables of migration 0009 (`prompts_fts`, `responses_fts`; unicode61
+SQLite: the FTS5 tables of migration 0010 (`prompts_fts`, `responses_fts`; unicode61
 tokenizer, diacritics kept). Each word of the search is quoted, so nothing a person types is
 FTS5 syntax: `"a OR b"`, `NEAR(...)`, `col:word` and `word*` are plain words. A word FTS5
 splits into several tokens ("e-mail") must be found as that phrase; PostgreSQL's parser keeps
@@ -42,7 +42,7 @@ from app.models import Prompt, Response
 # A literal, not a bound parameter, so the expression is the very one the GIN indexes of
 # migration 0008_search are built on (app/models/content.py search_index) and the planner uses them.
 SEARCH_CONFIG = literal_column("'simple'::regconfig")
-# The FTS5 tables of migration 0009 (SQLite only): rowid is the prompt's or response's id.
+# The FTS5 tables of migration 0010 (SQLite only): rowid is the prompt's or response's id.
 PROMPTS_FTS = table("prompts_fts", column("rowid"), column("text"))
 RESPONSES_FTS = table("responses_fts", column("rowid"), column("text"))
 # How many of the newest prompts (after the other filters) the prompt search on PostgreSQL

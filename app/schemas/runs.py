@@ -140,7 +140,7 @@ class TrainingHyperparameters(BaseModel):
         ge=1,
         le=MAX_PROCESSES,
         description="Training processes on the worker (one GPU each on CUDA); above 1 the job "
-        "runs as an `accelerate launch` process group.",
+        "runs as an accelerate launch process group.",
     )
     distributed: Literal["ddp", "fsdp", "deepspeed-zero3"] | None = Field(
         title="Multi-process strategy",

@@ -253,6 +253,17 @@ class PPOHyperparameters(OnlineHyperparameters):
         title="Value loss weight", default=0.1, gt=0, le=10, description="Weight of the value loss."
     )
 
+    @model_validator(mode="after")
+    def _one_process(self) -> PPOHyperparameters:
+        # Tried with 2 processes: trl.experimental.ppo (TRL 1.12) fails at its first checkpoint
+        # under DDP (its model card reads `.config` off the DDP wrapper).
+        if self.processes > 1:
+            raise ValueError(
+                "PPO runs in one process: TRL's experimental PPO trainer cannot checkpoint in a "
+                "process group; use processes=1, or RLOO for several processes"
+            )
+        return self
+
 
 class RLOOHyperparameters(OnlineHyperparameters):
     """REINFORCE leave-one-out against a reward model (TRL's RLOOTrainer)."""

@@ -165,6 +165,24 @@ def test_bad_common_values_are_refused(
     assert problems(SFTHyperparameters, values) == expected
 
 
+def test_ppo_takes_one_process_and_the_other_kinds_several() -> None:
+    assert problems(PPOHyperparameters, {"processes": 2}) == [
+        (
+            "",
+            "Value error, PPO runs in one process: TRL's experimental PPO trainer cannot "
+            "checkpoint in a process group; use processes=1, or RLOO for several processes",
+        )
+    ]
+    for schema in (
+        SFTHyperparameters,
+        RewardHyperparameters,
+        DPOHyperparameters,
+        RLOOHyperparameters,
+    ):
+        parsed = schema.model_validate({"processes": 16, "distributed": "deepspeed-zero3"})
+        assert (parsed.processes, parsed.distributed) == (16, "deepspeed-zero3")
+
+
 def test_kind_specific_values_are_checked() -> None:
     assert problems(RewardHyperparameters, {"center_rewards_coefficient": -0.1}) == [
         ("center_rewards_coefficient", "Input should be greater than or equal to 0")

@@ -8,6 +8,7 @@ test_training_worker.py (it needs a real worker process to kill)."""
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from app.models import (
 )
 from app.settings import Settings
 from tests.factories import make_project
+from tests.worker.job_support import Recorder, make_context
 from worker.launch import (
     SHARD_PARAMETERS,
     GroupFailed,
@@ -41,7 +43,12 @@ from worker.launch import (
     safetensors_parameters,
 )
 from worker.runner import execute_run
-from worker.training.synthetic import preference_rows, sft_rows, write_snapshot_folder
+from worker.training.synthetic import (
+    preference_rows,
+    prompt_rows,
+    sft_rows,
+    write_snapshot_folder,
+)
 
 WORKER = "group-worker@host"
 # What save_model writes for the tiny model (as a one-process run does).
@@ -136,29 +143,54 @@ def settings(tmp_path: Path, own_database: str) -> Settings:
     )
 
 
+@pytest.fixture(scope="module")
+def tiny_reward(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> Path:
+    """A reward model for the RLOO run: the tiny model with a score head, trained a few steps."""
+    from worker.jobs import reward
+
+    root = tmp_path_factory.mktemp("tiny-reward")
+    pairs = write_snapshot_folder(root / "pairs", "preference", preference_rows(64))
+    context = make_context(root / "reward", "reward", {"max_steps": 5}, tiny, pairs, Recorder())
+    return reward.run(context).model_dir
+
+
+SHAPES = {
+    RunKind.sft: ("sft", SnapshotKind.sft),
+    RunKind.reward: ("preference", SnapshotKind.preference),
+    RunKind.dpo: ("preference", SnapshotKind.preference),
+    RunKind.rloo: ("prompts", SnapshotKind.prompts),
+}
+
+
 def group_run(
     sessions: sessionmaker[Session],
     settings: Settings,
     tiny: Path,
     kind: RunKind,
     hyperparameters: dict[str, Any],
+    reward_model: Path | None = None,
 ) -> int:
     """A run of `kind` on the tiny model and a synthetic snapshot of its shape."""
     settings.ensure_data_dir()
-    shape = "sft" if kind == RunKind.sft else "preference"
-    rows = sft_rows(64) if shape == "sft" else preference_rows(64)
+    shape, snapshot_kind = SHAPES[kind]
+    rows = {"sft": sft_rows, "preference": preference_rows, "prompts": prompt_rows}[shape](64)
     with sessions() as db:
         project: Project = make_project(db)
         model_folder = settings.data_dir / "models" / "tiny"
         if not model_folder.is_dir():
-            import shutil
-
             shutil.copytree(tiny, model_folder)
         base = Model(name="tiny", role=ModelRole.policy, path="models/tiny", project_id=project.id)
+        scorer = None
+        if reward_model is not None:
+            shutil.copytree(reward_model, settings.data_dir / "models/reward")
+            scorer = Model(
+                name="reward", role=ModelRole.reward, path="models/reward", project_id=project.id
+            )
+            db.add(scorer)
         snapshot = Snapshot(
             project_id=project.id,
             name=f"{shape} rows",
-            kind=SnapshotKind.sft if shape == "sft" else SnapshotKind.preference,
+            kind=snapshot_kind,
             filters={},
             content_hash="0" * 64,
             row_counts={},
@@ -173,6 +205,7 @@ def group_run(
             kind=kind,
             base_model_id=base.id,
             snapshot_id=snapshot.id,
+            reward_model_id=scorer.id if scorer is not None else None,
             hyperparameters={"processes": 2, **hyperparameters},
             max_attempts=3,
         )
@@ -228,6 +261,7 @@ def complete_checkpoints(settings: Settings, run_id: int) -> list[int]:
         (RunKind.sft, "loss", {"eval_loss", "perplexity", "train_loss"}),
         (RunKind.reward, "loss", {"accuracy", "eval_loss", "train_loss"}),
         (RunKind.dpo, "loss", {"eval_loss", "reward_accuracy", "reward_margin", "train_loss"}),
+        (RunKind.rloo, "reward", {"mean_reward", "start_mean_reward", "win_rate"}),
     ],
 )
 @pytest.mark.slow
@@ -239,8 +273,18 @@ def test_a_two_process_run_trains_reports_each_step_once_and_saves_one_model(
     kind: RunKind,
     loss_name: str,
     eval_names: set[str],
+    request: pytest.FixtureRequest,
 ) -> None:
-    run_id = group_run(sessions, settings, tiny, kind, {"max_steps": 6, "batch_size": 4})
+    reward_model = request.getfixturevalue("tiny_reward") if kind == RunKind.rloo else None
+    extra = {"num_generations": 2} if kind == RunKind.rloo else {}
+    run_id = group_run(
+        sessions,
+        settings,
+        tiny,
+        kind,
+        {"max_steps": 6, "batch_size": 4, **extra},
+        reward_model,
+    )
     assert execute(run_id, sessions, settings) == "succeeded"
     run = run_state(sessions, run_id)
     assert run.status == RunStatus.succeeded, (run.error, run.traceback)
@@ -333,8 +377,6 @@ def test_a_rank_that_fails_fails_the_run_with_its_error_and_leaves_nothing_runni
     for split in snapshot_dir.glob("*/train.*"):
         split.unlink()
     for folder in snapshot_dir.glob("*/datasets"):
-        import shutil
-
         shutil.rmtree(folder)
     assert execute(run_id, sessions, settings) == "failed"
     run = run_state(sessions, run_id)

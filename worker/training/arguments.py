@@ -95,17 +95,26 @@ def resume_checkpoint(resume_from: Path | None) -> str | None:
 def save_model(model: Any, tokenizer: Any, output_dir: Path) -> Path:
     """The trained weights as safetensors with the tokenizer beside them; LoRA adapters are
     merged in first, so the folder loads like any full model. In a process group (worker/
-    launch.py) every rank calls it and only the main process writes; a sharded model (FSDP,
-    DeepSpeed ZeRO-3) is gathered whole first, which takes every rank."""
+    launch.py) every rank calls it, only the main process writes, and every rank returns once
+    it has; a sharded model (FSDP, DeepSpeed ZeRO-3) is gathered whole first."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     state_dict = gathered_state_dict(model)
-    if not is_main_process():
-        return output_dir
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir, safe_serialization=True, state_dict=state_dict)
-    tokenizer.save_pretrained(output_dir)
+    if is_main_process():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(output_dir, safe_serialization=True, state_dict=state_dict)
+        tokenizer.save_pretrained(output_dir)
+    in_group_wait_for_every_rank()
     return output_dir
+
+
+def in_group_wait_for_every_rank() -> None:
+    """A barrier in a process group (a no-op outside one): what rank 0 wrote before it is
+    there for every rank after it (RLOO's evaluation reloads the saved policy)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def is_main_process() -> bool:

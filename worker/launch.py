@@ -97,8 +97,12 @@ def safetensors_parameters(folder: Path) -> int | None:
 
 
 def choose_strategy(asked: str | None, parameters: int | None, device: str) -> tuple[str, str]:
-    """(strategy, why): what the run asked for, else DDP on CPU and for models that fit one
-    device, FSDP from SHARD_PARAMETERS."""
+    """(strategy, why): DDP on CPU whatever was asked (accelerate shards only across GPUs: it
+    runs an FSDP config on CPU as plain data parallel); on CUDA what the run asked for, else DDP
+    for models that fit one device, FSDP from SHARD_PARAMETERS."""
+    if device != "cuda":
+        why = "on CPU: DDP over gloo (FSDP and DeepSpeed shard across GPUs)"
+        return "ddp", why if asked in (None, "ddp") else f"{asked} asked for, but {why}"
     if asked is not None:
         if asked == "deepspeed-zero3" and find_spec("deepspeed") is None:
             raise GroupFailed(
@@ -106,8 +110,6 @@ def choose_strategy(asked: str | None, parameters: int | None, device: str) -> t
                 "pip install deepspeed on the worker, or ask for fsdp"
             )
         return asked, "given in the run's hyperparameters"
-    if device != "cuda":
-        return "ddp", "on CPU: DDP over gloo (FSDP and DeepSpeed shard across GPUs)"
     if parameters is not None and parameters >= SHARD_PARAMETERS:
         return "fsdp", f"{parameters / 1e9:.1f}B parameters: sharded so that each GPU holds a part"
     size = "unknown size" if parameters is None else f"{parameters / 1e6:.1f}M parameters"
@@ -235,7 +237,10 @@ def run_group(ctx: JobContext) -> JobResult:
         metrics=values["metrics"],
         model_dir=Path(values["model_dir"]),
         role=values["role"],
-        settings={**values["settings"], "launch": launch},
+        settings={
+            **values["settings"],
+            "launch": {**launch, "accelerate_distributed_type": values["distributed_type"]},
+        },
         stopped=values["stopped"],
     )
 

@@ -65,6 +65,16 @@ def write_atomically(path: Path, value: Any, *, exclusive: bool = False) -> bool
     return True
 
 
+def distributed_type() -> str | None:
+    """What accelerate ran the job as (MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED), as the trainer's
+    Accelerator saw it; None if the job made none."""
+    from accelerate.state import AcceleratorState
+
+    if not AcceleratorState._shared_state:
+        return None
+    return str(AcceleratorState().distributed_type.value)
+
+
 def main(folder: Path) -> int:
     from worker.jobs.context import JobContext
     from worker.launch import (
@@ -137,6 +147,7 @@ def main(folder: Path) -> int:
                 "role": result.role,
                 "settings": result.settings,
                 "stopped": result.stopped,
+                "distributed_type": distributed_type(),
             },
         )
     import torch.distributed as dist

@@ -51,7 +51,8 @@ from worker.training.synthetic import (
 )
 
 WORKER = "group-worker@host"
-# What save_model writes for the tiny model (as a one-process run does).
+# What save_model writes for the tiny policy (as a one-process run does); a reward model has
+# no generation_config.json.
 MODEL_FILES = [
     "chat_template.jinja",
     "config.json",
@@ -81,6 +82,11 @@ def test_the_strategy_is_ddp_on_cpu_and_for_small_models_fsdp_from_a_billion_par
     assert choose_strategy("ddp", 8_000_000_000, "cuda") == (
         "ddp",
         "given in the run's hyperparameters",
+    )
+    # Tried: accelerate runs an FSDP config on CPU as plain data parallel (MULTI_CPU).
+    assert choose_strategy("fsdp", 5_000_000_000, "cpu") == (
+        "ddp",
+        "fsdp asked for, but on CPU: DDP over gloo (FSDP and DeepSpeed shard across GPUs)",
     )
 
 
@@ -295,12 +301,15 @@ def test_a_two_process_run_trains_reports_each_step_once_and_saves_one_model(
     assert (launch["processes"], launch["strategy"], launch["backend"]) == (2, "ddp", "gloo")
     assert launch["reason"] == "on CPU: DDP over gloo (FSDP and DeepSpeed shard across GPUs)"
     assert launch["accelerate_config"]["num_processes"] == 2
+    # What accelerate itself ran the trainer as, read back from rank 0.
+    assert launch["accelerate_distributed_type"] == "MULTI_CPU"
     folder = settings.data_dir / f"runs/{run_id}"
     assert (
         json.loads((folder / "launch/accelerate.json").read_text()) == launch["accelerate_config"]
     )
     # One model, written by rank 0 alone: no half-written or second copy beside it.
-    assert sorted(path.name for path in (folder / "model").iterdir()) == MODEL_FILES
+    expected = [name for name in MODEL_FILES if kind != RunKind.reward or "generation" not in name]
+    assert sorted(path.name for path in (folder / "model").iterdir()) == expected
     with sessions() as db:
         model = db.get(Model, run.output_model_id)
         assert model is not None and model.path == f"runs/{run_id}/model"

@@ -17,7 +17,8 @@ accelerate config and the job's context to the run's launch/ folder, starts `acc
   (SIGTERM, then SIGKILL after a grace period).
 
 The strategy (ddp, fsdp, deepspeed-zero3) is the run's `distributed` hyperparameter, or chosen by
-the model's size; it and the config written are recorded in the run's settings under "launch".
+the model's size; the run's settings record it with its reason, the processes, the backend, the
+accelerate config written, and what accelerate ran the trainer as.
 """
 
 from __future__ import annotations
@@ -195,12 +196,19 @@ def run_group(ctx: JobContext) -> JobResult:
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     spec = {key: str(value) if isinstance(value, Path) else value for key, value in _fields(ctx)}
     (folder / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n")
-    launch = {
+    # Recorded beside the job's own settings, each with its reason (the run page's table).
+    launch: dict[str, Any] = {
         "processes": processes,
-        "strategy": strategy,
-        "reason": why,
-        "backend": "nccl" if ctx.device == "cuda" else "gloo",
+        "distributed": strategy,
+        "process_backend": "nccl" if ctx.device == "cuda" else "gloo",
         "accelerate_config": config,
+    }
+    reasons = {
+        "processes": "given in the run's hyperparameters",
+        "distributed": why,
+        "process_backend": "NCCL between GPUs, gloo between CPU processes",
+        "accelerate_config": f"the config file written for the group ({CONFIG_FILE})",
+        "accelerate_distributed_type": "what accelerate ran the trainer as, from rank 0",
     }
     ctx.log(f"launching {processes} processes ({strategy}: {why})")
     with (folder / LOG_FILE).open("ab") as log:
@@ -239,7 +247,9 @@ def run_group(ctx: JobContext) -> JobResult:
         role=values["role"],
         settings={
             **values["settings"],
-            "launch": {**launch, "accelerate_distributed_type": values["distributed_type"]},
+            **launch,
+            "accelerate_distributed_type": values["distributed_type"],
+            "reasons": {**values["settings"].get("reasons", {}), **reasons},
         },
         stopped=values["stopped"],
     )

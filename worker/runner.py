@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -85,11 +86,11 @@ def job_module(kind: str) -> ModuleType:
 
 
 def pick_job(
-    kind: str, hyperparameters: Mapping[str, object], jobs: Mapping[str, JobRunner] | None
+    kind: str, hyperparameters: Mapping[str, Any], jobs: Mapping[str, JobRunner] | None
 ) -> JobRunner:
     """The job module's `run` in this process, or with `processes` above 1 a process group
     that runs it in every rank (worker/launch.py)."""
-    if int(str(hyperparameters.get("processes", 1))) > 1:
+    if int(hyperparameters.get("processes") or 1) > 1:
         from worker.launch import run_group
 
         return run_group

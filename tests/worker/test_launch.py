@@ -297,16 +297,19 @@ def test_a_two_process_run_trains_reports_each_step_once_and_saves_one_model(
     assert eval_names <= set(run.metrics["eval"]), run.metrics
     # Rank 0 alone reports: each step once, not twice.
     assert logged_steps(sessions, run_id, loss_name) == [1, 2, 3, 4, 5, 6]
-    launch = run.artifacts["settings"]["launch"]
-    assert (launch["processes"], launch["strategy"], launch["backend"]) == (2, "ddp", "gloo")
-    assert launch["reason"] == "on CPU: DDP over gloo (FSDP and DeepSpeed shard across GPUs)"
-    assert launch["accelerate_config"]["num_processes"] == 2
-    # What accelerate itself ran the trainer as, read back from rank 0.
-    assert launch["accelerate_distributed_type"] == "MULTI_CPU"
-    folder = settings.data_dir / f"runs/{run_id}"
-    assert (
-        json.loads((folder / "launch/accelerate.json").read_text()) == launch["accelerate_config"]
+    used = run.artifacts["settings"]
+    assert (used["processes"], used["distributed"], used["process_backend"]) == (2, "ddp", "gloo")
+    assert used["reasons"]["distributed"] == (
+        "on CPU: DDP over gloo (FSDP and DeepSpeed shard across GPUs)"
     )
+    assert used["accelerate_config"]["num_processes"] == 2
+    # What accelerate itself ran the trainer as, read back from rank 0.
+    assert used["accelerate_distributed_type"] == "MULTI_CPU"
+    # The job's own settings and reasons are still there beside the group's.
+    assert used["batch_size"] == 4
+    assert used["reasons"]["batch_size"] == "given in the run's hyperparameters"
+    folder = settings.data_dir / f"runs/{run_id}"
+    assert json.loads((folder / "launch/accelerate.json").read_text()) == used["accelerate_config"]
     # One model, written by rank 0 alone: no half-written or second copy beside it.
     expected = [name for name in MODEL_FILES if kind != RunKind.reward or "generation" not in name]
     assert sorted(path.name for path in (folder / "model").iterdir()) == expected

@@ -276,7 +276,7 @@ def test_a_killed_worker_takes_its_process_group_with_it_and_the_run_resumes_on_
     run = run_state(sessions, run_id)
     assert run.status == RunStatus.succeeded, (run.error, run.traceback)
     assert run.attempts == 2
-    assert run.artifacts["settings"]["launch"]["processes"] == 2
+    assert run.artifacts["settings"]["processes"] == 2
     steps = [step for step, _ in losses(sessions, run_id)]
     # Rank 0 alone reported, and the second group began after the newest complete checkpoint.
     assert steps == list(range(1, killed_at + 1)) + list(range(checkpoint + 1, 61))

@@ -262,13 +262,14 @@ def _fields(ctx: JobContext) -> list[tuple[str, Any]]:
 
 
 def _supervise(group: subprocess.Popen[bytes], folder: Path, ctx: JobContext) -> int:
-    """Forwards rank 0's metrics and the runner's stop until the group exits."""
+    """Forwards rank 0's metrics, the group's output and the runner's stop until it exits."""
     metrics = folder / METRICS_FILE
-    offset = 0
+    offset = output = 0
     stop_sent = False
     while True:
         returncode = group.poll()
         offset = _forward_metrics(metrics, offset, ctx)
+        output = _forward_output(folder / LOG_FILE, output, ctx)
         if returncode is not None:
             return returncode
         if not stop_sent and ctx.should_stop():
@@ -290,6 +291,20 @@ def _forward_metrics(path: Path, offset: int, ctx: JobContext) -> int:
     for line in chunk[:end].splitlines():
         step, values, progress = json.loads(line)
         ctx.report(int(step), values, float(progress))
+    return offset + end
+
+
+def _forward_output(path: Path, offset: int, ctx: JobContext) -> int:
+    """The group's new whole lines of output (every rank's), to the runner's log."""
+    if not path.is_file():
+        return offset
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        chunk = handle.read()
+    end = chunk.rfind(b"\n") + 1
+    for line in chunk[:end].decode(errors="replace").splitlines():
+        if line.strip():
+            ctx.log(line)
     return offset + end
 
 

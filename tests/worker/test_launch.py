@@ -12,6 +12,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,24 @@ def test_the_config_names_the_group_and_its_sharding() -> None:
     assert fsdp["fsdp_config"]["fsdp_state_dict_type"] == "FULL_STATE_DICT"
     zero3 = accelerate_config("deepspeed-zero3", 8, "cuda", 29602)
     assert (zero3["distributed_type"], zero3["deepspeed_config"]["zero_stage"]) == ("DEEPSPEED", 3)
+
+
+def test_more_processes_than_gpus_is_refused_before_anything_starts(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worker.launch
+
+    monkeypatch.setattr(worker.launch, "visible_gpus", lambda: 1)
+    ctx = replace(
+        make_context(tmp_path, "sft", {"processes": 2}, tiny, None, Recorder()), device="cuda"
+    )
+    with pytest.raises(GroupFailed) as refused:
+        worker.launch.run_group(ctx)
+    assert str(refused.value) == (
+        "processes=2 asks for a GPU each, and this worker sees 1: ask for at most 1, or run it "
+        "on a worker with more GPUs"
+    )
+    assert not (tmp_path / "launch").exists()
 
 
 def test_the_parameter_count_comes_from_the_safetensors_headers(tiny: Path) -> None:
@@ -396,3 +415,42 @@ def test_a_rank_that_fails_fails_the_run_with_its_error_and_leaves_nothing_runni
     assert run.error is not None and run.error.startswith("GroupFailed: rank "), run.error
     assert run.traceback is not None and "worker/jobs/sft.py" in run.traceback
     assert group_processes() == []
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("training-e2e")
+def test_a_runner_that_fails_while_the_group_trains_ends_the_group(
+    tiny: Path, tmp_path: Path
+) -> None:
+    """Any way out of the runner but the group's own end (here its report raising, as a
+    database error would) kills the group: nothing is left running."""
+    from worker.launch import run_group
+
+    demonstrations = write_snapshot_folder(tmp_path / "demos", "sft", sft_rows(64))
+    lines: list[str] = []
+
+    def report(step: int, values: dict[str, float], progress: float) -> None:
+        raise RuntimeError(f"the database went away at step {step}")
+
+    ctx = replace(
+        make_context(
+            tmp_path / "run",
+            "sft",
+            {"processes": 2, "max_steps": 400, "batch_size": 2},
+            tiny,
+            demonstrations,
+            Recorder(),
+        ),
+        report=report,
+        log=lines.append,
+    )
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"^the database went away at step 1$"):
+        run_group(ctx)
+    # SIGTERM to the group's session ends it well within the grace period.
+    assert time.monotonic() - started < 120
+    assert group_processes() == []
+    assert not (tmp_path / "run/model").exists()
+    # The group's output reached the runner's log, each rank's lines marked with its rank.
+    assert any(line.startswith("[rank 0] SFT on ") for line in lines), lines[-20:]
+    assert any(line.startswith("[rank 1] SFT on ") for line in lines), lines[-20:]

@@ -7,7 +7,8 @@ accelerate config and the job's context to the run's launch/ folder, starts `acc
 (worker/launched.py); rank 0 speaks for the group:
 
 - metrics: rank 0 appends each report to launch/metrics.jsonl; the runner forwards new lines to
-  the run's metrics as they come (so the database stays the runner's alone);
+  the run's metrics as they come (so the database stays the runner's alone), and a resumed
+  attempt first forwards what a killed runner had not yet, up to its checkpoint;
 - cancel or a lost run: the runner writes launch/stop; the ranks agree on it at the same step
   (an all-reduce), save a checkpoint and end;
 - the result: rank 0 writes launch/result.json (or launch/error.json on a failure), which the
@@ -27,6 +28,7 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -40,6 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from worker.jobs.context import JobContext, JobResult
+
+# worker/training/callbacks.py's pattern, not imported: it loads transformers.
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 # From this many parameters a process group shards the model (FSDP) instead of copying it to
 # every process (DDP): a full copy with fp32 Adam states takes ~16 bytes a parameter.
@@ -57,6 +62,8 @@ ERROR_FILE = "error.json"
 SPEC_FILE = "context.json"
 CONFIG_FILE = "accelerate.json"
 LOG_FILE = "group.log"
+# How far into metrics.jsonl the runner has forwarded (a byte offset).
+FORWARDED_FILE = "metrics.forwarded"
 
 
 class GroupFailed(RuntimeError):
@@ -188,6 +195,7 @@ def run_group(ctx: JobContext) -> JobResult:
         ctx.device,
     )
     folder = ctx.checkpoint_dir.parent / "launch"
+    recover_metrics(folder, ctx)
     # Each attempt starts with a clean folder: a resumed run's old stop file or result must not
     # speak for this one.
     shutil.rmtree(folder, ignore_errors=True)
@@ -261,6 +269,21 @@ def _fields(ctx: JobContext) -> list[tuple[str, Any]]:
     return [(name, value) for name, value in values if not callable(value)]
 
 
+def recover_metrics(folder: Path, ctx: JobContext) -> None:
+    """Reports a killed attempt's rank 0 wrote that its runner never forwarded (killed in
+    between: they lag by up to POLL_SECONDS), up to the checkpoint this attempt resumes from; the
+    steps after it are trained, and reported, again."""
+    metrics = folder / METRICS_FILE
+    if ctx.resume_from is None or not metrics.is_file():
+        return
+    match = CHECKPOINT.match(ctx.resume_from.name)
+    if match is None:
+        return
+    forwarded = folder / FORWARDED_FILE
+    offset = int(forwarded.read_text()) if forwarded.is_file() else 0
+    _forward_metrics(metrics, offset, ctx, up_to=int(match.group(1)))
+
+
 def _supervise(group: subprocess.Popen[bytes], folder: Path, ctx: JobContext) -> int:
     """Forwards rank 0's metrics, the group's output and the runner's stop until it exits."""
     metrics = folder / METRICS_FILE
@@ -268,7 +291,13 @@ def _supervise(group: subprocess.Popen[bytes], folder: Path, ctx: JobContext) ->
     stop_sent = False
     while True:
         returncode = group.poll()
-        offset = _forward_metrics(metrics, offset, ctx)
+        forwarded = _forward_metrics(metrics, offset, ctx)
+        if forwarded != offset:
+            # Where the next attempt takes up from, should this worker die now.
+            partial = folder / f".{FORWARDED_FILE}.partial"
+            partial.write_text(f"{forwarded}\n")
+            partial.replace(folder / FORWARDED_FILE)
+            offset = forwarded
         output = _forward_output(folder / LOG_FILE, output, ctx)
         if returncode is not None:
             return returncode
@@ -280,7 +309,9 @@ def _supervise(group: subprocess.Popen[bytes], folder: Path, ctx: JobContext) ->
         time.sleep(POLL_SECONDS)
 
 
-def _forward_metrics(path: Path, offset: int, ctx: JobContext) -> int:
+def _forward_metrics(path: Path, offset: int, ctx: JobContext, *, up_to: int | None = None) -> int:
+    """Rank 0's reports after byte `offset` (those of steps up to `up_to`, if given) to the
+    run's metrics; returns the offset after them."""
     if not path.is_file():
         return offset
     with path.open("rb") as handle:
@@ -290,7 +321,8 @@ def _forward_metrics(path: Path, offset: int, ctx: JobContext) -> int:
     end = chunk.rfind(b"\n") + 1
     for line in chunk[:end].splitlines():
         step, values, progress = json.loads(line)
-        ctx.report(int(step), values, float(progress))
+        if up_to is None or step <= up_to:
+            ctx.report(int(step), values, float(progress))
     return offset + end
 
 

@@ -134,6 +134,35 @@ def test_more_processes_than_gpus_is_refused_before_anything_starts(
     assert not (tmp_path / "launch").exists()
 
 
+def test_a_resumed_attempt_forwards_what_a_killed_runner_had_not_up_to_its_checkpoint(
+    tiny: Path, tmp_path: Path
+) -> None:
+    from worker.launch import FORWARDED_FILE, METRICS_FILE, recover_metrics
+
+    folder = tmp_path / "launch"
+    folder.mkdir()
+    lines = [json.dumps([step, {"loss": 10.0 - step}, step / 10]) + "\n" for step in range(1, 7)]
+    (folder / METRICS_FILE).write_text("".join(lines) + '[7, {"loss"')
+    # The killed runner had forwarded steps 1 and 2; the checkpoint is at step 4.
+    (folder / FORWARDED_FILE).write_text(f"{len(lines[0]) + len(lines[1])}\n")
+    recorder = Recorder()
+    resumed = make_context(
+        tmp_path,
+        "sft",
+        {"processes": 2},
+        tiny,
+        None,
+        recorder,
+        resume_from=tmp_path / "checkpoints/checkpoint-4",
+    )
+    recover_metrics(folder, resumed)
+    assert recorder.reports == [(3, {"loss": 7.0}, 0.3), (4, {"loss": 6.0}, 0.4)]
+    # Starting afresh, nothing is forwarded: every step is trained again.
+    afresh = Recorder()
+    recover_metrics(folder, replace(resumed, report=afresh.report, resume_from=None))
+    assert afresh.reports == []
+
+
 def test_the_parameter_count_comes_from_the_safetensors_headers(tiny: Path) -> None:
     from transformers import AutoModelForCausalLM
 

@@ -249,7 +249,8 @@ def test_a_killed_worker_takes_its_process_group_with_it_and_the_run_resumes_on_
     # Nothing of the group outlives the worker: the kernel ends each with its parent.
     _gone, alive = psutil.wait_procs(members, timeout=15)
     assert alive == []
-    killed_at = max(step for step, _ in losses(sessions, run_id))
+    # The runner forwards rank 0's reports every half second: it may die a step or two behind.
+    killed_at = max((step for step, _ in losses(sessions, run_id)), default=0)
     assert killed_at < 60, "the run finished before the worker was killed"
 
     second = start_worker(settings, "rescuer-group@%h", SMILEY_RUN_STALE_SECONDS="3")
@@ -278,6 +279,7 @@ def test_a_killed_worker_takes_its_process_group_with_it_and_the_run_resumes_on_
     assert run.attempts == 2
     assert run.artifacts["settings"]["processes"] == 2
     steps = [step for step, _ in losses(sessions, run_id)]
-    # Rank 0 alone reported, and the second group began after the newest complete checkpoint.
-    assert steps == list(range(1, killed_at + 1)) + list(range(checkpoint + 1, 61))
+    # Rank 0 alone reported; the second attempt first forwarded what the killed runner had not
+    # (up to its checkpoint), and its group began after the newest complete checkpoint.
+    assert steps == list(range(1, max(killed_at, checkpoint) + 1)) + list(range(checkpoint + 1, 61))
     assert group_members(launch_folder) == []

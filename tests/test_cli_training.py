@@ -64,7 +64,7 @@ def run_count() -> int:
 def test_train_queues_a_run_with_the_settings_given() -> None:
     code, output = run(
         "train", "sft", "--project", "1", "--base", "base", "--snapshot", "1",
-        "--set", "learning_rate=0.0003", "--set", "packing=true",
+        "--set", "learning_rate=0.0003", "--set", "packing=true", "--set", "processes=2",
     )  # fmt: skip
     assert (code, output) == (
         0,
@@ -75,6 +75,10 @@ def test_train_queues_a_run_with_the_settings_given() -> None:
         assert queued is not None
         assert queued.hyperparameters["learning_rate"] == 0.0003
         assert queued.hyperparameters["packing"] is True
+        assert (queued.hyperparameters["processes"], queued.hyperparameters["distributed"]) == (
+            2,
+            None,
+        )
     assert queued_messages(get_settings()) == 1
 
 

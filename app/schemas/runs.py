@@ -20,6 +20,8 @@ MAX_LENGTH_MIN = 8
 MAX_LENGTH_MAX = 131_072
 MAX_BATCH = 4096
 MAX_STEPS = 10_000_000
+# Processes of one run's `accelerate launch` group, on one worker machine (a GPU each on CUDA).
+MAX_PROCESSES = 16
 
 
 class LoraSettings(BaseModel):
@@ -132,11 +134,28 @@ class TrainingHyperparameters(BaseModel):
     seed: int = Field(
         title="Seed", default=0, ge=0, le=2**32 - 1, description="Seed for weights and data."
     )
+    processes: int = Field(
+        title="Processes",
+        default=1,
+        ge=1,
+        le=MAX_PROCESSES,
+        description="Training processes on the worker (one GPU each on CUDA); above 1 the job "
+        "runs as an accelerate launch process group.",
+    )
+    distributed: Literal["ddp", "fsdp", "deepspeed-zero3"] | None = Field(
+        title="Multi-process strategy",
+        default=None,
+        description="How a process group shares the model: ddp copies it to every process, "
+        "fsdp and deepspeed-zero3 shard it; None: ddp below 1B parameters (and on CPU), fsdp "
+        "from 1B. Only with processes above 1.",
+    )
 
     @model_validator(mode="after")
     def _one_length(self) -> TrainingHyperparameters:
         if self.max_steps is not None and self.epochs is not None:
             raise ValueError("give max_steps or epochs, not both")
+        if self.distributed is not None and self.processes == 1:
+            raise ValueError("distributed is a strategy for processes above 1")
         return self
 
 
@@ -233,6 +252,17 @@ class PPOHyperparameters(OnlineHyperparameters):
     vf_coef: float = Field(
         title="Value loss weight", default=0.1, gt=0, le=10, description="Weight of the value loss."
     )
+
+    @model_validator(mode="after")
+    def _one_process(self) -> PPOHyperparameters:
+        # Tried with 2 processes: trl.experimental.ppo (TRL 1.12) fails at its first checkpoint
+        # under DDP (its model card reads `.config` off the DDP wrapper).
+        if self.processes > 1:
+            raise ValueError(
+                "PPO runs in one process: TRL's experimental PPO trainer cannot checkpoint in a "
+                "process group; use processes=1, or RLOO for several processes"
+            )
+        return self
 
 
 class RLOOHyperparameters(OnlineHyperparameters):

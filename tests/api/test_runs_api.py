@@ -113,6 +113,28 @@ def test_a_bad_config_is_refused_with_its_field_and_nothing_is_queued(
         "hyperparameters.learning_rate: Input should be greater than 0",
         "hyperparameters.learning_rate",
     )
+    for processes, message in (
+        (0, "Input should be greater than or equal to 1"),
+        (17, "Input should be less than or equal to 16"),
+    ):
+        response = client.post(
+            f"{API}/projects/{project.id}/runs",
+            json={
+                "kind": "sft",
+                "base_model_id": base.id,
+                "snapshot_id": sft.id,
+                "hyperparameters": {"processes": processes},
+            },
+            headers=as_researcher,
+        )
+        assert (response.status_code, response.json()) == (
+            422,
+            error(
+                "invalid_input",
+                f"hyperparameters.processes: {message}",
+                "hyperparameters.processes",
+            ),
+        )
     assert (run_count(db), queued_messages(settings)) == (0, 0)
 
 

@@ -32,6 +32,8 @@ COMMON_OPEN = {
     "save_steps": None,
     "logging_steps": None,
     "seed": 0,
+    "processes": 1,
+    "distributed": None,
 }
 
 
@@ -97,6 +99,8 @@ def test_a_full_set_round_trips() -> None:
         "save_steps": 50,
         "logging_steps": 5,
         "seed": 7,
+        "processes": 4,
+        "distributed": "fsdp",
         "beta": 0.3,
         "loss_type": "ipo",
     }
@@ -139,12 +143,44 @@ def test_a_full_set_round_trips() -> None:
             {"packing": "sometimes"},
             [("packing", "Input should be a valid boolean, unable to interpret input")],
         ),
+        ({"processes": 0}, [("processes", "Input should be greater than or equal to 1")]),
+        ({"processes": 17}, [("processes", "Input should be less than or equal to 16")]),
+        (
+            {"processes": 1.5},
+            [("processes", "Input should be a valid integer, got a number with a fractional part")],
+        ),
+        (
+            {"processes": 2, "distributed": "horovod"},
+            [("distributed", "Input should be 'ddp', 'fsdp' or 'deepspeed-zero3'")],
+        ),
+        (
+            {"distributed": "ddp"},
+            [("", "Value error, distributed is a strategy for processes above 1")],
+        ),
     ],
 )
 def test_bad_common_values_are_refused(
     values: dict[str, Any], expected: list[tuple[str, str]]
 ) -> None:
     assert problems(SFTHyperparameters, values) == expected
+
+
+def test_ppo_takes_one_process_and_the_other_kinds_several() -> None:
+    assert problems(PPOHyperparameters, {"processes": 2}) == [
+        (
+            "",
+            "Value error, PPO runs in one process: TRL's experimental PPO trainer cannot "
+            "checkpoint in a process group; use processes=1, or RLOO for several processes",
+        )
+    ]
+    for schema in (
+        SFTHyperparameters,
+        RewardHyperparameters,
+        DPOHyperparameters,
+        RLOOHyperparameters,
+    ):
+        parsed = schema.model_validate({"processes": 16, "distributed": "deepspeed-zero3"})
+        assert (parsed.processes, parsed.distributed) == (16, "deepspeed-zero3")
 
 
 def test_kind_specific_values_are_checked() -> None:

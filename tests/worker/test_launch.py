@@ -318,6 +318,7 @@ def complete_checkpoints(settings: Settings, run_id: int) -> list[int]:
         (RunKind.rloo, "reward", {"mean_reward", "start_mean_reward", "win_rate"}),
     ],
 )
+@pytest.mark.parametrize("own_database", ["sqlite"], indirect=True)  # the group, not the database
 @pytest.mark.slow
 @pytest.mark.xdist_group("training-e2e")
 def test_a_two_process_run_trains_reports_each_step_once_and_saves_one_model(
@@ -367,6 +368,7 @@ def test_a_two_process_run_trains_reports_each_step_once_and_saves_one_model(
     assert group_processes() == []
 
 
+@pytest.mark.parametrize("own_database", ["postgresql"], indirect=True)
 @pytest.mark.slow
 @pytest.mark.xdist_group("training-e2e")
 def test_a_cancel_stops_every_rank_at_one_checkpoint_and_a_resume_finishes_the_run(
@@ -426,6 +428,7 @@ def test_a_cancel_stops_every_rank_at_one_checkpoint_and_a_resume_finishes_the_r
     assert group_processes() == []
 
 
+@pytest.mark.parametrize("own_database", ["sqlite"], indirect=True)  # the group, not the database
 @pytest.mark.slow
 @pytest.mark.xdist_group("training-e2e")
 def test_a_rank_that_fails_fails_the_run_with_its_error_and_leaves_nothing_running(

@@ -9,7 +9,7 @@ No torch here: the web app validates with these before anything reaches a worker
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -140,8 +140,26 @@ class TrainingHyperparameters(BaseModel):
         return self
 
 
+# Chat templates a base model without one trains with (worker/training/templates.py holds them;
+# tests/worker/test_templates.py checks the names agree).
+ChatTemplateName = Literal["chatml", "zephyr"]
+
+
+def chat_template_field() -> Any:
+    return Field(
+        title="Chat template, for a model without one",
+        default="chatml",
+        description="The chat template a base model whose tokenizer has none trains with, saved "
+        "with the trained model: chatml (<|im_start|>role ... <|im_end|>, which becomes the "
+        "end token) or zephyr (<|role|> markers, turns ended by the model's own end token). A "
+        "model with a template of its own keeps it.",
+    )
+
+
 class SFTHyperparameters(TrainingHyperparameters):
     """Supervised fine-tuning on an SFT snapshot (TRL's SFTTrainer)."""
+
+    chat_template: ChatTemplateName = chat_template_field()
 
     packing: bool = Field(
         title="Pack examples together",
@@ -153,6 +171,8 @@ class SFTHyperparameters(TrainingHyperparameters):
 
 class RewardHyperparameters(TrainingHyperparameters):
     """A reward model on a preference snapshot (TRL's RewardTrainer, Bradley-Terry loss)."""
+
+    chat_template: ChatTemplateName = chat_template_field()
 
     use_margin: bool = Field(
         title="Use the judged margins",

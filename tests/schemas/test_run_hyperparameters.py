@@ -58,9 +58,14 @@ def test_every_run_kind_but_generate_has_a_schema() -> None:
 
 
 def test_empty_hyperparameters_leave_the_device_dependent_ones_open() -> None:
-    assert SFTHyperparameters().model_dump() == {**COMMON_OPEN, "packing": False}
+    assert SFTHyperparameters().model_dump() == {
+        **COMMON_OPEN,
+        "chat_template": "chatml",
+        "packing": False,
+    }
     assert RewardHyperparameters().model_dump() == {
         **COMMON_OPEN,
+        "chat_template": "chatml",
         "use_margin": False,
         "center_rewards_coefficient": None,
     }

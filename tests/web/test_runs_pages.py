@@ -252,7 +252,7 @@ def test_the_form_has_a_field_per_hyperparameter_of_the_kind(
         "hp.learning_rate", "hp.batch_size", "hp.gradient_accumulation_steps",
         "hp.epochs", "hp.max_length", "hp.bf16", "hp.gradient_checkpointing", "hp.lora",
         "hp.lora.r", "hp.lora.alpha", "hp.lora.dropout", "hp.lora.target_modules",
-        "hp.save_steps", "hp.logging_steps", "hp.seed", "hp.packing",
+        "hp.save_steps", "hp.logging_steps", "hp.seed", "hp.chat_template", "hp.packing",
     ]  # fmt: skip
     assert re.search(r'name="max_attempts"', advanced)
     # Labelled in words from the schema's titles, not snake_case names.
@@ -262,7 +262,7 @@ def test_the_form_has_a_field_per_hyperparameter_of_the_kind(
         "bf16 mixed precision", "Gradient checkpointing", "LoRA adapters", "Adapter rank",
         "Adapter scale (alpha)", "Adapter dropout", "Modules to adapt",
         "Checkpoint every so many steps", "Log metrics every so many steps", "Seed",
-        "Pack examples together",
+        "Chat template, for a model without one", "Pack examples together",
     ]  # fmt: skip
     assert "<code>" not in page.split('data-testid="launch-form"')[1].split("</form>")[0]
     # Descriptions are the hints, ending in the default: what an empty field leaves.
@@ -362,7 +362,8 @@ def test_launching_from_the_form_queues_a_run_with_the_given_hyperparameters(
         "max_steps": None, "epochs": None, "max_length": None, "bf16": False,
         "gradient_checkpointing": None,
         "lora": {"r": 8, "alpha": 32.0, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]},
-        "save_steps": None, "logging_steps": None, "seed": 0, "packing": True,
+        "save_steps": None, "logging_steps": None, "seed": 0, "chat_template": "chatml",
+        "packing": True,
     }  # fmt: skip
     assert queued_messages(settings) == 1
     assert notice(client.get(f"/runs/{run.id}").text) == f"Queued run {run.id} (sft)."

@@ -265,7 +265,8 @@ class GroupSamplingHyperparameters(OnlineHyperparameters):
         default=4,
         ge=2,
         le=256,
-        description="Completions per prompt; each one is judged against the others'.",
+        description="Completions per prompt; each one is judged against its group (RLOO: the "
+        "mean of the others' rewards; GRPO: the group's mean and spread).",
     )
 
     @model_validator(mode="after")

@@ -60,7 +60,7 @@ def test_grpo_raises_the_mean_reward(tmp_path: Path, inputs: tuple[Path, Path, P
     assert "max_length" not in result.settings
 
 
-def test_python_rewards_are_logged_beside_the_reward_models_and_weighed(
+def test_python_rewards_are_logged_beside_the_reward_models_and_weighed_with_a_kl_penalty(
     tmp_path: Path, inputs: tuple[Path, Path, Path]
 ) -> None:
     policy, reward_model, prompts = inputs
@@ -71,6 +71,8 @@ def test_python_rewards_are_logged_beside_the_reward_models_and_weighed(
         "max_completion_length": 8,
         "reward_functions": ["length_penalty", "think_format"],
         "reward_weights": [1.0, 0.5, 2.0],
+        # A KL penalty loads the reference model (TRL, from the base folder) and logs the KL.
+        "beta": 0.04,
     }
     result = grpo.run(
         make_context(
@@ -91,6 +93,7 @@ def test_python_rewards_are_logged_beside_the_reward_models_and_weighed(
         # The tiny policy never writes <think> tags.
         assert think == 0.0, step
         assert values["reward"] == pytest.approx(model + 0.5 * length + 2.0 * think, abs=1e-5)
+        assert values["kl"] >= 0.0
     assert result.settings["reward_functions"] == ["length_penalty", "think_format"]
     assert result.settings["reward_weights"] == [1.0, 0.5, 2.0]
     assert changed_parameters(result.model_dir, policy)

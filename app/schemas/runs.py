@@ -319,9 +319,10 @@ class GRPOHyperparameters(GroupSamplingHyperparameters):
     loss_type: Literal["dapo", "grpo", "dr_grpo", "bnpo"] = Field(
         title="Loss",
         default="dapo",
-        description="How token losses are averaged: dapo (TRL's default, over every token of "
-        "the batch), grpo (per completion), dr_grpo (by a fixed length), bnpo (over the "
-        "local batch's tokens).",
+        description="How token losses are averaged: dapo (TRL's default: over the active tokens "
+        "of the whole accumulated batch), grpo (each completion over its own length, which "
+        "biases towards short good and long bad answers), dr_grpo (over a constant, the "
+        "longest completion), bnpo (over the active tokens of each device's batch).",
     )
     reward_functions: list[Text] = Field(
         title="Python reward functions",

@@ -9,9 +9,9 @@ No torch here: the web app validates with these before anything reaches a worker
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from app.schemas.common import Text
 
@@ -159,8 +159,26 @@ class TrainingHyperparameters(BaseModel):
         return self
 
 
+# Chat templates a base model without one trains with (worker/training/templates.py holds them;
+# tests/worker/test_templates.py checks the names agree).
+ChatTemplateName = Literal["chatml", "zephyr"]
+
+
+def chat_template_field() -> Any:
+    return Field(
+        title="Chat template, for a model without one",
+        default="chatml",
+        description="The chat template a base model whose tokenizer has none trains with, saved "
+        "with the trained model: chatml (<|im_start|>role ... <|im_end|>, which becomes the "
+        "end token) or zephyr (<|role|> markers, turns ended by the model's own end token). A "
+        "model with a template of its own keeps it.",
+    )
+
+
 class SFTHyperparameters(TrainingHyperparameters):
     """Supervised fine-tuning on an SFT snapshot (TRL's SFTTrainer)."""
+
+    chat_template: ChatTemplateName = chat_template_field()
 
     packing: bool = Field(
         title="Pack examples together",
@@ -172,6 +190,8 @@ class SFTHyperparameters(TrainingHyperparameters):
 
 class RewardHyperparameters(TrainingHyperparameters):
     """A reward model on a preference snapshot (TRL's RewardTrainer, Bradley-Terry loss)."""
+
+    chat_template: ChatTemplateName = chat_template_field()
 
     use_margin: bool = Field(
         title="Use the judged margins",
@@ -204,7 +224,7 @@ class DPOHyperparameters(TrainingHyperparameters):
 
 
 class OnlineHyperparameters(TrainingHyperparameters):
-    """What PPO and RLOO share: sampling completions of a prompts snapshot's prompts."""
+    """What PPO, RLOO and GRPO share: sampling completions of a prompts snapshot's prompts."""
 
     max_completion_length: int = Field(
         title="Longest completion, in tokens",
@@ -225,12 +245,14 @@ class OnlineHyperparameters(TrainingHyperparameters):
     def _no_max_length(self) -> OnlineHyperparameters:
         # Completions are bounded by max_completion_length; a max_length would be ignored.
         if self.max_length is not None:
-            raise ValueError("max_length does not apply to PPO or RLOO: set max_completion_length")
+            raise ValueError(
+                "max_length does not apply to PPO, RLOO or GRPO: set max_completion_length"
+            )
         return self
 
 
 class PPOHyperparameters(OnlineHyperparameters):
-    """PPO against a reward model, with a value model (trl.experimental.ppo)."""
+    """PPO against a reward model, with a value model (TRL 1.12's PPOTrainer)."""
 
     kl_coef: float = Field(
         title="KL penalty weight",
@@ -265,26 +287,20 @@ class PPOHyperparameters(OnlineHyperparameters):
         return self
 
 
-class RLOOHyperparameters(OnlineHyperparameters):
-    """REINFORCE leave-one-out against a reward model (TRL's RLOOTrainer)."""
+class GroupSamplingHyperparameters(OnlineHyperparameters):
+    """What RLOO and GRPO share: several completions per prompt, each judged against its group."""
 
     num_generations: int = Field(
         title="Completions per prompt",
         default=4,
         ge=2,
         le=256,
-        description="Completions per prompt; each one's baseline is the mean of the others.",
-    )
-    beta: float = Field(
-        title="KL penalty weight",
-        default=0.05,
-        ge=0,
-        le=10,
-        description="Weight of the KL penalty to the reference policy.",
+        description="Completions per prompt; each one is judged against its group (RLOO: the "
+        "mean of the others' rewards; GRPO: the group's mean and spread).",
     )
 
     @model_validator(mode="after")
-    def _whole_groups(self) -> RLOOHyperparameters:
+    def _whole_groups(self) -> GroupSamplingHyperparameters:
         if self.batch_size is not None:
             batch = self.batch_size * (self.gradient_accumulation_steps or 1)
             if batch % self.num_generations:
@@ -296,10 +312,98 @@ class RLOOHyperparameters(OnlineHyperparameters):
         return self
 
 
+class RLOOHyperparameters(GroupSamplingHyperparameters):
+    """REINFORCE leave-one-out against a reward model (TRL's RLOOTrainer)."""
+
+    beta: float = Field(
+        title="KL penalty weight",
+        default=0.05,
+        ge=0,
+        le=10,
+        description="Weight of the KL penalty to the reference policy.",
+    )
+
+
+# The Python reward functions a GRPO run may add to its reward model, by name. They live in
+# worker/training/rewards.py (which imports torch's world); the web app knows only these names
+# and what they do, and tests/worker/test_rewards.py checks the two lists agree.
+REWARD_FUNCTIONS: dict[str, str] = {
+    "length_penalty": "minus the share of the longest completion used: favours short answers",
+    "think_format": "1 when the completion reasons inside <think>...</think> and then answers, "
+    "else 0 (TRL's think_format_reward)",
+}
+
+
+class GRPOHyperparameters(GroupSamplingHyperparameters):
+    """Group relative policy optimisation against a reward model (TRL's GRPOTrainer), with
+    Python reward functions added by name if asked for."""
+
+    beta: float = Field(
+        title="KL penalty weight",
+        default=0.0,
+        ge=0,
+        le=10,
+        description="Weight of the KL penalty to the reference policy; 0 (TRL's default) "
+        "loads no reference model.",
+    )
+    loss_type: Literal["dapo", "grpo", "dr_grpo", "bnpo"] = Field(
+        title="Loss",
+        default="dapo",
+        description="How token losses are averaged: dapo (TRL's default: over the active tokens "
+        "of the whole accumulated batch), grpo (each completion over its own length, which "
+        "biases towards short good and long bad answers), dr_grpo (over a constant, the "
+        "longest completion), bnpo (over the active tokens of each device's batch).",
+    )
+    reward_functions: list[Text] = Field(
+        title="Python reward functions",
+        default=[],
+        max_length=len(REWARD_FUNCTIONS),
+        description="Reward functions added to the reward model's score, by name: "
+        + "; ".join(f"{name} ({what})" for name, what in REWARD_FUNCTIONS.items())
+        + ".",
+    )
+    reward_weights: list[Annotated[float, Field(ge=-1000, le=1000)]] | None = Field(
+        title="Reward weights",
+        default=None,
+        min_length=1,
+        max_length=1 + len(REWARD_FUNCTIONS),
+        description="One weight per reward, the reward model's first, then each function's in "
+        "the order given; None weighs each 1.",
+    )
+
+    @field_validator("reward_functions")
+    @classmethod
+    def _known_rewards(cls, names: list[str]) -> list[str]:
+        unknown = [name for name in names if name not in REWARD_FUNCTIONS]
+        if unknown:
+            raise ValueError(
+                f"unknown reward function {unknown[0][:40]!r}; choose from "
+                f"{', '.join(REWARD_FUNCTIONS)}"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError("each reward function may be named once")
+        return names
+
+    @field_validator("reward_weights")
+    @classmethod
+    def _one_weight_per_reward(
+        cls, weights: list[float] | None, info: ValidationInfo
+    ) -> list[float] | None:
+        # Absent when the names were refused: that refusal says enough.
+        names = info.data.get("reward_functions")
+        if weights is not None and names is not None and len(weights) != 1 + len(names):
+            raise ValueError(
+                f"needs {1 + len(names)} weights (the reward model's, then one per reward "
+                f"function), not {len(weights)}"
+            )
+        return weights
+
+
 HYPERPARAMETERS: dict[str, type[TrainingHyperparameters]] = {
     "sft": SFTHyperparameters,
     "reward": RewardHyperparameters,
     "dpo": DPOHyperparameters,
     "ppo": PPOHyperparameters,
     "rloo": RLOOHyperparameters,
+    "grpo": GRPOHyperparameters,
 }

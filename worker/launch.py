@@ -281,7 +281,9 @@ def recover_metrics(folder: Path, ctx: JobContext) -> None:
         return
     forwarded = folder / FORWARDED_FILE
     offset = int(forwarded.read_text()) if forwarded.is_file() else 0
-    _forward_metrics(metrics, offset, ctx, up_to=int(match.group(1)))
+    # The offset file is written after the reports it covers are stored: a runner killed in
+    # between leaves it behind the run's metrics, so the steps they hold are not sent again.
+    _forward_metrics(metrics, offset, ctx, after=ctx.reported_through, up_to=int(match.group(1)))
 
 
 def _supervise(group: subprocess.Popen[bytes], folder: Path, ctx: JobContext) -> int:
@@ -309,9 +311,11 @@ def _supervise(group: subprocess.Popen[bytes], folder: Path, ctx: JobContext) ->
         time.sleep(POLL_SECONDS)
 
 
-def _forward_metrics(path: Path, offset: int, ctx: JobContext, *, up_to: int | None = None) -> int:
-    """Rank 0's reports after byte `offset` (those of steps up to `up_to`, if given) to the
-    run's metrics; returns the offset after them."""
+def _forward_metrics(
+    path: Path, offset: int, ctx: JobContext, *, after: int | None = None, up_to: int | None = None
+) -> int:
+    """Rank 0's reports after byte `offset` (those of steps after `after` and up to `up_to`,
+    if given) to the run's metrics; returns the offset after them."""
     if not path.is_file():
         return offset
     with path.open("rb") as handle:
@@ -321,7 +325,7 @@ def _forward_metrics(path: Path, offset: int, ctx: JobContext, *, up_to: int | N
     end = chunk.rfind(b"\n") + 1
     for line in chunk[:end].splitlines():
         step, values, progress = json.loads(line)
-        if up_to is None or step <= up_to:
+        if (after is None or step > after) and (up_to is None or step <= up_to):
             ctx.report(int(step), values, float(progress))
     return offset + end
 

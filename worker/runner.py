@@ -176,6 +176,7 @@ def execute_run(
             return "skipped"
         kind = run.kind.value
         hyperparameters = dict(run.hyperparameters)
+        reported_through = runs.last_metric_step(db, run_id)
         try:
             paths = run_paths(db, settings, run)
         except Exception as error:
@@ -210,6 +211,7 @@ def execute_run(
                 log=lambda line: log.info("run %s: %s", run_id, line),
                 input_dir=paths.inputs if paths.inputs.is_dir() else None,
                 compare_model_path=paths.compare_model,
+                reported_through=reported_through,
             )
             result = job(ctx)
         except Exception as error:

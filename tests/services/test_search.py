@@ -147,10 +147,8 @@ def test_newest_first_whether_the_newest_are_walked_or_the_index_is_asked(
     assert page("%", 10) == []
 
 
-@pytest.fixture
-def sqlite_only(db: Session) -> None:
-    if db.get_bind().dialect.name != "sqlite":
-        pytest.skip("the FTS5 tables are SQLite's")
+# The FTS5 tables are SQLite's (PostgreSQL searches through its GIN indexes).
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 def fts_rowids(db: Session, fts: str, words: str) -> list[int]:
@@ -166,9 +164,8 @@ def integrity_check(db: Session) -> None:
         db.execute(text(f"INSERT INTO {fts} ({fts}) VALUES ('integrity-check')"))
 
 
-def test_sqlite_fts_tables_follow_inserts_updates_and_deletes(
-    db: Session, sqlite_only: None
-) -> None:
+@SQLITE_ONLY
+def test_sqlite_fts_tables_follow_inserts_updates_and_deletes(db: Session) -> None:
     project = make_project(db)
     prompt = make_prompt(db, project, "Describe a zebra.")
     [response] = make_responses(db, prompt, 1)
@@ -203,7 +200,8 @@ def test_sqlite_fts_tables_follow_inserts_updates_and_deletes(
     integrity_check(db)
 
 
-def test_sqlite_fts_reads_every_string_of_the_messages(db: Session, sqlite_only: None) -> None:
+@SQLITE_ONLY
+def test_sqlite_fts_reads_every_string_of_the_messages(db: Session) -> None:
     project = make_project(db)
     prompt = Prompt(
         project_id=project.id,

@@ -161,6 +161,14 @@ def test_a_resumed_attempt_forwards_what_a_killed_runner_had_not_up_to_its_check
     afresh = Recorder()
     recover_metrics(folder, replace(resumed, report=afresh.report, resume_from=None))
     assert afresh.reports == []
+    # Killed after storing steps 3 and 4 but before moving the offset past them: the run's
+    # metrics already hold them, so nothing is sent twice (a CI run once saw steps 1, 2, 1, 2).
+    stored = Recorder()
+    recover_metrics(folder, replace(resumed, report=stored.report, reported_through=4))
+    assert stored.reports == []
+    partly = Recorder()
+    recover_metrics(folder, replace(resumed, report=partly.report, reported_through=3))
+    assert partly.reports == [(4, {"loss": 6.0}, 0.4)]
 
 
 def test_the_parameter_count_comes_from_the_safetensors_headers(tiny: Path) -> None:

@@ -50,6 +50,9 @@ class JobContext:
     input_dir: Path | None = None
     # A second policy that also answers every prompt (generate with compare_model_id).
     compare_model_path: Path | None = None
+    # The highest step the run's metrics already hold: a resumed process group's recovery of
+    # its killed predecessor's unforwarded reports starts after it (worker/launch.py).
+    reported_through: int | None = None
 
 
 @dataclass

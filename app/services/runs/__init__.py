@@ -13,7 +13,7 @@ from app.services.runs.lifecycle import (
     request_cancel,
     resume_run,
 )
-from app.services.runs.queries import get_run, list_runs, run_metrics
+from app.services.runs.queries import get_run, last_metric_step, list_runs, run_metrics
 
 __all__ = [
     "beat_run",
@@ -22,6 +22,7 @@ __all__ = [
     "create_run",
     "fail_run",
     "get_run",
+    "last_metric_step",
     "list_runs",
     "reap_stale_runs",
     "record_metrics",

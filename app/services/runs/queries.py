@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
@@ -32,3 +32,9 @@ def run_metrics(db: Session, run_id: int, *, after_step: int = -1) -> list[RunMe
             .order_by(RunMetric.step, RunMetric.id)
         )
     )
+
+
+def last_metric_step(db: Session, run_id: int) -> int | None:
+    """The highest step the run's metrics hold (None when none): what every earlier attempt's
+    runner had forwarded by the time it stopped."""
+    return db.scalar(select(func.max(RunMetric.step)).where(RunMetric.run_id == run_id))

@@ -116,7 +116,6 @@ def lease_next_task(
     now = now or utcnow()
     for _ in range(LEASE_ATTEMPTS):
         queue = _begin_lease(db, queue_id, labeler, now)
-        _check_lease_cap(db, queue, labeler, now)
         assignment = db.scalar(_insert_lease(db, queue, labeler, now))
         if assignment is None:
             db.rollback()
@@ -180,7 +179,6 @@ def renew_assignment(
     if mine is not None:
         db.rollback()
         raise Conflict(f"you have {mine.status.value} this task already (assignment {mine.id})")
-    _check_lease_cap(db, queue, labeler, now)
     if locked.retired_at is not None:
         db.rollback()
         raise Conflict("the task was retired meanwhile; your draft is kept")
@@ -206,8 +204,8 @@ def renew_assignment(
 
 def _begin_lease(db: Session, queue_id: int, labeler: User, now: datetime) -> LeaseQueue:
     """Starts the lease transaction serialised per labeler: one statement locks the labeler's
-    row and reads the queue and whether they may work on it; then leases past their end are
-    marked expired."""
+    row and reads the queue and whether they may work on it; a second marks leases past their
+    end expired and counts the labeler's leases of the queue (refused at the queue's cap)."""
     if labeler.role != Role.labeler:
         raise PermissionDenied("only labelers take tasks from queues")
     db.commit()
@@ -247,52 +245,51 @@ def _begin_lease(db: Session, queue_id: int, labeler: User, now: datetime) -> Le
     if row.is_paused:
         db.rollback()
         raise Conflict(f"the queue {row.name!r} is paused")
-    _expire_leases(db, now)
-    return LeaseQueue(row.id, row.name, row.kind, row.lease_seconds, row.max_active_leases)
-
-
-def _check_lease_cap(db: Session, queue: LeaseQueue, labeler: User, now: datetime) -> None:
-    held = _active_leases(db, queue.id, labeler.id, now)
+    queue = LeaseQueue(row.id, row.name, row.kind, row.lease_seconds, row.max_active_leases)
+    held = _expire_and_count_leases(db, queue.id, labeler.id, now)
     if held >= queue.max_active_leases:
         db.rollback()
         raise Conflict(
             f"you hold {held} task(s) of this queue already (the most is "
             f"{queue.max_active_leases}); submit or skip one first"
         )
+    return queue
 
 
-def _expire_leases(db: Session, now: datetime) -> None:
+def _expire_and_count_leases(db: Session, queue_id: int, labeler_id: int, now: datetime) -> int:
     """Marks every lease past its end expired (their tasks' slots reopen through the
-    triggers). Only active leases are read, through their partial index. On PostgreSQL a lease
+    triggers), and counts the labeler's unexpired leases of the queue. Only active leases are
+    read, through their partial indexes. On PostgreSQL one statement does both, and a lease
     another transaction is marking (or submitting) is skipped rather than waited for."""
     due = select(Assignment.id).where(
         Assignment.status == ACTIVE, Assignment.lease_expires_at <= now
     )
-    if db.get_bind().dialect.name == "postgresql":
+    postgres = db.get_bind().dialect.name == "postgresql"
+    if postgres:
         due = due.with_for_update(skip_locked=True)
-    db.execute(
+    expire = (
         update(Assignment)
         .where(Assignment.id.in_(due))
         .values(status=AssignmentStatus.expired, finished_at=now)
-        .execution_options(synchronize_session=False)
     )
-
-
-def _active_leases(db: Session, queue_id: int, labeler_id: int, now: datetime) -> int:
-    return int(
-        db.scalar(
-            select(func.count())
-            .select_from(Assignment)
-            .join(Task, Task.id == Assignment.task_id)
-            .where(
-                Assignment.labeler_id == labeler_id,
-                Assignment.status == ACTIVE,
-                Assignment.lease_expires_at > now,
-                Task.queue_id == queue_id,
-            )
+    count = (
+        select(func.count())
+        .select_from(Assignment)
+        .join(Task, Task.id == Assignment.task_id)
+        .where(
+            Assignment.labeler_id == labeler_id,
+            Assignment.status == ACTIVE,
+            Assignment.lease_expires_at > now,
+            Task.queue_id == queue_id,
         )
-        or 0
     )
+    if postgres:
+        # A data-modifying WITH runs once whether or not the query reads it; the count leaves
+        # out leases past their end by their time, so it needs nothing from the UPDATE.
+        count = count.add_cte(expire.returning(Assignment.id).cte("expired"))
+    else:
+        db.execute(expire.execution_options(synchronize_session=False))
+    return int(db.scalar(count) or 0)
 
 
 def holds_slot(now: datetime) -> ColumnElement[bool]:

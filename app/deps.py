@@ -176,7 +176,8 @@ def get_api_user(request: Request, db: SessionDep) -> User:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("send an API token as 'Authorization: Bearer <token>'")
-    user = auth.resolve_api_token(db, token.strip())
+    seconds = request.app.state.settings.api_token_cache_seconds
+    user = auth.token_cache.resolve(db, token.strip(), seconds)
     if user is None:
         raise AuthenticationFailed(
             "the API token is unknown, revoked, expired or its user inactive"

@@ -213,15 +213,22 @@ class TokenCache:
         self._entries: dict[str, tuple[float, User]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, db: Session, token: str) -> User | None:
+        """The token's user when the cache holds it, without a query; else None."""
+        entry = self._entries.get(token_hash(token))
+        if entry is None or entry[0] <= self._clock():
+            return None
+        # A copy in this request's session, loaded from the cached one without a query.
+        return db.merge(entry[1], load=False)
+
     def resolve(self, db: Session, token: str, seconds: float) -> User | None:
         if seconds <= 0:
             return resolve_api_token(db, token)
+        hit = self.cached(db, token)
+        if hit is not None:
+            return hit
         key = token_hash(token)
         now = self._clock()
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > now:
-            # A copy in this request's session, loaded from the cached one without a query.
-            return db.merge(entry[1], load=False)
         found = _resolve_api_token(db, token)
         with self._lock:
             if found is None:

@@ -278,7 +278,8 @@ def main() -> None:
             client.get("/api/v1/me/queues").raise_for_status()
 
         def labeler(client: httpx.Client) -> None:
-            with client:
+            # Not `with client`: httpx refuses to enter a client that has sent requests.
+            try:
                 while not enough.is_set():
                     started = time.perf_counter()
                     answer = client.post(f"/api/v1/queues/{queue_id}/lease")
@@ -316,6 +317,8 @@ def main() -> None:
                             break
                         with lock:
                             failures[f"submit {done.status_code}"] += 1
+            finally:
+                client.close()
 
         threads = [threading.Thread(target=labeler, args=(client,)) for client in clients]
         meter = CpuMeter(server.pid, admin, name)

@@ -35,8 +35,12 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
         yield db
     finally:
         # FastAPI runs this once the answer was sent (or, after an error, before the error's
-        # answer): a failure here must not fail that answer (see close_session).
-        await run_in_threadpool(close_session, db)
+        # answer): a failure here must not fail that answer (see close_session). A session
+        # whose last transaction was committed holds no connection: closing it does no I/O.
+        if db.in_transaction():
+            await run_in_threadpool(close_session, db)
+        else:
+            db.close()
 
 
 READ_ONLY_MARK = "smiley_read_only"

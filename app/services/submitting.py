@@ -182,7 +182,7 @@ def claim_for_submit(
     open_for_submit says when the assignment cannot be submitted. The caller commits, or
     rolls back on a refusal."""
     claim = (
-        update(Assignment)
+        update(Assignment.__table__)
         .where(
             Assignment.id == assignment_id,
             Assignment.labeler_id == labeler.id,
@@ -191,7 +191,6 @@ def claim_for_submit(
         )
         .values(status=AssignmentStatus.submitted, finished_at=now, idle_seconds=idle_seconds)
         .returning(Assignment.task_id, Assignment.leased_at)
-        .execution_options(synchronize_session=False)
     )
     drop_draft = delete(Draft).where(
         Draft.task_id

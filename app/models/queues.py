@@ -90,9 +90,7 @@ IS_ACTIVE = "status = 'active'"
 
 class Task(CreatedAt, Base):
     __tablename__ = "tasks"
-    __table_args__ = (
-        CheckConstraint("overlap >= 1", name="overlap_positive"),
-    )
+    __table_args__ = (CheckConstraint("overlap >= 1", name="overlap_positive"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     queue_id: Mapped[int] = mapped_column(ForeignKey("queues.id"), index=True)

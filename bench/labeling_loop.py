@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from app import migrate  # noqa: E402
 from app.db import make_engine, session_factory  # noqa: E402
-from app.models import Assignment, AssignmentStatus, Comparison, Role  # noqa: E402
+from app.models import Assignment, AssignmentStatus, Comparison, Role, Task  # noqa: E402
 from app.schemas.users import TokenCreate, UserCreate  # noqa: E402
 from app.services import auth, users  # noqa: E402
 from tests.factories import (  # noqa: E402
@@ -101,6 +101,69 @@ def make_realistic_tasks(db, queue, project, count: int, prompt_chars: int, resp
         db.add_all(responses)
         db.flush()
         make_task(db, queue, prompt, responses)
+    db.commit()
+
+
+def grow_queue(db, queue, total: int) -> None:
+    """More tasks in the queue, up to `total`, each showing the prompt and responses of one of
+    the tasks already there (so the text stays realistic without storing it again)."""
+    base = db.scalar(text("SELECT count(*) FROM tasks WHERE queue_id = :q"), {"q": queue.id})
+    if total <= base:
+        return
+    last = db.scalar(text("SELECT max(id) FROM tasks"))
+    db.execute(
+        text(
+            "INSERT INTO tasks (queue_id, prompt_id, priority, overlap, is_gold, held_slots, "
+            "created_at) SELECT :q, t.prompt_id, 0, :overlap, false, 0, now() "
+            "FROM generate_series(0, :n - 1) AS g JOIN (SELECT prompt_id, "
+            "row_number() OVER (ORDER BY id) - 1 AS k FROM tasks WHERE queue_id = :q) AS t "
+            "ON t.k = g % :base ORDER BY g"
+        ),
+        {"q": queue.id, "overlap": queue.overlap, "n": total - base, "base": base},
+    )
+    db.execute(
+        text(
+            "INSERT INTO task_responses (task_id, response_id, position) "
+            "SELECT new.id, tr.response_id, tr.position FROM tasks AS new "
+            "JOIN tasks AS old ON old.prompt_id = new.prompt_id AND old.id <= :last "
+            "JOIN task_responses AS tr ON tr.task_id = old.id WHERE new.id > :last"
+        ),
+        {"last": last},
+    )
+    db.commit()
+
+
+def add_history(db, project, assignments: int) -> None:
+    """`assignments` submitted assignments by five former labelers, in a queue of their own
+    (overlap 5), as a database that has been in use for a while holds."""
+    if not assignments:
+        return
+    old = make_queue(db, project, name="finished queue", overlap=5, max_overlap=5)
+    prompt = db.scalar(text("SELECT min(prompt_id) FROM tasks"))
+    db.execute(
+        text(
+            "INSERT INTO tasks (queue_id, prompt_id, priority, overlap, is_gold, held_slots, "
+            "created_at) SELECT :q, :p, 0, 5, false, 0, now() FROM generate_series(1, :n)"
+        ),
+        {"q": old.id, "p": prompt, "n": (assignments + 4) // 5},
+    )
+    former = []
+    for index in range(5):
+        user, _ = users.create_user(
+            db, UserCreate(username=f"former{index}", role=Role.labeler, password="x" * 12)
+        )
+        former.append(user.id)
+    db.execute(
+        text(
+            "INSERT INTO assignments (task_id, labeler_id, status, leased_at, lease_expires_at, "
+            "finished_at, idle_seconds) SELECT t.id, u.id, 'submitted', "
+            "now() - interval '2 hours', now() - interval '1 hour', "
+            "now() - interval '90 minutes', 0 "
+            "FROM tasks AS t CROSS JOIN unnest(CAST(:former AS integer[])) AS u(id) "
+            "WHERE t.queue_id = :q LIMIT :n"
+        ),
+        {"q": old.id, "former": former, "n": assignments},
+    )
     db.commit()
 
 
@@ -192,6 +255,20 @@ def main() -> None:
         "--prompt-chars", type=int, default=0, help="realistic text of this length (0: short)"
     )
     parser.add_argument("--response-chars", type=int, default=600)
+    parser.add_argument(
+        "--queue-tasks",
+        type=int,
+        default=0,
+        help="grow the queue to this many tasks (the extra ones reuse the first --tasks' "
+        "prompts and responses), to show a lease costs the same on a large queue",
+    )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="finished assignments already in the database (in another queue), to show a "
+        "lease costs the same however much history there is",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
 
@@ -213,6 +290,8 @@ def main() -> None:
                 )
             else:
                 make_comparison_tasks(db, queue, project, args.tasks)
+            grow_queue(db, queue, args.queue_tasks)
+            add_history(db, project, args.history)
             tokens = []
             for index in range(args.labelers):
                 user, _ = users.create_user(
@@ -221,6 +300,9 @@ def main() -> None:
                 )
                 tokens.append(auth.create_api_token(db, user, TokenCreate(name="bench"))[1])
             queue_id = queue.id
+        if args.queue_tasks or args.history:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(text("VACUUM ANALYZE"))
 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -338,8 +420,11 @@ def main() -> None:
         with session_factory(engine)() as db:
             per_task = Counter(
                 db.scalars(
-                    select(Assignment.task_id).where(
-                        Assignment.status == AssignmentStatus.submitted
+                    select(Assignment.task_id)
+                    .join(Task, Task.id == Assignment.task_id)
+                    .where(
+                        Assignment.status == AssignmentStatus.submitted,
+                        Task.queue_id == queue_id,
                     )
                 )
             )
@@ -361,9 +446,12 @@ def main() -> None:
             "submit_ms_p99": round(percentile(submit_ms, 0.99), 1),
             "over_overlap_tasks": sum(1 for count in per_task.values() if count > args.overlap),
             "lost_submissions": len(set(accepted) - stored),
-            "unfinished_tasks": args.tasks - sum(1 for c in per_task.values() if c == args.overlap),
+            "unfinished_tasks": max(args.tasks, args.queue_tasks)
+            - sum(1 for c in per_task.values() if c == args.overlap),
             "http_failures": dict(failures),
             "annotations_asked": args.annotations,
+            "queue_tasks": max(args.tasks, args.queue_tasks),
+            "history_assignments": args.history,
             "prompt_chars": args.prompt_chars,
             "response_chars": args.response_chars if args.prompt_chars else 0,
             "web_cpu_ms_per_annotation": round(spent["web"] * 1000 / max(1, len(accepted)), 1),

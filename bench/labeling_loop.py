@@ -167,14 +167,20 @@ def add_history(db, project, assignments: int) -> None:
     db.commit()
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU of one process, from /proc; None once it is gone."""
+def process_stat(pid: int) -> tuple[float, int] | None:
+    """User plus system CPU seconds of one process and when it started (clock ticks since
+    boot), from /proc; None once it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    # utime and stime are fields 14 and 15 of /proc/PID/stat (1-based, the name being 2).
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    # utime, stime and starttime are fields 14, 15 and 22 of /proc/PID/stat (1-based, the
+    # name being field 2).
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(fields[19])
+
+
+def boot_ticks_now() -> int:
+    return int(float(Path("/proc/uptime").read_text().split()[0]) * CLOCK_TICKS)
 
 
 def process_tree(pid: int) -> list[int]:
@@ -195,6 +201,7 @@ class CpuMeter:
         self.database = database
         self.first: dict[tuple[str, int], float] = {}
         self.last: dict[tuple[str, int], float] = {}
+        self.window_start = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -210,11 +217,14 @@ class CpuMeter:
 
     def sample(self) -> None:
         for key in self._pids():
-            seconds = process_cpu_seconds(key[1])
-            if seconds is None:
+            found = process_stat(key[1])
+            if found is None:
                 continue
-            # A process first seen mid-run started mid-run: it counts from zero.
-            self.first.setdefault(key, 0.0 if self.last else seconds)
+            seconds, started = found
+            # A process started within the window counts from zero; one that existed before
+            # it (a backend that connected to the database only now, say) from when it was
+            # first seen, so nothing it spent before the window counts.
+            self.first.setdefault(key, 0.0 if started >= self.window_start else seconds)
             self.last[key] = seconds
 
     def _run(self) -> None:
@@ -222,6 +232,7 @@ class CpuMeter:
             self.sample()
 
     def start(self) -> None:
+        self.window_start = boot_ticks_now()
         self.sample()
         self.thread.start()
 

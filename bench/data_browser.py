@@ -4,16 +4,19 @@ Makes a database of its own on the given PostgreSQL server (dropped afterwards),
 and fills it in SQL with generate_series (no row goes through Python): one project, 200
 labelers, 4 queues, N/3 prompts each with 2 imported responses and one comparison task of
 overlap 3, N comparisons of 2 items each (1 in 50 flagged "hallucination"; 1 in 100 tasks
-gold; 1 in 1,000 prompts mentions "zebra"). Ids follow time, as submissions do.
+gold; 1 in 1,000 prompts mentions "zebra"; 1 in 7 comparisons ranks its pair the other way,
+so about a third of tasks disagree). Ids follow time, as submissions do.
 
 Then times, through the real app (FastAPI TestClient, a signed-in admin), each request a few
 times after one warm-up, and reports the median and slowest wall-clock milliseconds and the
 process's CPU seconds per request:
 
 - labels: the first page, a filtered page (labeler + queue + flag), a deep keyset page (the
-  cursor of the 500,000th comparison), a search ("zebra", rare), a search of a common word;
+  cursor of the 500,000th comparison), searches of a rare word ("zebra"), a common one
+  ("photosynthesis", 1 prompt in 11), one in every prompt ("prompt") and one found nowhere;
 - the HTML page /projects/{id}/data for the first page and the filtered one;
-- prompt search ("zebra" in prompts or responses; "answer", a word of every response).
+- prompt search (in prompts or responses) of the same rare and common words, "answer" (a word
+  of every response) and a word found nowhere.
 
 Results go to bench/results/data_browser.json.
 
@@ -26,6 +29,7 @@ Results go to bench/results/data_browser.json.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -106,7 +110,10 @@ FILL = [
         timestamptz '2024-01-01' + c * (interval '90 days' / :n)
        FROM generate_series(1, :n) c""",
     """INSERT INTO comparison_items (comparison_id, response_id, score, rank, flags, flag_note)
-       SELECT c, 2 * ((c + 2) / 3) - 1 + side, 6 - 3 * side, 1 + side,
+       SELECT c, 2 * ((c + 2) / 3) - 1 + side,
+        -- Every 7th comparison ranks its pair the other way: a third of tasks disagree.
+        CASE WHEN c % 7 = 0 THEN 3 + 3 * side ELSE 6 - 3 * side END,
+        CASE WHEN c % 7 = 0 THEN 2 - side ELSE 1 + side END,
         CASE WHEN side = 0 AND c % 50 = 0 THEN '["hallucination"]'::jsonb ELSE '[]'::jsonb END,
         ''
        FROM generate_series(1, :n) c, generate_series(0, 1) side""",
@@ -140,6 +147,8 @@ def fill(url: str, comparisons: int) -> dict[str, Any]:
     with engine.begin() as connection:
         for statement in FILL:
             connection.execute(text(statement), {"n": comparisons, "p": prompts})
+        # Each task's stored agreement, as every submit keeps it, by the migration's own SQL.
+        connection.execute(text(task_agreement_backfill()))
         for table in SEQUENCES:
             connection.execute(
                 text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
@@ -152,6 +161,16 @@ def fill(url: str, comparisons: int) -> dict[str, Any]:
         "prompts": prompts,
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def task_agreement_backfill() -> str:
+    """The SQL with which migration 0009 fills task_agreements for comparisons already made."""
+    path = ROOT / "migrations" / "versions" / "0009_keep_each_comparison_tasks_agreement.py"
+    spec = importlib.util.spec_from_file_location("task_agreement_migration", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.BACKFILL)
 
 
 def signed_in(client: TestClient, url: str) -> dict[str, str]:
@@ -216,6 +235,7 @@ def run(url: str, comparisons: int, repeat: int) -> dict[str, Any]:
         with TestClient(create_app(settings), follow_redirects=False) as client:
             api = signed_in(client, url)
             labels = "/api/v1/projects/1/labels"
+            prompt_search = "/api/v1/projects/1/prompt-search"
             deep_cursor = max(1, comparisons // 2)
             cases = {
                 "labels_first_page": (labels, {}),
@@ -231,12 +251,21 @@ def run(url: str, comparisons: int, repeat: int) -> dict[str, Any]:
                 "labels_gold": (labels, {"gold": "true"}),
                 "labels_search_rare": (labels, {"search": "zebra"}),
                 "labels_search_common": (labels, {"search": "photosynthesis"}),
-                "prompts_search_rare": ("/api/v1/projects/1/prompt-search", {"search": "zebra"}),
-                # In every response: the slow case of the prompt search.
-                "prompts_search_every_response": (
-                    "/api/v1/projects/1/prompt-search",
-                    {"search": "answer"},
+                "labels_search_every_prompt": (labels, {"search": "prompt"}),
+                "labels_search_none": (labels, {"search": "nowhere"}),
+                "prompts_search_rare": (prompt_search, {"search": "zebra"}),
+                "prompts_search_common": (prompt_search, {"search": "photosynthesis"}),
+                # In every response: the index finds every prompt, the newest are read instead.
+                "prompts_search_every_response": (prompt_search, {"search": "answer"}),
+                # Found nowhere: every prompt of the project is read to say so.
+                "prompts_search_none": (prompt_search, {"search": "nowhere"}),
+                # The task's stored agreement (every 7th comparison disagrees).
+                "labels_agreement_below": (labels, {"agreement_below": "0.5"}),
+                "labels_agreement_below_deep": (
+                    labels,
+                    {"agreement_below": "0.5", "cursor": deep_cursor},
                 ),
+                "review_queue": ("/api/v1/projects/1/review-queue", {}),
                 "page_first": ("/projects/1/data", {}),
                 "page_filtered": (
                     "/projects/1/data",

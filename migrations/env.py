@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy import JSON
 
 from app.db import make_engine
+from app.migrate import include_name
 from app.models import Base
 from app.models.base import UTCDateTime
 from app.settings import get_settings
@@ -26,6 +27,7 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -65,6 +67,7 @@ def _run_with(connection: Any) -> None:
         render_as_batch=True,
         compare_type=True,
         render_item=_render_item,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

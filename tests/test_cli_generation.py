@@ -350,8 +350,8 @@ def test_train_points_sampling_kinds_to_their_own_command(data_dir: Path, kind: 
 def test_train_lists_only_the_training_kinds() -> None:
     code, output = run("train", "--help")
     assert code == 0
-    assert "KIND <sft|reward|dpo|ppo|rloo>" in output
+    assert "KIND <sft|reward|dpo|ppo|rloo|grpo>" in output
     code, output = run("train", "bogus", "--project", "1", "--base", "base", "--snapshot", "1")
     assert code == 2
     assert output.endswith("Error: Invalid value for 'KIND': 'bogus' is not sft, reward, dpo, "
-                           "ppo or rloo\n")  # fmt: skip
+                           "ppo, rloo or grpo\n")  # fmt: skip

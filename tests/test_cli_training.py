@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from app import db as app_db
 from app.cli import cli
 from app.db import get_engine, session_factory
-from app.models import Model, ModelRole, Role, Run, RunStatus, SnapshotKind
+from app.models import Model, ModelRole, Project, Role, Run, RunStatus, SnapshotKind
 from app.schemas.users import UserCreate
 from app.services import runs, users
 from app.settings import get_settings
@@ -64,7 +64,7 @@ def run_count() -> int:
 def test_train_queues_a_run_with_the_settings_given() -> None:
     code, output = run(
         "train", "sft", "--project", "1", "--base", "base", "--snapshot", "1",
-        "--set", "learning_rate=0.0003", "--set", "packing=true",
+        "--set", "learning_rate=0.0003", "--set", "packing=true", "--set", "processes=2",
     )  # fmt: skip
     assert (code, output) == (
         0,
@@ -75,6 +75,40 @@ def test_train_queues_a_run_with_the_settings_given() -> None:
         assert queued is not None
         assert queued.hyperparameters["learning_rate"] == 0.0003
         assert queued.hyperparameters["packing"] is True
+        assert (queued.hyperparameters["processes"], queued.hyperparameters["distributed"]) == (
+            2,
+            None,
+        )
+    assert queued_messages(get_settings()) == 1
+
+
+def test_train_grpo_takes_python_reward_functions_by_name() -> None:
+    with session_factory(get_engine())() as db:
+        project = db.get(Project, 1)
+        make_model(db, get_settings(), "rm", ModelRole.reward, project=project)
+        prompts = make_snapshot(db, get_settings(), project, SnapshotKind.prompts)
+        db.commit()
+        prompts_id = prompts.id
+    launch = ["train", "grpo", "--project", "1", "--base", "base", "--snapshot", str(prompts_id),
+              "--reward-model", "rm"]  # fmt: skip
+
+    code, output = run(*launch, "--set", 'reward_functions=["length_penalty", "brevity"]')
+    assert (code, output) == (
+        1,
+        "error: hyperparameters.reward_functions: unknown reward function 'brevity'; choose "
+        "from length_penalty, think_format\n",
+    )
+    assert run_count() == 0
+
+    code, output = run(
+        *launch, "--set", 'reward_functions=["think_format"]', "--set", "reward_weights=[1, 0.5]"
+    )
+    assert (code, output) == (0, "run 1 queued (grpo); follow it with `smiley runs follow 1`\n")
+    with session_factory(get_engine())() as db:
+        queued = db.get(Run, 1)
+        assert queued is not None
+        assert queued.hyperparameters["reward_functions"] == ["think_format"]
+        assert queued.hyperparameters["reward_weights"] == [1.0, 0.5]
     assert queued_messages(get_settings()) == 1
 
 

@@ -9,7 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from app import migrate
 from app.db import make_engine
@@ -33,7 +33,9 @@ def _diff(url: str) -> list[object]:
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "include_name": migrate.include_name}
+            )
             return list(compare_metadata(context, Base.metadata))
     finally:
         engine.dispose()
@@ -42,7 +44,10 @@ def _diff(url: str) -> list[object]:
 def _tables(url: str) -> set[str]:
     engine = make_engine(url)
     try:
-        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+        names = inspect(engine).get_table_names()
+        return {name for name in names if migrate.include_name(name, "table", {})} - {
+            "alembic_version"
+        }
     finally:
         engine.dispose()
 
@@ -64,3 +69,51 @@ def test_upgrade_downgrade_round_trip(fresh_url: str) -> None:
 def test_migration_history_is_linear() -> None:
     script = ScriptDirectory.from_config(migrate.alembic_config())
     assert len(script.get_heads()) == 1
+
+
+def test_sqlite_search_tables_are_filled_from_the_rows_already_stored(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'before.sqlite3'}"
+    migrate.upgrade(url, "0008")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO projects (id, name, description, label_schema, is_archived, "
+                    "updated_at, created_at) VALUES (1, 'P', '', '{}', 0, '2026-01-01', "
+                    "'2026-01-01')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO prompts (id, project_id, messages, category, source, "
+                    "content_hash, created_at) VALUES (7, 1, :messages, 'other', 'test', 'h', "
+                    "'2026-01-01')"
+                ),
+                {"messages": '[{"role": "user", "content": "Caf\\u00e9 zebra?"}]'},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO responses (id, prompt_id, content, source, source_name, "
+                    "created_at) VALUES (9, 7, 'Striped horse.', 'import', 'test', '2026-01-01')"
+                )
+            )
+        migrate.upgrade(url)
+        with engine.connect() as connection:
+            for fts, words, rowid in (
+                ("prompts_fts", '"café" "zebra"', 7),
+                ("prompts_fts", '"user"', 7),
+                ("responses_fts", '"striped"', 9),
+            ):
+                found = connection.execute(
+                    text(f"SELECT rowid FROM {fts} WHERE {fts} MATCH :q"), {"q": words}
+                )
+                assert list(found.scalars()) == [rowid]
+        migrate.downgrade(url, "0008")
+        with engine.connect() as connection:
+            left = connection.execute(
+                text("SELECT name FROM sqlite_master WHERE name GLOB '*_fts*'")
+            ).scalars()
+            assert list(left) == []
+    finally:
+        engine.dispose()

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -82,6 +83,18 @@ def run_paths(db: Session, settings: Settings, run: Run) -> RunPaths:
 def job_module(kind: str) -> ModuleType:
     # Imported here, not at the top: torch and TRL load only in a process that runs a job.
     return importlib.import_module(f"worker.jobs.{kind}")
+
+
+def pick_job(
+    kind: str, hyperparameters: Mapping[str, Any], jobs: Mapping[str, JobRunner] | None
+) -> JobRunner:
+    """The job module's `run` in this process, or with `processes` above 1 a process group
+    that runs it in every rank (worker/launch.py)."""
+    if int(hyperparameters.get("processes") or 1) > 1:
+        from worker.launch import run_group
+
+        return run_group
+    return jobs[kind] if jobs is not None else job_module(kind).run
 
 
 def describe_failure(error: BaseException) -> str:
@@ -179,7 +192,7 @@ def execute_run(
 
     with RunHeartbeat(sessions, run_id, worker_name, settings.run_heartbeat_seconds) as beat:
         try:
-            job = jobs[kind] if jobs is not None else job_module(kind).run
+            job = pick_job(kind, hyperparameters, jobs)
             paths.checkpoints.mkdir(parents=True, exist_ok=True)
             ctx = JobContext(
                 run_id=run_id,
@@ -206,7 +219,8 @@ def execute_run(
                     run_id,
                     worker_name,
                     error=describe_failure(error),
-                    traceback=traceback.format_exc(),
+                    # A process group's failure carries the failing rank's own traceback.
+                    traceback=getattr(error, "rank_traceback", None) or traceback.format_exc(),
                 )
             log.exception("run %s failed", run_id)
             return "lost" if beat.lost.is_set() else "failed"

@@ -13,6 +13,7 @@ from app.deps import ApiStaff, SessionDep, read_only
 from app.models import LabelSource, PromptCategory, ResponseSource
 from app.schemas.browsing import LabelPage, LabelRowOut, PromptRowOut, PromptRowPage
 from app.schemas.common import Text
+from app.schemas.labeling import SkipReason
 from app.services import browsing
 from app.services.browsing import LabelFilters, PromptFilters
 from app.services.prompts import MAX_ID
@@ -29,7 +30,7 @@ CSV = {200: {"content": {"text/csv": {}}, "description": "Every matching row as 
 
 
 def label_filters(
-    kind: Literal["comparison", "demonstration"] = "comparison",
+    kind: Literal["comparison", "demonstration", "skip"] = "comparison",
     queue_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     labeler_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     source: LabelSource | None = None,
@@ -40,6 +41,11 @@ def label_filters(
     since: Day = None,
     until: Day = None,
     search: Search = None,
+    agreement_below: Annotated[
+        float | None,
+        Query(ge=0, le=1, description="labels of tasks whose pairwise agreement is below this"),
+    ] = None,
+    skip_reason: Annotated[SkipReason | None, Query(description="kind skip only")] = None,
 ) -> LabelFilters:
     start, end = browsing.day_bounds(since, until)
     return LabelFilters(
@@ -54,6 +60,8 @@ def label_filters(
         since=start,
         until=end,
         search=search or None,
+        agreement_below=agreement_below,
+        skip_reason=skip_reason,
     )
 
 
@@ -63,11 +71,15 @@ def prompt_filters(
     since: Day = None,
     until: Day = None,
     search: Search = None,
+    skipped: Annotated[
+        bool | None, Query(description="prompts a labeler skipped a task of, or none did")
+    ] = None,
 ) -> PromptFilters:
     start, end = browsing.day_bounds(since, until)
     return PromptFilters(
         category=category,
         response_source=response_source,
+        skipped=skipped,
         since=start,
         until=end,
         search=search or None,

@@ -9,9 +9,18 @@ from fastapi import APIRouter, Query, status
 
 from app.api.errors import STANDARD_ERRORS
 from app.deps import ApiAdmin, ApiStaff, SessionDep
-from app.schemas.reviews import ReviewCreate, ReviewQueueItem, ReviewRead, SentBack
+from app.schemas.reviews import ReviewCreate, ReviewQueuePage, ReviewRead, SentBack
 from app.services import reviews
-from app.services.review_queue import FAST_SECONDS, LIMIT, LOW_AGREEMENT, review_queue
+from app.services.prompts import MAX_ID
+from app.services.review_queue import (
+    AGREEMENT_BELOW,
+    FASTER_THAN,
+    MAX_PAGE_SIZE,
+    MAX_SECONDS,
+    PAGE_SIZE,
+    ReviewThresholds,
+    review_queue,
+)
 
 router = APIRouter(responses=STANDARD_ERRORS, tags=["reviews"])
 
@@ -49,17 +58,25 @@ def send_back(task_id: int, db: SessionDep, _: ApiAdmin) -> SentBack:
     return SentBack(task_id=task.id, overlap=task.overlap)
 
 
-@router.get("/projects/{project_id}/review-queue", response_model=list[ReviewQueueItem])
+@router.get("/projects/{project_id}/review-queue", response_model=ReviewQueuePage)
 def list_review_queue(
     project_id: int,
     db: SessionDep,
     _: ApiStaff,
-    low_agreement: Annotated[float, Query(ge=0, le=1)] = LOW_AGREEMENT,
-    fast_seconds: Annotated[float, Query(ge=0, le=86_400)] = FAST_SECONDS,
-    limit: Annotated[int, Query(ge=1, le=LIMIT)] = LIMIT,
-) -> list[ReviewQueueItem]:
-    """Unreviewed comparisons worth a look: the task's agreement below `low_agreement`, a gold
-    miss, or made in under `fast_seconds`; each says why."""
-    return review_queue(
-        db, project_id, low_agreement=low_agreement, fast_seconds=fast_seconds, limit=limit
-    )
+    agreement_below: Annotated[
+        float, Query(ge=0, le=1, description="the task's pairwise agreement below this; 0: off")
+    ] = AGREEMENT_BELOW,
+    faster_than: Annotated[
+        float, Query(ge=0, le=MAX_SECONDS, description="made in fewer seconds than this; 0: off")
+    ] = FASTER_THAN,
+    gold_misses: Annotated[bool, Query(description="comparisons that miss a gold answer")] = True,
+    cursor: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="next_cursor of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = PAGE_SIZE,
+) -> ReviewQueuePage:
+    """Unreviewed comparisons worth a look, oldest first: the task's agreement below
+    `agreement_below`, a gold miss, or made in under `faster_than` seconds; each says why."""
+    thresholds = ReviewThresholds(agreement_below, faster_than, gold_misses)
+    page = review_queue(db, project_id, thresholds, cursor=cursor, limit=limit)
+    return ReviewQueuePage(items=page.items, next_cursor=page.next_cursor)

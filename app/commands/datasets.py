@@ -190,9 +190,12 @@ def import_report(result: ImportResult) -> str:
         lines.append(f"warned: {result.rows_warned}")
         lines += [f"  line {note.line}: {note.reason}" for note in result.warnings]
     lines.append(f"skipped: {result.skipped}")
+    if result.skipped_deleted:
+        lines.append(f"  {result.skipped_deleted} deleted by Open-Assistant moderators")
     lines += [f"  line {error.line}: {error.reason}" for error in result.errors]
-    if result.skipped > len(result.errors):
-        lines.append(f"  ... and {result.skipped - len(result.errors)} more")
+    listed = result.skipped - result.skipped_deleted
+    if listed > len(result.errors):
+        lines.append(f"  ... and {listed - len(result.errors)} more")
     if result.filters is not None:
         dropped = ", ".join(f"{name} {count}" for name, count in result.filters.dropped.items())
         lines.append(

@@ -78,6 +78,7 @@ class TrainingKind(enum.StrEnum):
     dpo = "dpo"
     ppo = "ppo"
     rloo = "rloo"
+    grpo = "grpo"
 
 
 def training_kind(value: str) -> TrainingKind:
@@ -86,13 +87,15 @@ def training_kind(value: str) -> TrainingKind:
     try:
         return TrainingKind(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not sft, reward, dpo, ppo or rloo") from None
+        raise typer.BadParameter(f"{value!r} is not sft, reward, dpo, ppo, rloo or grpo") from None
 
 
 def train_command(
     kind: Annotated[
         TrainingKind,
-        typer.Argument(parser=training_kind, metavar="KIND", help="sft, reward, dpo, ppo or rloo."),
+        typer.Argument(
+            parser=training_kind, metavar="KIND", help="sft, reward, dpo, ppo, rloo or grpo."
+        ),
     ],
     project: Annotated[int, typer.Option("--project", help="The project's id.")],
     base: Annotated[
@@ -104,7 +107,7 @@ def train_command(
     ],
     snapshot: Annotated[int, typer.Option(help="The snapshot to train on.")],
     reward_model: Annotated[
-        str | None, typer.Option(help="PPO/RLOO: the reward model's id or name.")
+        str | None, typer.Option(help="PPO/RLOO/GRPO: the reward model's id or name.")
     ] = None,
     set_: Annotated[
         list[str] | None,

@@ -36,6 +36,9 @@ class RowError:
     line: int
     reason: str
     rows: int = 1
+    # Rows the source itself withdrew (messages Open-Assistant's moderators deleted, with their
+    # replies): nothing wrong with the file, so counted apart and never a reason to stop.
+    deleted: bool = False
 
 
 @dataclass(frozen=True)

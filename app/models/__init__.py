@@ -1,5 +1,6 @@
 """All models, imported here so Base.metadata is complete for Alembic and create_all."""
 
+from app.models.agreement import TaskAgreement
 from app.models.base import Base
 from app.models.content import Prompt, PromptCategory, Response, ResponseSource
 from app.models.datasets import DatasetJob, DatasetJobKind, DatasetJobStatus
@@ -79,6 +80,7 @@ __all__ = [
     "Snapshot",
     "SnapshotKind",
     "Task",
+    "TaskAgreement",
     "TaskEvent",
     "TaskResponse",
     "User",

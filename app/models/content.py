@@ -33,8 +33,8 @@ class ResponseSource(enum.StrEnum):
 
 
 def search_index(name: str, column: str) -> Index:
-    """A GIN index on to_tsvector('simple', column), created on PostgreSQL alone (SQLite's
-    search is a LIKE scan; see app/services/browsing.py)."""
+    """A GIN index on to_tsvector('simple', column), created on PostgreSQL alone (SQLite
+    searches the FTS5 tables of migration 0010; see app/services/search.py)."""
     vector = func.to_tsvector(literal_column("'simple'::regconfig"), literal_column(column))
     return Index(name, vector, postgresql_using="gin").ddl_if(dialect="postgresql")
 
@@ -43,7 +43,7 @@ class Prompt(CreatedAt, Base):
     """A conversation prefix ending with a user turn: [{"role": ..., "content": ...}, ...]."""
 
     __tablename__ = "prompts"
-    # Full-text search of the data browser (app/services/browsing.py), PostgreSQL only.
+    # Full-text search of the data browser (app/services/search.py), PostgreSQL only.
     __table_args__ = (search_index("ix_prompts_search", "messages"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)

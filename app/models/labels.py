@@ -100,7 +100,8 @@ class Comparison(CreatedAt, Base):
     # "All responses are unacceptable" (Open-Assistant's not_rankable): no ranking, no pairs.
     all_unacceptable: Mapped[bool] = mapped_column(Boolean, default=False)
     comment: Mapped[str] = mapped_column(Text, default="")
-    time_spent_seconds: Mapped[float | None] = mapped_column(Float)
+    # Indexed for the review queue's "faster than N seconds" (app/services/review_queue.py).
+    time_spent_seconds: Mapped[float | None] = mapped_column(Float, index=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     # A labeler's rewrite of a response is stored as its own two-item comparison
     # ("edited ≻ original", no task, so it stays out of agreement), linked to the comparison

@@ -103,7 +103,7 @@ class Task(CreatedAt, Base):
     gold_answer: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # How many of its assignments are active or submitted, kept by triggers on assignments
-    # (migration 0009) in the same transaction as the change; an active lease past its end
+    # (migration 0012) in the same transaction as the change; an active lease past its end
     # counts until leasing marks it expired.
     held_slots: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 

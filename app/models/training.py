@@ -29,6 +29,7 @@ class RunKind(enum.StrEnum):
     dpo = "dpo"
     ppo = "ppo"
     rloo = "rloo"
+    grpo = "grpo"
     generate = "generate"
     # A reward model scores a project's judged responses, for the audit against labelers.
     score = "score"

@@ -23,12 +23,17 @@ class LabelRowOut(BaseModel):
     category: str
     # First lines of the prompt's first user turn.
     prompt_text: str
-    # First lines of a comparison's comment or a demonstration's first turn.
+    # First lines of a comparison's comment, a demonstration's first turn or a skip's note.
     label_text: str
     flags: list[str]
     guideline_version: int | None
     gold: bool
+    # A skip's: from the lease to the skip, less idle time.
     time_spent_seconds: float | None
+    # The task's pairwise agreement (null: no task, or fewer than two labelers so far).
+    task_agreement: float | None
+    # kind "skip" only: the reason picked (label_text holds the note).
+    skip_reason: str | None
 
 
 class LabelPage(BaseModel):

@@ -42,8 +42,10 @@ class ImportResult(BaseModel):
     pairs: int = 0
     # Responses not stored twice: the same text under the same prompt became one response.
     responses_merged: int = 0
-    # Every row read is one of: imported as it was; merged (a repeat of a row this import
-    # already stored, so nothing new was kept); imported with a warning; or skipped.
+    # Every row read is one of: imported as it was; merged (nothing new was kept: a repeat of
+    # a row this import, or an earlier import from the same source, stored; or a row without
+    # a comparison or demonstration whose prompt and responses the project already has);
+    # imported with a warning; or skipped.
     # rows_read = rows_imported + rows_merged + rows_warned + skipped. For Open-Assistant
     # flat exports a row is a message; for dialogue text a row is a dialogue, and those the
     # filters dropped are counted in `filters` (by filter) rather than here.
@@ -51,6 +53,9 @@ class ImportResult(BaseModel):
     rows_merged: int = 0
     rows_warned: int = 0
     skipped: int = 0
+    # Of the skipped rows, those the source itself deleted (Open-Assistant messages removed by
+    # its moderators, with their replies): counted here, not listed in `errors`.
+    skipped_deleted: int = 0
     # The first few skipped rows; `skipped` counts them all.
     errors: list[ImportRowError] = []
     # The first few remarks on rows imported with a warning; `rows_warned` counts the rows.

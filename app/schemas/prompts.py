@@ -107,6 +107,14 @@ class ResponseCreate(BaseModel):
         return value.strip()
 
 
+def typed_response(content: str, source_name: str) -> ResponseCreate:
+    """A response typed into a prompts page: written by the person typing it, unless they
+    name where it came from (a model's name, a website), which makes it imported from
+    there. ValidationError as ResponseCreate's."""
+    source = ResponseSource.imported if source_name.strip() else ResponseSource.human
+    return ResponseCreate(content=content, source=source, source_name=source_name)
+
+
 class ResponseOut(BaseModel):
     """Staff only: the source says which response came from where, which labelers never see."""
 

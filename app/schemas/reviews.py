@@ -44,5 +44,13 @@ class ReviewQueueItem(BaseModel):
     labeler_id: int
     labeler: str
     time_spent_seconds: float | None
+    # The task's pairwise agreement (null while fewer than two labelers ordered a pair).
+    task_agreement: float | None
     # Why it was picked: "low agreement", "gold miss", "fast".
     reasons: list[str]
+
+
+class ReviewQueuePage(BaseModel):
+    items: list[ReviewQueueItem]
+    # Pass as `cursor` for the next page; null on the last page.
+    next_cursor: int | None

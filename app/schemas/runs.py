@@ -9,9 +9,9 @@ No torch here: the web app validates with these before anything reaches a worker
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from app.schemas.common import Text
 
@@ -20,6 +20,8 @@ MAX_LENGTH_MIN = 8
 MAX_LENGTH_MAX = 131_072
 MAX_BATCH = 4096
 MAX_STEPS = 10_000_000
+# Processes of one run's `accelerate launch` group, on one worker machine (a GPU each on CUDA).
+MAX_PROCESSES = 16
 
 
 class LoraSettings(BaseModel):
@@ -132,16 +134,51 @@ class TrainingHyperparameters(BaseModel):
     seed: int = Field(
         title="Seed", default=0, ge=0, le=2**32 - 1, description="Seed for weights and data."
     )
+    processes: int = Field(
+        title="Processes",
+        default=1,
+        ge=1,
+        le=MAX_PROCESSES,
+        description="Training processes on the worker (one GPU each on CUDA); above 1 the job "
+        "runs as an accelerate launch process group.",
+    )
+    distributed: Literal["ddp", "fsdp", "deepspeed-zero3"] | None = Field(
+        title="Multi-process strategy",
+        default=None,
+        description="How a process group shares the model: ddp copies it to every process, "
+        "fsdp and deepspeed-zero3 shard it; None: ddp below 1B parameters (and on CPU), fsdp "
+        "from 1B. Only with processes above 1.",
+    )
 
     @model_validator(mode="after")
     def _one_length(self) -> TrainingHyperparameters:
         if self.max_steps is not None and self.epochs is not None:
             raise ValueError("give max_steps or epochs, not both")
+        if self.distributed is not None and self.processes == 1:
+            raise ValueError("distributed is a strategy for processes above 1")
         return self
+
+
+# Chat templates a base model without one trains with (worker/training/templates.py holds them;
+# tests/worker/test_templates.py checks the names agree).
+ChatTemplateName = Literal["chatml", "zephyr"]
+
+
+def chat_template_field() -> Any:
+    return Field(
+        title="Chat template, for a model without one",
+        default="chatml",
+        description="The chat template a base model whose tokenizer has none trains with, saved "
+        "with the trained model: chatml (<|im_start|>role ... <|im_end|>, which becomes the "
+        "end token) or zephyr (<|role|> markers, turns ended by the model's own end token). A "
+        "model with a template of its own keeps it.",
+    )
 
 
 class SFTHyperparameters(TrainingHyperparameters):
     """Supervised fine-tuning on an SFT snapshot (TRL's SFTTrainer)."""
+
+    chat_template: ChatTemplateName = chat_template_field()
 
     packing: bool = Field(
         title="Pack examples together",
@@ -153,6 +190,8 @@ class SFTHyperparameters(TrainingHyperparameters):
 
 class RewardHyperparameters(TrainingHyperparameters):
     """A reward model on a preference snapshot (TRL's RewardTrainer, Bradley-Terry loss)."""
+
+    chat_template: ChatTemplateName = chat_template_field()
 
     use_margin: bool = Field(
         title="Use the judged margins",
@@ -185,7 +224,7 @@ class DPOHyperparameters(TrainingHyperparameters):
 
 
 class OnlineHyperparameters(TrainingHyperparameters):
-    """What PPO and RLOO share: sampling completions of a prompts snapshot's prompts."""
+    """What PPO, RLOO and GRPO share: sampling completions of a prompts snapshot's prompts."""
 
     max_completion_length: int = Field(
         title="Longest completion, in tokens",
@@ -206,12 +245,14 @@ class OnlineHyperparameters(TrainingHyperparameters):
     def _no_max_length(self) -> OnlineHyperparameters:
         # Completions are bounded by max_completion_length; a max_length would be ignored.
         if self.max_length is not None:
-            raise ValueError("max_length does not apply to PPO or RLOO: set max_completion_length")
+            raise ValueError(
+                "max_length does not apply to PPO, RLOO or GRPO: set max_completion_length"
+            )
         return self
 
 
 class PPOHyperparameters(OnlineHyperparameters):
-    """PPO against a reward model, with a value model (trl.experimental.ppo)."""
+    """PPO against a reward model, with a value model (TRL 1.12's PPOTrainer)."""
 
     kl_coef: float = Field(
         title="KL penalty weight",
@@ -234,27 +275,32 @@ class PPOHyperparameters(OnlineHyperparameters):
         title="Value loss weight", default=0.1, gt=0, le=10, description="Weight of the value loss."
     )
 
+    @model_validator(mode="after")
+    def _one_process(self) -> PPOHyperparameters:
+        # Tried with 2 processes: trl.experimental.ppo (TRL 1.12) fails at its first checkpoint
+        # under DDP (its model card reads `.config` off the DDP wrapper).
+        if self.processes > 1:
+            raise ValueError(
+                "PPO runs in one process: TRL's experimental PPO trainer cannot checkpoint in a "
+                "process group; use processes=1, or RLOO for several processes"
+            )
+        return self
 
-class RLOOHyperparameters(OnlineHyperparameters):
-    """REINFORCE leave-one-out against a reward model (TRL's RLOOTrainer)."""
+
+class GroupSamplingHyperparameters(OnlineHyperparameters):
+    """What RLOO and GRPO share: several completions per prompt, each judged against its group."""
 
     num_generations: int = Field(
         title="Completions per prompt",
         default=4,
         ge=2,
         le=256,
-        description="Completions per prompt; each one's baseline is the mean of the others.",
-    )
-    beta: float = Field(
-        title="KL penalty weight",
-        default=0.05,
-        ge=0,
-        le=10,
-        description="Weight of the KL penalty to the reference policy.",
+        description="Completions per prompt; each one is judged against its group (RLOO: the "
+        "mean of the others' rewards; GRPO: the group's mean and spread).",
     )
 
     @model_validator(mode="after")
-    def _whole_groups(self) -> RLOOHyperparameters:
+    def _whole_groups(self) -> GroupSamplingHyperparameters:
         if self.batch_size is not None:
             batch = self.batch_size * (self.gradient_accumulation_steps or 1)
             if batch % self.num_generations:
@@ -266,10 +312,98 @@ class RLOOHyperparameters(OnlineHyperparameters):
         return self
 
 
+class RLOOHyperparameters(GroupSamplingHyperparameters):
+    """REINFORCE leave-one-out against a reward model (TRL's RLOOTrainer)."""
+
+    beta: float = Field(
+        title="KL penalty weight",
+        default=0.05,
+        ge=0,
+        le=10,
+        description="Weight of the KL penalty to the reference policy.",
+    )
+
+
+# The Python reward functions a GRPO run may add to its reward model, by name. They live in
+# worker/training/rewards.py (which imports torch's world); the web app knows only these names
+# and what they do, and tests/worker/test_rewards.py checks the two lists agree.
+REWARD_FUNCTIONS: dict[str, str] = {
+    "length_penalty": "minus the share of the longest completion used: favours short answers",
+    "think_format": "1 when the completion reasons inside <think>...</think> and then answers, "
+    "else 0 (TRL's think_format_reward)",
+}
+
+
+class GRPOHyperparameters(GroupSamplingHyperparameters):
+    """Group relative policy optimisation against a reward model (TRL's GRPOTrainer), with
+    Python reward functions added by name if asked for."""
+
+    beta: float = Field(
+        title="KL penalty weight",
+        default=0.0,
+        ge=0,
+        le=10,
+        description="Weight of the KL penalty to the reference policy; 0 (TRL's default) "
+        "loads no reference model.",
+    )
+    loss_type: Literal["dapo", "grpo", "dr_grpo", "bnpo"] = Field(
+        title="Loss",
+        default="dapo",
+        description="How token losses are averaged: dapo (TRL's default: over the active tokens "
+        "of the whole accumulated batch), grpo (each completion over its own length, which "
+        "biases towards short good and long bad answers), dr_grpo (over a constant, the "
+        "longest completion), bnpo (over the active tokens of each device's batch).",
+    )
+    reward_functions: list[Text] = Field(
+        title="Python reward functions",
+        default=[],
+        max_length=len(REWARD_FUNCTIONS),
+        description="Reward functions added to the reward model's score, by name: "
+        + "; ".join(f"{name} ({what})" for name, what in REWARD_FUNCTIONS.items())
+        + ".",
+    )
+    reward_weights: list[Annotated[float, Field(ge=-1000, le=1000)]] | None = Field(
+        title="Reward weights",
+        default=None,
+        min_length=1,
+        max_length=1 + len(REWARD_FUNCTIONS),
+        description="One weight per reward, the reward model's first, then each function's in "
+        "the order given; None weighs each 1.",
+    )
+
+    @field_validator("reward_functions")
+    @classmethod
+    def _known_rewards(cls, names: list[str]) -> list[str]:
+        unknown = [name for name in names if name not in REWARD_FUNCTIONS]
+        if unknown:
+            raise ValueError(
+                f"unknown reward function {unknown[0][:40]!r}; choose from "
+                f"{', '.join(REWARD_FUNCTIONS)}"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError("each reward function may be named once")
+        return names
+
+    @field_validator("reward_weights")
+    @classmethod
+    def _one_weight_per_reward(
+        cls, weights: list[float] | None, info: ValidationInfo
+    ) -> list[float] | None:
+        # Absent when the names were refused: that refusal says enough.
+        names = info.data.get("reward_functions")
+        if weights is not None and names is not None and len(weights) != 1 + len(names):
+            raise ValueError(
+                f"needs {1 + len(names)} weights (the reward model's, then one per reward "
+                f"function), not {len(weights)}"
+            )
+        return weights
+
+
 HYPERPARAMETERS: dict[str, type[TrainingHyperparameters]] = {
     "sft": SFTHyperparameters,
     "reward": RewardHyperparameters,
     "dpo": DPOHyperparameters,
     "ppo": PPOHyperparameters,
     "rloo": RLOOHyperparameters,
+    "grpo": GRPOHyperparameters,
 }

@@ -5,11 +5,14 @@ costs what page 1 costs, because the primary key index finds where the page star
 the order rows were stored in, which is submission order for labels; the date filters use
 created_at.
 
-Search is PostgreSQL full text (`to_tsvector('simple', ...) @@ plainto_tsquery('simple', ...)`,
-served by the GIN indexes of migration 0008_search) on PostgreSQL, and on SQLite a
-case-insensitive substring match of every word (LIKE, no index: SQLite is the one-machine
-set-up, where a scan of the project's rows is fast enough; FTS5 tables are not kept). The
-'simple' configuration neither stems nor drops stop words, so it treats every language alike.
+Three kinds of label rows: comparisons, demonstrations, and skips (an assignment a labeler
+skipped, with the reason and note it gave; keyed on the assignment id, dated when it was
+skipped). "Agreement below x" reads each comparison task's stored pairwise agreement
+(app/services/task_agreement.py; indexed), so it costs what another join costs; a task with
+one labeler so far has no figure and is never below x.
+
+Search (every word, in the prompt or, for the prompts view, in a response too) is
+app/services/search.py: PostgreSQL full text, SQLite FTS5.
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, cast, exists, func, literal_column, select, union
+from sqlalchemy import Select, and_, cast, exists, false, func, literal_column, select
 from sqlalchemy import Text as SqlText
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.errors import InvalidInput
 from app.models import (
+    Assignment,
+    AssignmentStatus,
     Comparison,
     ComparisonItem,
     Demonstration,
@@ -40,18 +45,18 @@ from app.models import (
     Response,
     ResponseSource,
     Task,
+    TaskAgreement,
     User,
 )
+from app.schemas.labeling import SkipReason
+from app.services import search
 from app.services.dashboard.exports import cell
 from app.services.prompts import MAX_ID, get_project_checked
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 SNIPPET_CHARS = 200
-# A literal, not a bound parameter, so the expression is the very one the GIN indexes of
-# migration 0008_search are built on (app/models/content.py search_index) and the planner uses them.
-SEARCH_CONFIG = literal_column("'simple'::regconfig")
-LABEL_KINDS = ("comparison", "demonstration")
+LABEL_KINDS = ("comparison", "demonstration", "skip")
 FLAG_KEY = re.compile(r"[a-z][a-z0-9_]*")
 
 Row = TypeVar("Row")
@@ -70,6 +75,10 @@ class LabelFilters:
     since: datetime | None = None
     until: datetime | None = None
     search: str | None = None
+    # Labels of tasks whose stored pairwise agreement is below this (0..1).
+    agreement_below: float | None = None
+    # Skips only: the reason the labeler picked.
+    skip_reason: SkipReason | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,8 @@ class PromptFilters:
     category: PromptCategory | None = None
     # Prompts with at least one response of this source.
     response_source: ResponseSource | None = None
+    # Prompts a labeler skipped a task of (True), or none did (False).
+    skipped: bool | None = None
     since: datetime | None = None
     until: datetime | None = None
     search: str | None = None
@@ -102,6 +113,10 @@ class LabelRow:
     guideline_version: int | None
     gold: bool
     time_spent_seconds: float | None
+    # The task's stored pairwise agreement (None: no task, or fewer than two labelers yet).
+    task_agreement: float | None = None
+    # A skip's reason (its note is label_text).
+    skip_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,42 +158,6 @@ def first_user_text(messages: Sequence[dict[str, Any]]) -> str:
     return snippet(str(messages[0].get("content", ""))) if messages else ""
 
 
-def _words(search: str) -> list[str]:
-    return [word for word in search.split() if word]
-
-
-def _like_all(column: ColumnElement[Any], words: list[str]) -> ColumnElement[bool]:
-    escaped = [w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for w in words]
-    return and_(*(func.lower(column).like(f"%{w.lower()}%", escape="\\") for w in escaped))
-
-
-def _prompt_matches(db: Session, search: str) -> ColumnElement[bool] | None:
-    """Prompt text contains the search (every word), or None for an empty search."""
-    words = _words(search)
-    if not words:
-        return None
-    if db.get_bind().dialect.name == "postgresql":
-        return func.to_tsvector(SEARCH_CONFIG, Prompt.messages).op("@@")(
-            func.plainto_tsquery(SEARCH_CONFIG, search)
-        )
-    # SQLite keeps JSON with non-ASCII characters escaped, so match each message's content,
-    # not the stored JSON text.
-    turns = func.json_each(Prompt.messages).table_valued("value").alias("turn")
-    content = func.json_extract(turns.c.value, "$.content")
-    return exists(select(1).select_from(turns).where(_like_all(content, words)))
-
-
-def _response_matches(db: Session, search: str) -> ColumnElement[bool] | None:
-    words = _words(search)
-    if not words:
-        return None
-    if db.get_bind().dialect.name == "postgresql":
-        return func.to_tsvector(SEARCH_CONFIG, Response.content).op("@@")(
-            func.plainto_tsquery(SEARCH_CONFIG, search)
-        )
-    return _like_all(Response.content, words)
-
-
 def _page_size(limit: int) -> int:
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}")
@@ -190,10 +169,26 @@ def _check_cursor(cursor: int | None) -> None:
         raise InvalidInput("cursor must be an id from a previous page's next_cursor")
 
 
+def _label_model(kind: str) -> Any:
+    return {"comparison": Comparison, "demonstration": Demonstration, "skip": Assignment}[kind]
+
+
 def _label_query(db: Session, project_id: int, filters: LabelFilters) -> Select[Any]:
     if filters.kind not in LABEL_KINDS:
-        raise InvalidInput("kind must be comparison or demonstration")
-    label: Any = Comparison if filters.kind == "comparison" else Demonstration
+        raise InvalidInput("kind must be comparison, demonstration or skip", field="kind")
+    if filters.agreement_below is not None:
+        if filters.kind == "demonstration":
+            raise InvalidInput(
+                "agreement is between comparisons of a task; a demonstration has none",
+                field="agreement_below",
+            )
+        if not 0 <= filters.agreement_below <= 1:
+            raise InvalidInput("agreement_below must be between 0 and 1", field="agreement_below")
+    if filters.skip_reason is not None and filters.kind != "skip":
+        raise InvalidInput("a skip reason filters skips (kind skip)", field="skip_reason")
+    if filters.kind == "skip":
+        return _skip_query(db, project_id, filters)
+    label: Any = _label_model(filters.kind)
     text_column = label.comment if label is Comparison else label.messages
     query = (
         select(
@@ -212,12 +207,15 @@ def _label_query(db: Session, project_id: int, filters: LabelFilters) -> Select[
             GuidelineVersion.version,
             Task.is_gold,
             label.time_spent_seconds,
+            TaskAgreement.rate,
+            literal_column("NULL"),
         )
         .join(Prompt, Prompt.id == label.prompt_id)
         .outerjoin(Task, Task.id == label.task_id)
         .outerjoin(Queue, Queue.id == Task.queue_id)
         .outerjoin(User, User.id == label.labeler_id)
         .outerjoin(GuidelineVersion, GuidelineVersion.id == label.guideline_version_id)
+        .outerjoin(TaskAgreement, TaskAgreement.task_id == label.task_id)
         .where(Prompt.project_id == project_id)
     )
     if label is Comparison:
@@ -236,15 +234,21 @@ def _label_query(db: Session, project_id: int, filters: LabelFilters) -> Select[
         query = query.where(GuidelineVersion.version == filters.guideline_version)
     if filters.gold is not None:
         query = query.where(_gold_task() if filters.gold else ~_gold_task())
+    if filters.agreement_below is not None:
+        query = query.where(TaskAgreement.rate < filters.agreement_below)
     if filters.since is not None:
         query = query.where(label.created_at >= filters.since)
     if filters.until is not None:
         query = query.where(label.created_at < filters.until)
     if filters.flag:
         if label is not Comparison:
-            raise InvalidInput("flags belong to comparisons; a demonstration has none")
+            raise InvalidInput(
+                "flags belong to comparisons; a demonstration has none", field="flag"
+            )
         if not FLAG_KEY.fullmatch(filters.flag):
-            raise InvalidInput("a flag is a key of the label schema, such as hallucination")
+            raise InvalidInput(
+                "a flag is a key of the label schema, such as hallucination", field="flag"
+            )
         # Flag keys are [a-z0-9_] (the label schema's rule), so the quoted key cannot match
         # inside another key in the JSON text.
         query = query.where(
@@ -254,7 +258,7 @@ def _label_query(db: Session, project_id: int, filters: LabelFilters) -> Select[
             )
         )
     if filters.search:
-        matches = _prompt_matches(db, filters.search)
+        matches = search.prompt_matches(db, filters.search)
         if matches is not None:
             query = query.where(matches)
     return query
@@ -262,6 +266,70 @@ def _label_query(db: Session, project_id: int, filters: LabelFilters) -> Select[
 
 def _gold_task() -> ColumnElement[bool]:
     return and_(Task.id.is_not(None), Task.is_gold.is_(True))
+
+
+def _skip_query(db: Session, project_id: int, filters: LabelFilters) -> Select[Any]:
+    """Skipped assignments as label rows: the columns of _label_query's, where a skip has
+    them (its note in the label's place, when it was skipped as its date, the lease's start in
+    time spent's place, worked out in _label_row)."""
+    if filters.flag:
+        raise InvalidInput("flags belong to comparisons; a skip has none", field="flag")
+    if filters.guideline_version is not None:
+        raise InvalidInput(
+            "a skip records no guideline version; filter comparisons or demonstrations by it",
+            field="guideline_version",
+        )
+    query = (
+        select(
+            Assignment.id,
+            Assignment.finished_at,
+            Assignment.task_id,
+            Task.queue_id,
+            Queue.name,
+            User.username,
+            literal_column(f"'{LabelSource.labeler.value}'"),
+            literal_column("''"),
+            Task.prompt_id,
+            Prompt.category,
+            Prompt.messages,
+            Assignment.skip_note,
+            literal_column("NULL"),
+            Task.is_gold,
+            Assignment.leased_at,
+            TaskAgreement.rate,
+            Assignment.skip_reason,
+            Assignment.idle_seconds,
+        )
+        .join(Task, Task.id == Assignment.task_id)
+        .join(Queue, Queue.id == Task.queue_id)
+        .join(Prompt, Prompt.id == Task.prompt_id)
+        .join(User, User.id == Assignment.labeler_id)
+        .outerjoin(TaskAgreement, TaskAgreement.task_id == Assignment.task_id)
+        .where(Prompt.project_id == project_id, Assignment.status == AssignmentStatus.skipped)
+    )
+    if filters.queue_id is not None:
+        query = query.where(Task.queue_id == filters.queue_id)
+    if filters.labeler_id is not None:
+        query = query.where(Assignment.labeler_id == filters.labeler_id)
+    if filters.source == LabelSource.imported:
+        query = query.where(false())  # only labelers skip
+    if filters.category is not None:
+        query = query.where(Prompt.category == filters.category)
+    if filters.gold is not None:
+        query = query.where(Task.is_gold.is_(filters.gold))
+    if filters.agreement_below is not None:
+        query = query.where(TaskAgreement.rate < filters.agreement_below)
+    if filters.skip_reason is not None:
+        query = query.where(Assignment.skip_reason == filters.skip_reason.value)
+    if filters.since is not None:
+        query = query.where(Assignment.finished_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(Assignment.finished_at < filters.until)
+    if filters.search:
+        matches = search.prompt_matches(db, filters.search)
+        if matches is not None:
+            query = query.where(matches)
+    return query
 
 
 def _flags_of(db: Session, comparison_ids: list[int]) -> dict[int, list[str]]:
@@ -290,7 +358,7 @@ def list_labels(
     _check_cursor(cursor)
     limit = _page_size(limit)
     query = _label_query(db, project_id, filters)
-    label: Any = Comparison if filters.kind == "comparison" else Demonstration
+    label: Any = _label_model(filters.kind)
     if cursor is not None:
         query = query.where(label.id < cursor)
     rows = db.execute(query.order_by(label.id.desc()).limit(limit + 1)).all()
@@ -305,9 +373,12 @@ def _label_row(kind: str, row: Any, flags: list[str]) -> LabelRow:
     (id_, created, task_id, queue_id, queue_name, username, source, source_name, prompt_id) = row[
         :9
     ]
-    category, messages, label_text, version, gold, seconds = row[9:]
+    category, messages, label_text, version, gold, seconds, agreement, skip_reason = row[9:17]
     if kind == "demonstration":
         label_text = first_turn(label_text or [])
+    if kind == "skip":
+        # `seconds` holds the lease's start: the time spent before skipping, less idle time.
+        seconds = max(0.0, (created - seconds).total_seconds() - row[17])
     return LabelRow(
         kind=kind,
         id=id_,
@@ -316,7 +387,7 @@ def _label_row(kind: str, row: Any, flags: list[str]) -> LabelRow:
         queue_id=queue_id,
         queue_name=queue_name,
         labeler=username,
-        source=str(source.value),
+        source=str(getattr(source, "value", source)),
         source_name=source_name,
         prompt_id=prompt_id,
         category=str(category.value),
@@ -326,6 +397,8 @@ def _label_row(kind: str, row: Any, flags: list[str]) -> LabelRow:
         guideline_version=version,
         gold=bool(gold),
         time_spent_seconds=seconds,
+        task_agreement=agreement,
+        skip_reason=skip_reason,
     )
 
 
@@ -346,7 +419,8 @@ def iter_labels(
         cursor = page.next_cursor
 
 
-def _prompt_query(db: Session, project_id: int, filters: PromptFilters) -> Select[Any]:
+def _prompt_query(project_id: int, filters: PromptFilters) -> Select[Any]:
+    """The prompts the filters select, but for the search (search.newest_prompts)."""
     responses = (
         select(func.count())
         .select_from(Response)
@@ -364,21 +438,17 @@ def _prompt_query(db: Session, project_id: int, filters: PromptFilters) -> Selec
                 Response.prompt_id == Prompt.id, Response.source == filters.response_source
             )
         )
+    if filters.skipped is not None:
+        skipped = exists().where(
+            Task.prompt_id == Prompt.id,
+            Assignment.task_id == Task.id,
+            Assignment.status == AssignmentStatus.skipped,
+        )
+        query = query.where(skipped if filters.skipped else ~skipped)
     if filters.since is not None:
         query = query.where(Prompt.created_at >= filters.since)
     if filters.until is not None:
         query = query.where(Prompt.created_at < filters.until)
-    in_prompt = _prompt_matches(db, filters.search or "")
-    in_response = _response_matches(db, filters.search or "")
-    if in_prompt is not None and in_response is not None:
-        # The ids each GIN index finds, united: an OR is tested row by row while PostgreSQL
-        # reads prompts from the newest (0.35 s for a rare word at a million comparisons;
-        # this takes 20 ms). A word in nearly every response is the slow case here instead.
-        matched = union(
-            select(Prompt.id).where(Prompt.project_id == project_id, in_prompt),
-            select(Response.prompt_id).where(in_response),
-        )
-        query = query.where(Prompt.id.in_(matched))
     return query
 
 
@@ -394,10 +464,10 @@ def list_prompts(
     get_project_checked(db, project_id)
     _check_cursor(cursor)
     limit = _page_size(limit)
-    query = _prompt_query(db, project_id, filters)
+    query = _prompt_query(project_id, filters)
     if cursor is not None:
         query = query.where(Prompt.id < cursor)
-    rows = db.execute(query.order_by(Prompt.id.desc()).limit(limit + 1)).all()
+    rows = search.newest_prompts(db, query, filters.search or "", limit + 1)
     more = len(rows) > limit
     items = [
         PromptRow(
@@ -442,6 +512,8 @@ LABEL_COLUMNS = (
     "guideline_version",
     "gold",
     "time_spent_seconds",
+    "task_agreement",
+    "skip_reason",
 )
 PROMPT_COLUMNS = ("id", "created_at", "category", "source", "prompt", "responses")
 
@@ -479,6 +551,8 @@ def labels_csv(db: Session, project_id: int, filters: LabelFilters) -> Iterator[
                     row.guideline_version,
                     row.gold,
                     row.time_spent_seconds,
+                    row.task_agreement,
+                    row.skip_reason,
                 )
             )
 

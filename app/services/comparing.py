@@ -36,6 +36,7 @@ from app.services.submitting import (
     forget_loaded,
     time_spent,
 )
+from app.services.task_agreement import record_task_agreement
 
 
 def submit_comparison(
@@ -133,6 +134,7 @@ def submit_comparison(
         assert comparison is not None
         rewrites = add_rewrites(db, comparison, data.rewrites, labeler)
         db.flush()
+    record_task_agreement(db, claimed.task_id)
     _adapt_overlap(db, claimed)
     replay = commit_label(db, Comparison, data.idempotency_key, labeler, assignment_id)
     if replay is not None:

@@ -148,17 +148,16 @@ def tasks_of_prompt(db: Session, prompt_id: int) -> list[tuple[Task, Queue]]:
 
 def add_prompt_to_queue(db: Session, project_id: int, prompt_id: int, queue_id: int) -> Task:
     """One task for this prompt in a queue of its project, with all its responses when the
-    queue compares; a second task for the same prompt in the same queue is refused."""
+    queue compares; the same task again (the same responses) is refused, while a task with
+    the prompt's responses since then is a new one."""
     get_project_prompt(db, project_id, prompt_id)
     queue = get_queue(db, queue_id)
     if queue.project_id != project_id:
         raise InvalidInput(f"queue {queue_id} is not in this project", field="queue_id")
-    existing = db.scalar(
-        select(Task.id).where(Task.queue_id == queue_id, Task.prompt_id == prompt_id).limit(1)
-    )
-    if existing is not None:
-        raise Conflict(f"this prompt already has task {existing} in {queue.name}", field="queue_id")
-    added = task_service.add_tasks_for_prompts(db, queue_id, [prompt_id])
+    try:
+        added = task_service.add_tasks_for_prompts(db, queue_id, [prompt_id])
+    except Conflict as error:
+        raise Conflict(error.message, field="queue_id") from None
     if added.skipped_prompt_ids:
         raise InvalidInput(
             f"a comparison task needs at least {MIN_COMPARISON_RESPONSES} responses: "

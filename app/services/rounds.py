@@ -3,8 +3,8 @@ iterated rounds of Llama 2's RLHF.
 
 - Round 0 is supervised fine-tuning: every SFT run of the project, and the policies they made.
 - Round k+1 is every run that starts from a round-k policy: the reward models trained from it
-  (their preference data was sampled and judged after it existed) and the DPO, PPO and RLOO
-  runs that start from it, whose policies are round k+1's.
+  (their preference data was sampled and judged after it existed) and the DPO, PPO, RLOO and
+  GRPO runs that start from it, whose policies are round k+1's.
 Runs of other kinds (generation, scoring) and runs from a base model that no round made are in
 no round.
 
@@ -51,7 +51,7 @@ from app.services.evaluations import evaluation_result
 from app.services.prompts import get_project_checked
 
 # Runs that start from a policy of the round before.
-FROM_POLICY = (RunKind.reward, RunKind.dpo, RunKind.ppo, RunKind.rloo)
+FROM_POLICY = (RunKind.reward, RunKind.dpo, RunKind.ppo, RunKind.rloo, RunKind.grpo)
 
 
 def project_rounds(db: Session, project_id: int) -> list[RoundOut]:

@@ -3,7 +3,10 @@ them, and gold answers.
 
 A comparison task shows 2..9 responses of its prompt; a demonstration task shows none, or one
 model draft the labeler may start from. Adding is all or nothing: the first bad item is refused
-with its place (items.N.field)."""
+with its place (items.N.field). A task the queue already has live (the same prompt with the
+same set of responses) is not made twice: refused with a 409 naming the prompts, or, for a
+batch that merges what is already there, counted. The same prompt with another set of
+responses (a new round of model samples) is a new task."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
-from app.errors import InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Prompt, Queue, QueueKind, Response, Task, TaskResponse
 from app.schemas.queues import (
     MAX_COMPARISON_RESPONSES,
@@ -25,6 +28,7 @@ from app.schemas.queues import (
 )
 from app.services.prompts import storable_id
 from app.services.queues import chunks, get_queue
+from app.services.task_repeats import live_tasks_like, repeats_message
 
 DEMONSTRATION_DRAFTS = "a demonstration task offers at most one draft response"
 
@@ -34,6 +38,8 @@ class AddedTasks:
     tasks: list[Task] = field(default_factory=list)
     # Prompts of a comparison queue with fewer than 2 responses: nothing to compare.
     skipped_prompt_ids: list[int] = field(default_factory=list)
+    # Prompts whose task (the same responses) the queue already had, when asked to skip them.
+    already_tasked_prompt_ids: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -97,25 +103,37 @@ def add_tasks(db: Session, queue_id: int, data: TasksAdd) -> list[Task]:
                 )
             gold = _checked_gold(item.gold_answer, item.response_ids, f"{where}.gold_answer")
         new.append(_NewTask(item.prompt_id, list(item.response_ids), item.priority, gold))
+    _without_tasked(db, queue, new, AddedTasks(), False, "items")
     return _insert_tasks(db, queue, new)
 
 
 def add_tasks_from_prompts(db: Session, queue_id: int, prompt_ids: Sequence[int]) -> list[Task]:
     """One demonstration task per prompt."""
+    return _add_demonstration_tasks(db, queue_id, prompt_ids, skip_tasked=False).tasks
+
+
+def _add_demonstration_tasks(
+    db: Session, queue_id: int, prompt_ids: Sequence[int], *, skip_tasked: bool
+) -> AddedTasks:
     queue = get_queue(db, queue_id)
     if queue.kind != QueueKind.demonstration:
         raise InvalidInput(
             "this is a comparison queue: its tasks need responses", field="prompt_ids"
         )
     _check_prompt_list(db, queue, prompt_ids)
-    return _insert_tasks(db, queue, [_NewTask(prompt_id, []) for prompt_id in prompt_ids])
+    new = [_NewTask(prompt_id, []) for prompt_id in prompt_ids]
+    added = AddedTasks()
+    new = _without_tasked(db, queue, new, added, skip_tasked, "prompt_ids")
+    added.tasks = _insert_tasks(db, queue, new)
+    return added
 
 
 def add_comparison_tasks_for_prompts(
-    db: Session, queue_id: int, prompt_ids: Sequence[int]
+    db: Session, queue_id: int, prompt_ids: Sequence[int], *, skip_tasked: bool = False
 ) -> AddedTasks:
     """One comparison task per prompt with all its responses (oldest first); prompts with
-    fewer than 2 responses are skipped and reported."""
+    fewer than 2 responses are skipped and reported. A prompt whose task with these responses
+    the queue already has is refused, or with `skip_tasked` left out and reported."""
     queue = get_queue(db, queue_id)
     if queue.kind != QueueKind.comparison:
         raise InvalidInput(
@@ -145,16 +163,19 @@ def add_comparison_tasks_for_prompts(
             )
         else:
             new.append(_NewTask(prompt_id, found))
+    new = _without_tasked(db, queue, new, added, skip_tasked, "prompt_ids")
     added.tasks = _insert_tasks(db, queue, new)
     return added
 
 
-def add_tasks_for_prompts(db: Session, queue_id: int, prompt_ids: Sequence[int]) -> AddedTasks:
+def add_tasks_for_prompts(
+    db: Session, queue_id: int, prompt_ids: Sequence[int], *, skip_tasked: bool = False
+) -> AddedTasks:
     """A task per prompt, of the queue's kind."""
     queue = get_queue(db, queue_id)
     if queue.kind == QueueKind.comparison:
-        return add_comparison_tasks_for_prompts(db, queue_id, prompt_ids)
-    return AddedTasks(tasks=add_tasks_from_prompts(db, queue_id, prompt_ids))
+        return add_comparison_tasks_for_prompts(db, queue_id, prompt_ids, skip_tasked=skip_tasked)
+    return _add_demonstration_tasks(db, queue_id, prompt_ids, skip_tasked=skip_tasked)
 
 
 def _untasked(queue: Queue) -> Select[tuple[int]]:
@@ -178,6 +199,31 @@ def add_tasks_for_untasked_prompts(db: Session, queue_id: int) -> AddedTasks:
     if not prompt_ids:
         return AddedTasks()
     return add_tasks_for_prompts(db, queue_id, prompt_ids)
+
+
+def _without_tasked(
+    db: Session,
+    queue: Queue,
+    new: list[_NewTask],
+    added: AddedTasks,
+    skip: bool,
+    where: str,
+) -> list[_NewTask]:
+    """`new` less the tasks the queue already has; with `skip` false, any such task refuses
+    the whole request (409), naming its prompts."""
+    # Two admins adding the same task at once: on PostgreSQL the second waits here for the
+    # first's commit and then sees its task (NO KEY UPDATE leaves inserts that refer to the
+    # queue alone). SQLite's transactions already take turns (IMMEDIATE, app/db.py).
+    db.execute(select(Queue.id).where(Queue.id == queue.id).with_for_update(key_share=True))
+    repeats = live_tasks_like(db, queue, [(spec.prompt_id, spec.response_ids) for spec in new])
+    if not repeats:
+        return new
+    if not skip:
+        raise Conflict(
+            repeats_message(queue, [spec.prompt_id for spec in new], repeats), field=where
+        )
+    added.already_tasked_prompt_ids = [new[index].prompt_id for index in sorted(repeats)]
+    return [spec for index, spec in enumerate(new) if index not in repeats]
 
 
 def _insert_tasks(db: Session, queue: Queue, new: list[_NewTask]) -> list[Task]:

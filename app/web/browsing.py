@@ -15,6 +15,7 @@ from app.deps import SessionDep, WebStaff, read_only
 from app.errors import InvalidInput
 from app.models import LabelSource, PromptCategory, ResponseSource, Role
 from app.schemas.common import Text
+from app.schemas.labeling import SKIP_REASON_LABELS, SkipReason
 from app.services import browsing, projects, queues, users
 from app.services.browsing import LabelFilters, PromptFilters
 from app.services.prompts import MAX_ID
@@ -22,7 +23,12 @@ from app.web.rendering import render
 
 router = APIRouter(prefix="/projects")
 
-VIEWS = {"comparisons": "comparison", "demonstrations": "demonstration", "prompts": None}
+VIEWS = {
+    "comparisons": "comparison",
+    "demonstrations": "demonstration",
+    "skips": "skip",
+    "prompts": None,
+}
 Parsed = TypeVar("Parsed")
 
 
@@ -50,9 +56,17 @@ def _yes_no(value: str) -> bool:
     return value == "yes"
 
 
+def _share(value: str) -> float:
+    """A share from 0 to 1, written as a decimal (0.5) or a percentage (50%)."""
+    number = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    if not 0 <= number <= 1:
+        raise ValueError(value)
+    return number
+
+
 def _filters(view: str, values: dict[str, str]) -> LabelFilters | PromptFilters:
     if view not in VIEWS:
-        raise InvalidInput("view must be comparisons, demonstrations or prompts")
+        raise InvalidInput("view must be comparisons, demonstrations, skips or prompts")
     since, until = browsing.day_bounds(
         _parse("from", values["since"], date.fromisoformat),
         _parse("to", values["until"], date.fromisoformat),
@@ -63,6 +77,7 @@ def _filters(view: str, values: dict[str, str]) -> LabelFilters | PromptFilters:
         return PromptFilters(
             category=category,
             response_source=_parse("response source", values["response_source"], ResponseSource),
+            skipped=_parse("skipped", values["skipped"], _yes_no),
             since=since,
             until=until,
             search=search,
@@ -79,6 +94,8 @@ def _filters(view: str, values: dict[str, str]) -> LabelFilters | PromptFilters:
         since=since,
         until=until,
         search=search,
+        agreement_below=_parse("agreement below", values["agreement_below"], _share),
+        skip_reason=_parse("skip reason", values["skip_reason"], SkipReason),
     )
 
 
@@ -94,6 +111,9 @@ def filter_values(
     since: Text = "",
     until: Text = "",
     search: Text = "",
+    agreement_below: Text = "",
+    skip_reason: Text = "",
+    skipped: Text = "",
 ) -> dict[str, str]:
     """The filter form's fields as sent (the page shows them back; the CSV reads the same)."""
     return {
@@ -108,6 +128,9 @@ def filter_values(
         "since": since,
         "until": until,
         "search": search,
+        "agreement_below": agreement_below,
+        "skip_reason": skip_reason,
+        "skipped": skipped,
     }
 
 
@@ -137,6 +160,7 @@ def data_page(
         "labelers": [u for u in users.list_users(db) if u.role == Role.labeler],
         "categories": list(PromptCategory),
         "flags": project.label_schema.get("flags", []),
+        "skip_reasons": {reason.value: label for reason, label in SKIP_REASON_LABELS.items()},
         "page": None,
         "error": None,
         "first_page": not cursor.strip(),

@@ -16,7 +16,7 @@ from app.deps import SessionDep, WebAdmin, WebStaff
 from app.errors import DomainError, InvalidInput, PermissionDenied
 from app.models import PromptCategory, Role, User
 from app.schemas import common
-from app.schemas.prompts import PromptCreate, ResponseCreate, ResponseEdit
+from app.schemas.prompts import PromptCreate, ResponseEdit, typed_response
 from app.services import prompt_batches, prompt_library, prompts, queues
 from app.services.prompts import MAX_ID, get_project_checked
 from app.web.rendering import form_errors, redirect, render
@@ -161,9 +161,7 @@ def create_prompt(
         if not answer["content"]:
             continue
         try:
-            made.append(
-                ResponseCreate(content=answer["content"], source_name=answer["source_name"])
-            )
+            made.append(typed_response(answer["content"], answer["source_name"]))
         except ValidationError as error:
             problem = next(iter(form_errors(error).items()))
             errors[f"response_{index}"] = f"{problem[0]}: {problem[1]}"
@@ -239,15 +237,19 @@ def add_batch(
             batch_result=result,
             status_code=422,
         )
-    count = len(result.prompt_ids)
     notice = (
-        f"Created {count} prompt{'' if count == 1 else 's'} with {result.responses} "
-        f"response{'' if result.responses == 1 else 's'}"
+        f"Prompts: {result.prompts_created} new, {result.prompts_existing} already in the "
+        f"project, {result.prompts_repeated} repeated in the batch. Responses: "
+        f"{result.responses} new, {result.responses_existing} already under their prompt, "
+        f"{result.responses_repeated} repeated in the batch."
     )
     if chosen_queue is not None:
         name = queues.get_queue(db, chosen_queue).name
-        notice += f"; added {result.tasks} task{'' if result.tasks == 1 else 's'} to {name}"
-    return redirect(request, f"/projects/{project_id}/prompts", notice=notice + ".")
+        notice += f" Added {result.tasks} task{'' if result.tasks == 1 else 's'} to {name}"
+        if result.tasks_existing:
+            notice += f" ({result.tasks_existing} already there)"
+        notice += "."
+    return redirect(request, f"/projects/{project_id}/prompts", notice=notice)
 
 
 # --- one prompt -----------------------------------------------------------------------------
@@ -332,7 +334,7 @@ def add_response(
 ) -> Response:
     prompt_library.get_project_prompt(db, project_id, prompt_id)
     try:
-        data = ResponseCreate(content=content, source_name=source_name)
+        data = typed_response(content, source_name)
         added = prompts.add_response(db, prompt_id, data, user)
     except (ValidationError, DomainError) as error:
         return _detail_page(

@@ -15,7 +15,7 @@ from app.errors import DomainError, InvalidInput
 from app.models import QueueKind, User
 from app.schemas import common
 from app.schemas.queues import QueueCreate, QueueUpdate
-from app.services import projects, queues
+from app.services import projects, queue_tasks, queues
 from app.services import tasks as task_service
 from app.services.prompts import MAX_ID, get_project_checked
 from app.services.tasks import AddedTasks
@@ -200,6 +200,7 @@ def _detail_page(
             "untasked": task_service.count_untasked_prompts(db, queue_id),
             "tasks": tasks,
             "task_responses": task_service.response_ids_by_task(db, [task.id for task in tasks]),
+            "task_rows": queue_tasks.task_rows(db, [task.id for task in tasks]),
             "task_total": task_service.count_tasks(db, queue_id),
             "offset": offset,
             "per_page": TASKS_PER_PAGE,

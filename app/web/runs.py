@@ -78,6 +78,8 @@ def _default_text(default: Any) -> str:
         return "the job picks"
     if isinstance(default, bool):
         return "on" if default else "off"
+    if default == []:
+        return "none"
     return str(default)
 
 

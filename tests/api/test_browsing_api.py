@@ -53,6 +53,8 @@ def test_labels_page_then_the_next(
                 "guideline_version": 1,
                 "gold": False,
                 "time_spent_seconds": None,
+                "task_agreement": None,
+                "skip_reason": None,
             }
         ],
         "next_cursor": None,

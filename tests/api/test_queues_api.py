@@ -561,6 +561,34 @@ def test_demonstration_task_with_responses_is_422(
     assert db_state(db, TABLES) == before
 
 
+def test_the_same_task_again_is_409_naming_the_prompt_and_adds_nothing(
+    client: TestClient, db: Session, project: Project, as_admin: dict[str, str]
+) -> None:
+    queue = create_queue(client, as_admin, project)
+    prompt, responses = make_prompt(db, project, responses=2)
+    url = f"{API}/queues/{queue['id']}/tasks"
+    [task] = client.post(
+        url, headers=as_admin, json={"items": [{"prompt_id": prompt, "response_ids": responses}]}
+    ).json()
+    before = db_state(db, TABLES)
+
+    response = client.post(
+        url,
+        headers=as_admin,
+        json={"items": [{"prompt_id": prompt, "response_ids": responses[::-1]}]},
+    )
+
+    assert response.status_code == 409
+    assert response.json() == error(
+        "conflict",
+        f"{queue['name']} already has a task with the same responses for prompt {prompt} "
+        f"(task {task['id']}): nothing was added (a new task for a prompt needs a different "
+        "set of responses)",
+        "items",
+    )
+    assert db_state(db, TABLES) == before
+
+
 def test_empty_task_list_is_422(
     client: TestClient, project: Project, as_admin: dict[str, str]
 ) -> None:
@@ -700,6 +728,7 @@ def test_who_may_call_each_queue_route(
         headers=as_admin,
         json={"items": [{"prompt_id": prompt, "response_ids": responses}]},
     ).json()
+    other, other_responses = make_prompt(db, project, responses=2)
     as_labeler = bearer(make_token(db, labeler))
     q = f"{API}/queues/{queue['id']}"
     reads = [
@@ -714,7 +743,7 @@ def test_who_may_call_each_queue_route(
         ("POST", f"{q}/pause", None),
         ("POST", f"{q}/resume", None),
         ("PUT", f"{q}/labelers", {"labeler_ids": [labeler.id]}),
-        ("POST", f"{q}/tasks", {"items": [{"prompt_id": prompt, "response_ids": responses}]}),
+        ("POST", f"{q}/tasks", {"items": [{"prompt_id": other, "response_ids": other_responses}]}),
         ("PUT", f"{API}/tasks/{task['id']}/gold", {"ranking": [[responses[0]], [responses[1]]]}),
     ]
     before = db_state(db, TABLES)

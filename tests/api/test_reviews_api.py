@@ -28,16 +28,16 @@ def test_an_admin_rejects_with_a_reason_sends_back_and_reads_the_review_queue(
 
     picked = client.get(f"{API}/projects/{project.id}/review-queue", headers=headers)
     assert picked.status_code == 200
-    assert [(item["comparison_id"], item["reasons"]) for item in picked.json()] == [
+    assert [(item["comparison_id"], item["reasons"]) for item in picked.json()["items"]] == [
         (quick - 1, ["low agreement"]),
         (quick, ["low agreement", "fast"]),
     ]
     fast_only = client.get(
         f"{API}/projects/{project.id}/review-queue",
-        params={"low_agreement": 0, "fast_seconds": 5},
+        params={"agreement_below": 0, "faster_than": 5},
         headers=headers,
     )
-    assert [item["comparison_id"] for item in fast_only.json()] == [quick]
+    assert [item["comparison_id"] for item in fast_only.json()["items"]] == [quick]
 
     blank = client.post(
         f"{API}/comparisons/{quick}/review",
@@ -63,7 +63,7 @@ def test_an_admin_rejects_with_a_reason_sends_back_and_reads_the_review_queue(
     )
     # Reviewed now: it leaves the queue of labels worth a look.
     after = client.get(f"{API}/projects/{project.id}/review-queue", headers=headers).json()
-    assert [item["comparison_id"] for item in after] == [quick - 1]
+    assert [item["comparison_id"] for item in after["items"]] == [quick - 1]
 
     sent = client.post(f"{API}/tasks/{task.id}/send-back", headers=headers)
     assert sent.json() == {"task_id": task.id, "overlap": 3}

@@ -113,7 +113,102 @@ def test_a_bad_config_is_refused_with_its_field_and_nothing_is_queued(
         "hyperparameters.learning_rate: Input should be greater than 0",
         "hyperparameters.learning_rate",
     )
+    for processes, message in (
+        (0, "Input should be greater than or equal to 1"),
+        (17, "Input should be less than or equal to 16"),
+    ):
+        response = client.post(
+            f"{API}/projects/{project.id}/runs",
+            json={
+                "kind": "sft",
+                "base_model_id": base.id,
+                "snapshot_id": sft.id,
+                "hyperparameters": {"processes": processes},
+            },
+            headers=as_researcher,
+        )
+        assert (response.status_code, response.json()) == (
+            422,
+            error(
+                "invalid_input",
+                f"hyperparameters.processes: {message}",
+                "hyperparameters.processes",
+            ),
+        )
     assert (run_count(db), queued_messages(settings)) == (0, 0)
+
+
+def test_a_grpo_run_names_its_python_rewards_and_an_unknown_one_is_refused(
+    client: TestClient,
+    db: Session,
+    settings: Settings,
+    project: Project,
+    as_researcher: dict[str, str],
+) -> None:
+    base = make_model(db, settings, "base")
+    reward_model = make_model(db, settings, "rm", ModelRole.reward)
+    prompts = make_snapshot(db, settings, project, SnapshotKind.prompts)
+    url = f"{API}/projects/{project.id}/runs"
+    launch = {
+        "kind": "grpo",
+        "base_model_id": base.id,
+        "reward_model_id": reward_model.id,
+        "snapshot_id": prompts.id,
+    }
+    refusals = [
+        (
+            {"reward_functions": ["length_penalty", "brevity"]},
+            "reward_functions",
+            "unknown reward function 'brevity'; choose from length_penalty, think_format",
+        ),
+        (
+            {"reward_functions": ["think_format"], "reward_weights": [1.0, 2.0, 3.0]},
+            "reward_weights",
+            "needs 2 weights (the reward model's, then one per reward function), not 3",
+        ),
+    ]
+    for hyperparameters, field, message in refusals:
+        answer = client.post(
+            url, json={**launch, "hyperparameters": hyperparameters}, headers=as_researcher
+        )
+        assert (answer.status_code, answer.json()) == (
+            422,
+            error(
+                "invalid_input",
+                f"hyperparameters.{field}: {message}",
+                f"hyperparameters.{field}",
+            ),
+        )
+    answer = client.post(url, json={**launch, "reward_model_id": None}, headers=as_researcher)
+    assert (answer.status_code, answer.json()) == (
+        422,
+        error("invalid_input", "a grpo run needs a reward model", "reward_model_id"),
+    )
+    assert (run_count(db), queued_messages(settings)) == (0, 0)
+
+    answer = client.post(
+        url,
+        json={
+            **launch,
+            "hyperparameters": {
+                "reward_functions": ["think_format", "length_penalty"],
+                "reward_weights": [1.0, 0.5, 0.1],
+                "max_steps": 20,
+            },
+        },
+        headers=as_researcher,
+    )
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    assert (body["kind"], body["reward_model_id"], body["snapshot_id"]) == (
+        "grpo",
+        reward_model.id,
+        prompts.id,
+    )
+    assert body["hyperparameters"]["reward_functions"] == ["think_format", "length_penalty"]
+    assert body["hyperparameters"]["reward_weights"] == [1.0, 0.5, 0.1]
+    assert (body["hyperparameters"]["beta"], body["hyperparameters"]["loss_type"]) == (0.0, "dapo")
+    assert queued_messages(settings) == 1
 
 
 def test_metrics_follow_by_step_and_cancel_then_resume(

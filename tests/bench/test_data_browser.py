@@ -41,8 +41,15 @@ def test_a_small_run_on_postgresql(tmp_path: Path) -> None:
         "labels_gold": 30,  # 10 gold tasks of 3 comparisons
         "labels_search_rare": 3,  # prompt 1000's three comparisons
         "labels_search_common": 50,
+        "labels_search_every_prompt": 50,
+        "labels_search_none": 0,
         "prompts_search_rare": 1,
+        "prompts_search_common": 50,  # 90 of the 1,000 prompts
         "prompts_search_every_response": 50,
+        "prompts_search_none": 0,
+        "labels_agreement_below": 50,
+        "labels_agreement_below_deep": 50,
+        "review_queue": 50,
         "page_first": 50,
         "page_filtered": 15,
         "page_search": 3,

@@ -157,6 +157,9 @@ def test_dashboard_and_agreement_page_draw_real_data(live_server: LiveServer, pa
     expect(page.get_by_test_id("agreement-chart")).to_be_visible()
     expect(page.get_by_test_id("agreement-chart-point")).to_have_count(1)
     expect(page.get_by_test_id("overall-pairwise")).to_have_text("50.0%")
+    # Charts take the page's full width, as its tables do (they were held to 45rem).
+    for chart in ("progress-chart", "agreement-chart"):
+        assert_full_width(page, chart, "labeler-row")
 
     labelers = page.get_by_test_id("labeler-row")
     expect(labelers).to_have_count(3)
@@ -187,8 +190,17 @@ def test_dashboard_and_agreement_page_draw_real_data(live_server: LiveServer, pa
     expect(page).to_have_url(f"{live_server.url}/projects/{project_id}/agreement")
     expect(page.get_by_test_id("agreement-chart")).to_be_visible()
     expect(page.get_by_test_id("agreement-line")).to_have_count(1)
+    assert_full_width(page, "agreement-chart", "labeler-row")
     expect(page.get_by_test_id("overall-pairwise")).to_have_text("50.0%")
     expect(page.get_by_test_id("labeler-row")).to_have_count(2)
     expect(page.get_by_test_id("agreement-over-time").locator("tbody tr")).to_have_count(1)
 
     assert problems == []
+
+
+def assert_full_width(page: Page, chart: str, table_row: str) -> None:
+    """The chart is as wide as the page's tables (to the pixel, borders aside)."""
+    chart_box = page.get_by_test_id(chart).bounding_box()
+    row_box = page.get_by_test_id(table_row).first.bounding_box()
+    assert chart_box is not None and row_box is not None
+    assert abs(chart_box["width"] - row_box["width"]) <= 2, (chart_box, row_box)

@@ -83,6 +83,19 @@ def test_admin_rejects_one_of_three_rankings_and_the_snapshot_leaves_it_out(
     page.goto(f"{live_server.url}/projects/{project_id}/data")
     expect(page.get_by_test_id("task-link")).to_have_count(3)
     save_screenshot(page, "data-browser.png")
+    # Each two of the three agree on one response pair of three: the task's agreement is 1/3,
+    # below 0.5; the review queue lists the two labels not yet reviewed.
+    filters = page.get_by_test_id("data-filters")
+    filters.get_by_test_id("agreement-below").fill("0.5")
+    filters.get_by_role("button", name="Filter").click()
+    expect(page.get_by_test_id("agreement")).to_have_text(["33%"] * 3)
+    page.goto(f"{live_server.url}/projects/{project_id}/review")
+    expect(page.get_by_test_id(f"review-item-{ids[0]}")).to_contain_text("low agreement")
+    expect(page.get_by_test_id(f"review-item-{ids[2]}")).to_have_count(0)
+    thresholds = page.get_by_test_id("review-thresholds")
+    thresholds.get_by_test_id("agreement-below").fill("0.3")
+    thresholds.get_by_role("button", name="Show").click()
+    expect(page.get_by_test_id("review-queue-empty")).to_be_visible()
 
     # The next snapshot: the rejected comparison's pairs are left out, the others kept.
     settings = Settings(data_dir=tmp_path / "data", secret_key="b" * 40)

@@ -1,5 +1,5 @@
 """Issue 5: a snapshot the snapshot service makes from labels in the database loads straight
-into TRL 1.12's SFTTrainer, RewardTrainer and DPOTrainer, with no conversion: the `datasets`
+into TRL 1.16's SFTTrainer, RewardTrainer and DPOTrainer, with no conversion: the `datasets`
 folder's train split, provenance columns and all, is handed to each trainer as it is."""
 
 from __future__ import annotations

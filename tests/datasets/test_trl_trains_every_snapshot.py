@@ -1,5 +1,5 @@
 """Issue 16: every snapshot, from every import format and from human labels, trains 2 steps in
-plain TRL 1.12 `SFTTrainer`, `RewardTrainer` and `DPOTrainer` exactly as loaded: the split is
+plain TRL 1.16 `SFTTrainer`, `RewardTrainer` and `DPOTrainer` exactly as loaded: the split is
 read with `datasets.load_dataset("json", ...)` (what TRL's own examples do with a JSONL file)
 and handed to the trainer with no code in between. Before, HH-RLHF and Open-Assistant
 preference snapshots had a `margin` column of nulls (RewardTrainer's collator: "TypeError:

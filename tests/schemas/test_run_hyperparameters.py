@@ -11,7 +11,9 @@ from pydantic import BaseModel, ValidationError
 
 from app.schemas.runs import (
     HYPERPARAMETERS,
+    REWARD_FUNCTIONS,
     DPOHyperparameters,
+    GRPOHyperparameters,
     LoraSettings,
     PPOHyperparameters,
     RewardHyperparameters,
@@ -32,6 +34,8 @@ COMMON_OPEN = {
     "save_steps": None,
     "logging_steps": None,
     "seed": 0,
+    "processes": 1,
+    "distributed": None,
 }
 
 
@@ -51,13 +55,19 @@ def test_every_run_kind_but_generate_has_a_schema() -> None:
         "dpo": DPOHyperparameters,
         "ppo": PPOHyperparameters,
         "rloo": RLOOHyperparameters,
+        "grpo": GRPOHyperparameters,
     } == HYPERPARAMETERS
 
 
 def test_empty_hyperparameters_leave_the_device_dependent_ones_open() -> None:
-    assert SFTHyperparameters().model_dump() == {**COMMON_OPEN, "packing": False}
+    assert SFTHyperparameters().model_dump() == {
+        **COMMON_OPEN,
+        "chat_template": "chatml",
+        "packing": False,
+    }
     assert RewardHyperparameters().model_dump() == {
         **COMMON_OPEN,
+        "chat_template": "chatml",
         "use_margin": False,
         "center_rewards_coefficient": None,
     }
@@ -82,6 +92,16 @@ def test_empty_hyperparameters_leave_the_device_dependent_ones_open() -> None:
         "num_generations": 4,
         "beta": 0.05,
     }
+    assert GRPOHyperparameters().model_dump() == {
+        **COMMON_OPEN,
+        "max_completion_length": 32,
+        "temperature": 1.0,
+        "num_generations": 4,
+        "beta": 0.0,
+        "loss_type": "dapo",
+        "reward_functions": [],
+        "reward_weights": None,
+    }
 
 
 def test_a_full_set_round_trips() -> None:
@@ -97,6 +117,8 @@ def test_a_full_set_round_trips() -> None:
         "save_steps": 50,
         "logging_steps": 5,
         "seed": 7,
+        "processes": 4,
+        "distributed": "fsdp",
         "beta": 0.3,
         "loss_type": "ipo",
     }
@@ -139,12 +161,44 @@ def test_a_full_set_round_trips() -> None:
             {"packing": "sometimes"},
             [("packing", "Input should be a valid boolean, unable to interpret input")],
         ),
+        ({"processes": 0}, [("processes", "Input should be greater than or equal to 1")]),
+        ({"processes": 17}, [("processes", "Input should be less than or equal to 16")]),
+        (
+            {"processes": 1.5},
+            [("processes", "Input should be a valid integer, got a number with a fractional part")],
+        ),
+        (
+            {"processes": 2, "distributed": "horovod"},
+            [("distributed", "Input should be 'ddp', 'fsdp' or 'deepspeed-zero3'")],
+        ),
+        (
+            {"distributed": "ddp"},
+            [("", "Value error, distributed is a strategy for processes above 1")],
+        ),
     ],
 )
 def test_bad_common_values_are_refused(
     values: dict[str, Any], expected: list[tuple[str, str]]
 ) -> None:
     assert problems(SFTHyperparameters, values) == expected
+
+
+def test_ppo_takes_one_process_and_the_other_kinds_several() -> None:
+    assert problems(PPOHyperparameters, {"processes": 2}) == [
+        (
+            "",
+            "Value error, PPO runs in one process: TRL's experimental PPO trainer cannot "
+            "checkpoint in a process group; use processes=1, or RLOO for several processes",
+        )
+    ]
+    for schema in (
+        SFTHyperparameters,
+        RewardHyperparameters,
+        DPOHyperparameters,
+        RLOOHyperparameters,
+    ):
+        parsed = schema.model_validate({"processes": 16, "distributed": "deepspeed-zero3"})
+        assert (parsed.processes, parsed.distributed) == (16, "deepspeed-zero3")
 
 
 def test_kind_specific_values_are_checked() -> None:
@@ -179,9 +233,13 @@ def test_kind_specific_values_are_checked() -> None:
     assert problems(RLOOHyperparameters, {"temperature": 0}) == [
         ("temperature", "Input should be greater than 0")
     ]
-    for online in (PPOHyperparameters, RLOOHyperparameters):
+    for online in (PPOHyperparameters, RLOOHyperparameters, GRPOHyperparameters):
         assert problems(online, {"max_length": 512}) == [
-            ("", "Value error, max_length does not apply to PPO or RLOO: set max_completion_length")
+            (
+                "",
+                "Value error, max_length does not apply to PPO, RLOO or GRPO: set "
+                "max_completion_length",
+            )
         ]
 
 
@@ -197,6 +255,47 @@ def test_rloo_batches_hold_whole_groups_of_generations() -> None:
     assert accepted.batch_size == 6
     # Left open, the job picks a batch that fits.
     assert RLOOHyperparameters(num_generations=3).batch_size is None
+
+
+def test_grpo_batches_hold_whole_groups_of_generations() -> None:
+    assert problems(GRPOHyperparameters, {"batch_size": 6, "num_generations": 4}) == [
+        (
+            "",
+            "Value error, batch_size x gradient_accumulation_steps (6) must be a multiple of "
+            "num_generations (4): each prompt's completions are scored together",
+        )
+    ]
+
+
+def test_grpo_reward_functions_are_known_names_each_with_a_weight() -> None:
+    assert list(REWARD_FUNCTIONS) == ["length_penalty", "think_format"]
+    chosen = GRPOHyperparameters(
+        reward_functions=["think_format", "length_penalty"], reward_weights=[1.0, 0.5, 0.2]
+    )
+    assert chosen.reward_functions == ["think_format", "length_penalty"]
+    assert chosen.reward_weights == [1.0, 0.5, 0.2]
+    assert problems(GRPOHyperparameters, {"reward_functions": ["brevity"]}) == [
+        (
+            "reward_functions",
+            "Value error, unknown reward function 'brevity'; choose from length_penalty, "
+            "think_format",
+        )
+    ]
+    assert problems(
+        GRPOHyperparameters, {"reward_functions": ["length_penalty", "length_penalty"]}
+    ) == [("reward_functions", "Value error, each reward function may be named once")]
+    assert problems(
+        GRPOHyperparameters, {"reward_functions": ["length_penalty"], "reward_weights": [1.0]}
+    ) == [
+        (
+            "reward_weights",
+            "Value error, needs 2 weights (the reward model's, then one per reward function), "
+            "not 1",
+        )
+    ]
+    assert problems(GRPOHyperparameters, {"reward_weights": [float("nan")]}) == [
+        ("reward_weights.0", "Input should be a finite number")
+    ]
 
 
 def test_the_schemas_import_no_training_library() -> None:

@@ -1,4 +1,4 @@
-"""A task's held_slots, kept by triggers on assignments (migration 0009): after every kind of
+"""A task's held_slots, kept by triggers on assignments (migration 0012): after every kind of
 change to a task's assignments it equals the number that are active or submitted, whichever
 code path made the change."""
 

@@ -183,8 +183,10 @@ def test_oasst_flat_every_message_is_imported_warned_or_reported(db: Session) ->
     result = load(db, OASST_FLAT)
 
     # p1, a1, a2 and p10 imported (a top reply is also the demonstration's response); a3
-    # and b1 kept as responses with a warning, p9 imported; a4 and its reply p5 skipped.
+    # and b1 kept as responses with a warning, p9 imported; a4 (deleted by Open-Assistant's
+    # moderators) and its reply p5 skipped, counted apart, not listed as errors.
     assert counts(result) == (9, 5, 0, 2, 2, 4, 0, 1)
+    assert result.skipped_deleted == 2
     assert result.warnings == [
         ImportRowError(
             line=4,
@@ -196,23 +198,61 @@ def test_oasst_flat_every_message_is_imported_warned_or_reported(db: Session) ->
             "kept as a response",
         ),
     ]
-    assert result.errors == [
-        ImportRowError(line=5, reason="message 'a4' is deleted; left out with its 1 replies")
-    ]
+    assert result.errors == []
     contents = db.scalars(select(Response.content).order_by(Response.id)).all()
     assert sorted(contents) == ["Best.", "Lone reply.", "Unranked.", "Worse."]
 
 
-def test_oasst_flat_in_stop_mode_a_deleted_message_stops_with_its_reason(db: Session) -> None:
-    before = db_state(db, TABLES)
-
+def test_oasst_flat_in_stop_mode_a_deleted_message_is_counted_not_a_stop(db: Session) -> None:
     result = load(db, OASST_FLAT, "stop")
+
+    assert (result.stopped, result.stop_error) == (False, None)
+    assert counts(result) == (9, 5, 0, 2, 2, 4, 0, 1)
+    assert (result.skipped_deleted, result.errors) == (2, [])
+
+
+def test_oasst_flat_in_stop_mode_a_real_error_still_stops_after_deleted_ones(
+    db: Session,
+) -> None:
+    before = db_state(db, TABLES)
+    bad = message("p11", None, "prompter", "", None, tree="t3")
+
+    result = load(db, OASST_FLAT + jsonl(bad), "stop")
 
     assert (result.stopped, result.stop_error) == (
         True,
-        ImportRowError(line=5, reason="message 'a4' is deleted; left out with its 1 replies"),
+        ImportRowError(line=10, reason="message 'p11''s text is empty"),
     )
     assert db_state(db, TABLES) == before
+
+
+def test_oasst_a_deleted_first_message_skips_its_whole_tree_as_deleted(db: Session) -> None:
+    data = jsonl(
+        message("p1", None, "prompter", "Spam", None, deleted=True),
+        message("a1", "p1", "assistant", "Reply to spam.", 0),
+        message("p9", None, "prompter", "Q2", None, tree="t2"),
+    )
+
+    result = load(db, data, "stop")
+
+    assert counts(result) == (3, 1, 0, 0, 2, 0, 0, 0)
+    assert (result.stopped, result.skipped_deleted, result.errors) == (False, 2, [])
+
+
+def test_oasst_nested_a_deleted_tree_row_is_skipped_as_deleted(db: Session) -> None:
+    tree = {
+        "message_tree_id": "t1",
+        "prompt": {"message_id": "p1", "role": "prompter", "text": "Spam", "deleted": True},
+    }
+    kept = {
+        "message_tree_id": "t2",
+        "prompt": {"message_id": "p2", "role": "prompter", "text": "Q"},
+    }
+
+    result = load(db, jsonl(tree, kept), "stop")
+
+    assert counts(result) == (2, 1, 0, 0, 1, 0, 0, 0)
+    assert (result.stopped, result.skipped_deleted, result.errors) == (False, 1, [])
 
 
 def test_oasst_nested_a_tree_row_with_an_unranked_reply_is_one_warned_row(db: Session) -> None:
@@ -246,7 +286,8 @@ def test_importing_the_same_file_again_stores_no_response_twice(db: Session) -> 
             db, project.id, io.BytesIO(data), "rows.jsonl", on_error="skip", acting=None
         )
 
-    assert (result.responses, result.responses_merged, result.rows_imported) == (0, 2, 1)
+    assert (result.responses, result.responses_merged, result.rows_imported) == (0, 2, 0)
+    assert (result.rows_merged, result.comparisons) == (1, 0)
     assert db.scalars(select(Response.content).order_by(Response.id)).all() == [
         "Hello!",
         "Go away.",

@@ -35,6 +35,7 @@ def test_a_small_run_on_sqlite(tmp_path: Path) -> None:
         "rows_merged": 0,
         "rows_warned": 0,
         "skipped": 0,
+        "skipped_deleted": 0,
         "stopped": False,
     }
     assert result["stored"] == {"prompts": 455, "responses": 1000, "comparisons": 500, "pairs": 500}

@@ -14,7 +14,7 @@ from app.models.base import utcnow
 from app.schemas.reviews import ReviewCreate
 from app.schemas.snapshots import SnapshotFilters
 from app.services import reviews
-from app.services.review_queue import review_queue
+from app.services.review_queue import ReviewThresholds, review_queue
 from app.services.snapshots.filters import label_conditions
 from app.services.task_view import task_view
 from tests.conftest import make_user
@@ -142,16 +142,15 @@ def test_the_review_queue_picks_low_agreement_and_fast_labels(
 ) -> None:
     task, comparisons, _ = three_judged
     project_id = task_view(db, task.id).project.id
-    picked = review_queue(db, project_id)
+    picked = review_queue(db, project_id).items
     assert [(item.comparison_id, item.reasons) for item in picked] == [
         (comparisons[0], ["low agreement"]),
         (comparisons[1], ["low agreement"]),
         (comparisons[2], ["low agreement", "fast"]),
     ]
     reviews.review_comparison(db, comparisons[0], admin, ReviewCreate(verdict="accepted"))
-    assert [item.comparison_id for item in review_queue(db, project_id, low_agreement=0.2)] == [
-        comparisons[2]
-    ]
+    picked = review_queue(db, project_id, ReviewThresholds(agreement_below=0.2)).items
+    assert [item.comparison_id for item in picked] == [comparisons[2]]
 
 
 def test_send_back_asks_for_one_more_label(

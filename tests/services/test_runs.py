@@ -395,7 +395,7 @@ def test_every_run_kind_has_a_settings_schema_and_a_job_module() -> None:
     from app.services.runs.launching import SETTINGS_SCHEMAS
 
     kinds = {kind.value for kind in RunKind}
-    assert kinds == {"sft", "reward", "dpo", "ppo", "rloo", "generate", "score"}
+    assert kinds == {"sft", "reward", "dpo", "ppo", "rloo", "grpo", "generate", "score"}
     assert set(SETTINGS_SCHEMAS) == kinds
     jobs = Path(__file__).resolve().parents[2] / "worker" / "jobs"
     assert {kind for kind in kinds if (jobs / f"{kind}.py").is_file()} == kinds

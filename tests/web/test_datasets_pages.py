@@ -431,6 +431,39 @@ def test_an_import_lists_its_warned_rows_and_counts_that_add_up(
     )
 
 
+def test_an_open_assistant_import_counts_deleted_messages_apart_even_in_stop_mode(
+    client: TestClient, db: Session, world: World, sent: Sent, run: Callable[[int], None]
+) -> None:
+    csrf = web_login(client, world.researcher.username)
+
+    def message(mid: str, parent: str | None, role: str, rank: int | None, **extra: Any) -> str:
+        row = {"message_id": mid, "parent_id": parent, "role": role, "text": f"Text {mid}"}
+        return json.dumps({**row, "rank": rank, "message_tree_id": "t1", **extra})
+
+    rows = [
+        message("p1", None, "prompter", None),
+        message("a1", "p1", "assistant", 0),
+        message("a2", "p1", "assistant", 1),
+        message("a3", "p1", "assistant", 2, deleted=True),
+        message("p4", "a3", "prompter", None),
+    ]
+    response = client.post(
+        f"/projects/{world.project.id}/datasets/imports",
+        data=form(csrf, format="", on_error="stop", source=""),
+        files={"file": ("oasst.jsonl", ("\n".join(rows) + "\n").encode(), "application/jsonl")},
+    )
+    assert response.status_code == 303, response.text
+    job = db.scalars(select(DatasetJob)).one()
+
+    run(job.id)
+    done = client.get(f"/dataset-jobs/{job.id}/row").text
+    assert by_testid("import-rows", done) == [
+        "5 rows read: 3 imported, 0 imported with a warning, 0 merged as repeats, 2 skipped "
+        "(2 deleted by Open-Assistant moderators); 0 responses merged as duplicates"
+    ]
+    assert 'data-testid="skipped-rows"' not in done
+
+
 def test_an_import_stopped_by_a_bad_row_shows_the_error(
     client: TestClient, db: Session, world: World, sent: Sent, run: Callable[[int], None]
 ) -> None:

@@ -20,10 +20,13 @@ from app.models import (
     PromptCategory,
     QueueKind,
     Response,
+    ResponseSource,
     Task,
     TaskResponse,
     User,
 )
+from app.services import browsing
+from app.services.prompts import prompt_content_hash
 from tests.conftest import web_login
 from tests.factories import make_project, make_prompt, make_queue, make_responses
 from tests.web.helpers import snapshot
@@ -82,7 +85,9 @@ def test_admin_creates_a_prompt_with_two_responses(
     assert _prompts(db) == [
         ([{"role": "user", "content": "Name a colour."}], PromptCategory.open_qa, "manual")
     ]
-    assert _responses(db) == [("Blue.", "import", "model-a"), ("Red.", "import", "")]
+    # A response with a named source came from there; one without was written by the admin.
+    assert _responses(db) == [("Blue.", "import", "model-a"), ("Red.", "human", "")]
+    assert list(db.scalars(select(Response.author_id).order_by(Response.id))) == [None, admin.id]
     page = client.get(sent.headers["location"])
     assert _notice(page.text) == f"Created prompt {prompt_id} with 2 responses."
     listed = client.get(f"/projects/{project.id}/prompts").text
@@ -207,16 +212,27 @@ def test_category_and_an_unlabeled_response_are_edited(
     added = client.post(
         f"{base}/responses", data={"csrf_token": csrf, "content": "Four.", "source_name": "me"}
     )
+    written = client.post(
+        f"{base}/responses", data={"csrf_token": csrf, "content": "It is 4.", "source_name": " "}
+    )
 
     assert edited.status_code == 303
     assert added.status_code == 303
+    assert written.status_code == 303
     db.expire_all()
     assert prompt.category == PromptCategory.closed_qa
     assert _responses(db) == [
         ("4", "import", "test"),
         ("answer 1", "import", "test"),
         ("Four.", "import", "me"),
+        ("It is 4.", "human", ""),
     ]
+    assert db.scalars(select(Response.author_id).order_by(Response.id.desc())).first() == admin.id
+    # The data browser's "a person" filter finds it.
+    people = browsing.list_prompts(
+        db, project.id, browsing.PromptFilters(response_source=ResponseSource.human)
+    )
+    assert [row.id for row in people.items] == [prompt.id]
     bad_category = client.post(f"{base}/category", data={"csrf_token": csrf, "category": "poetry"})
     assert bad_category.status_code == 422
     assert "&#39;poetry&#39; is not a category" in bad_category.text
@@ -302,7 +318,9 @@ def test_a_pasted_batch_makes_prompts_responses_and_comparison_tasks(
 
     assert sent.status_code == 303
     assert _notice(client.get(sent.headers["location"]).text) == (
-        "Created 2 prompts with 4 responses; added 2 tasks to comparison queue."
+        "Prompts: 2 new, 0 already in the project, 0 repeated in the batch. Responses: 4 new, "
+        "0 already under their prompt, 0 repeated in the batch. Added 2 tasks to comparison "
+        "queue."
     )
     assert _prompts(db) == [
         ([{"role": "user", "content": "Name a fruit."}], PromptCategory.brainstorming, "paste"),
@@ -322,6 +340,92 @@ def test_a_pasted_batch_makes_prompts_responses_and_comparison_tasks(
     ]
 
 
+def test_a_batch_merges_prompts_and_responses_already_there_and_counts_them(
+    client: TestClient, db: Session, admin: User
+) -> None:
+    project = _project(db, admin)
+    queue = make_queue(db, project, QueueKind.comparison)
+    db.commit()
+    csrf = web_login(client, admin.username)
+    url = f"/projects/{project.id}/prompts/batch"
+    first = client.post(url, data={"csrf_token": csrf, "batch": GOOD_BATCH})
+    assert first.status_code == 303
+    stored_prompts, stored_responses = _prompts(db), _responses(db)
+    again = (
+        # Already in the project, with one response already under it and one new.
+        '{"prompt": "Name a fruit.", "responses": ["Apple.", "Plum."]}\n'
+        # New, then repeated in the batch with a repeated and a new response.
+        '{"prompt": "Name a tree.", "responses": ["Oak.", "Elm."]}\n'
+        '{"messages": [{"role": "user", "content": "Name a tree."}], '
+        '"responses": ["Oak.", "Ash."]}\n'
+    )
+
+    sent = client.post(url, data={"csrf_token": csrf, "batch": again, "queue_id": str(queue.id)})
+
+    assert sent.status_code == 303
+    assert _notice(client.get(sent.headers["location"]).text) == (
+        "Prompts: 1 new, 1 already in the project, 1 repeated in the batch. Responses: 4 new, "
+        "1 already under their prompt, 1 repeated in the batch. Added 2 tasks to comparison "
+        "queue."
+    )
+    assert _prompts(db) == [
+        *stored_prompts,
+        ([{"role": "user", "content": "Name a tree."}], PromptCategory.other, "paste"),
+    ]
+    assert _responses(db) == [
+        *stored_responses,
+        ("Plum.", "import", ""),
+        ("Oak.", "import", ""),
+        ("Elm.", "import", ""),
+        ("Ash.", "import", ""),
+    ]
+    fruit, _, tree = db.scalars(select(Prompt.id).order_by(Prompt.id))
+    answers = list(db.scalars(select(Response.id).order_by(Response.id)))
+    # Each prompt once, with all its responses.
+    assert _task_rows(db) == [
+        (queue.id, fruit, [answers[0], answers[1], answers[4]]),
+        (queue.id, tree, answers[5:]),
+    ]
+    before = snapshot(db)
+
+    repeat = client.post(url, data={"csrf_token": csrf, "batch": again, "queue_id": str(queue.id)})
+
+    assert repeat.status_code == 303
+    assert snapshot(db) == before
+    assert _notice(client.get(repeat.headers["location"]).text) == (
+        "Prompts: 0 new, 3 already in the project, 0 repeated in the batch. Responses: 0 new, "
+        "6 already under their prompt, 0 repeated in the batch. Added 0 tasks to comparison "
+        "queue (2 already there)."
+    )
+
+
+def test_a_batch_response_merges_with_the_same_text_from_any_source(
+    client: TestClient, db: Session, admin: User
+) -> None:
+    project = _project(db, admin)
+    prompt = make_prompt(db, project, "Name a fruit.")
+    prompt.content_hash = prompt_content_hash(prompt.messages)
+    db.add(
+        Response(
+            prompt_id=prompt.id, content="Apple.", source=ResponseSource.human, author_id=admin.id
+        )
+    )
+    db.commit()
+    csrf = web_login(client, admin.username)
+
+    sent = client.post(
+        f"/projects/{project.id}/prompts/batch",
+        data={"csrf_token": csrf, "batch": '{"prompt": "Name a fruit.", "responses": ["Apple."]}'},
+    )
+
+    assert sent.status_code == 303
+    assert _notice(client.get(sent.headers["location"]).text) == (
+        "Prompts: 0 new, 1 already in the project, 0 repeated in the batch. Responses: 0 new, "
+        "1 already under their prompt, 0 repeated in the batch."
+    )
+    assert _responses(db) == [("Apple.", "human", "")]
+
+
 def test_a_bad_batch_lists_every_bad_line_and_stores_nothing(
     client: TestClient, db: Session, admin: User
 ) -> None:
@@ -335,6 +439,7 @@ def test_a_bad_batch_lists_every_bad_line_and_stores_nothing(
             '{"prompt": "Fine.", "responses": ["a", "b"]}',
             "not json",
             '{"prompt": "One answer only.", "responses": ["a"]}',
+            '{"prompt": "One answer twice.", "responses": ["a", "a"]}',
             '{"prompt": "Bad\\u0000byte", "responses": ["a", "b"]}',
             '{"messages": [{"role": "assistant", "content": "x"}], "responses": ["a", "b"]}',
             '["a list"]',
@@ -353,12 +458,14 @@ def test_a_bad_batch_lists_every_bad_line_and_stores_nothing(
     assert _texts(r'data-testid="batch-problem">(.*?)</li>', sent.text) == [
         "line 2: not JSON (Expecting value)",
         "line 3: a comparison task shows 2 to 9 responses; this line has 1",
-        "line 4: prompt: text may not contain NUL bytes",
-        "line 5: messages: a prompt must end with a user turn",
-        "line 6: a line must be a JSON object, not list",
-        "line 7: colour: Extra inputs are not permitted",
+        "line 4: a comparison task shows 2 to 9 responses; this line has 1 "
+        "(a repeated text is one response)",
+        "line 5: prompt: text may not contain NUL bytes",
+        "line 6: messages: a prompt must end with a user turn",
+        "line 7: a line must be a JSON object, not list",
+        "line 8: colour: Extra inputs are not permitted",
     ]
-    assert "Nothing was stored: 6 of 7 lines cannot be used." in html.unescape(sent.text)
+    assert "Nothing was stored: 7 of 8 lines cannot be used." in html.unescape(sent.text)
 
 
 def test_admin_adds_a_prompt_to_a_queue_once(client: TestClient, db: Session, admin: User) -> None:
@@ -385,7 +492,9 @@ def test_admin_adds_a_prompt_to_a_queue_once(client: TestClient, db: Session, ad
     assert again.status_code == 409
     task_id = db.scalars(select(Task.id)).one()
     assert _texts(r'data-testid="queue-error">(.*?)</p>', again.text) == [
-        f"this prompt already has task {task_id} in comparison queue"
+        f"comparison queue already has a task with the same responses for prompt {prompt.id} "
+        f"(task {task_id}): nothing was added (a new task for a prompt needs a different set "
+        "of responses)"
     ]
     too_few = client.post(
         f"{base}/{lonely.id}/tasks", data={"csrf_token": csrf, "queue_id": str(queue.id)}
@@ -395,6 +504,14 @@ def test_admin_adds_a_prompt_to_a_queue_once(client: TestClient, db: Session, ad
         "a comparison task needs at least 2 responses: add another response first"
     ]
     assert snapshot(db) == before
+    # A new round of responses for the prompt is a new task.
+    newer = make_responses(db, prompt, 1)
+    db.commit()
+    round_two = client.post(
+        f"{base}/{prompt.id}/tasks", data={"csrf_token": csrf, "queue_id": str(queue.id)}
+    )
+    assert round_two.status_code == 303
+    assert _task_rows(db)[1:] == [(queue.id, prompt.id, [a.id for a in answers + newer])]
 
 
 def test_roles_researchers_write_prompts_but_fill_no_queue_and_labelers_see_nothing(

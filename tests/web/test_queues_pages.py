@@ -29,6 +29,7 @@ from app.schemas.queues import QueueCreate
 from app.services import queues
 from app.services import tasks as task_service
 from tests.conftest import make_user, web_login
+from tests.services.test_reviews import three_judged  # noqa: F401  (a fixture)
 from tests.web.helpers import snapshot
 
 SETTINGS = {
@@ -501,6 +502,28 @@ def test_add_comparison_tasks_for_all_untasked_prompts_skips_the_short(
     assert short.id not in task_prompts(db, queue)
 
 
+def test_adding_a_task_the_queue_already_has_is_409_naming_the_prompt(
+    client: TestClient, db: Session, admin: User, project: Project, admin_csrf: str
+) -> None:
+    queue = make_queue(db, project, admin)
+    tasked, fresh = make_prompt(db, project, 2), make_prompt(db, project, 2)
+    (task,) = task_service.add_tasks_for_prompts(db, queue.id, [tasked.id]).tasks
+    before = snapshot(db)
+
+    response = client.post(
+        f"/queues/{queue.id}/tasks",
+        data={"prompt_ids": f"{fresh.id} {tasked.id}", "csrf_token": admin_csrf},
+    )
+
+    assert response.status_code == 409
+    assert field_errors(response.text) == {
+        "prompt_ids": f"{queue.name} already has a task with the same responses for prompt "
+        f"{tasked.id} (task {task.id}): nothing was added (a new task for a prompt needs a "
+        "different set of responses)"
+    }
+    assert snapshot(db) == before
+
+
 @pytest.mark.parametrize(
     ("form", "message"),
     [
@@ -621,3 +644,23 @@ def test_logged_out_progress_poll_is_told_to_log_in(
     response = client.get(f"/queues/{queue.id}/progress", headers={"HX-Request": "true"})
     assert response.status_code == 401
     assert response.headers["hx-redirect"] == f"/login?next=%2Fqueues%2F{queue.id}%2Fprogress"
+
+
+def test_the_task_table_reads_each_prompt_and_its_labels_so_far(
+    client: TestClient,
+    db: Session,
+    admin: User,
+    three_judged: tuple[Task, list[int], list[User]],  # noqa: F811
+) -> None:
+    task, _, _ = three_judged
+    prompt = db.get(Prompt, task.prompt_id)
+    assert prompt is not None
+    prompt.messages = [{"role": "user", "content": "  How long do I boil an egg?\n"}]
+    db.flush()
+    web_login(client, admin.username)
+
+    page = client.get(f"/queues/{task.queue_id}").text
+
+    assert text_of(page, "task-prompt") == "How long do I boil an egg?"
+    assert f'href="/projects/{prompt.project_id}/prompts/{prompt.id}"' in page
+    assert text_of(page, "task-labels") == "3 / 3"

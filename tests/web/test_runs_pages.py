@@ -252,7 +252,8 @@ def test_the_form_has_a_field_per_hyperparameter_of_the_kind(
         "hp.learning_rate", "hp.batch_size", "hp.gradient_accumulation_steps",
         "hp.epochs", "hp.max_length", "hp.bf16", "hp.gradient_checkpointing", "hp.lora",
         "hp.lora.r", "hp.lora.alpha", "hp.lora.dropout", "hp.lora.target_modules",
-        "hp.save_steps", "hp.logging_steps", "hp.seed", "hp.packing",
+        "hp.save_steps", "hp.logging_steps", "hp.seed", "hp.processes", "hp.distributed",
+        "hp.chat_template", "hp.packing",
     ]  # fmt: skip
     assert re.search(r'name="max_attempts"', advanced)
     # Labelled in words from the schema's titles, not snake_case names.
@@ -262,6 +263,7 @@ def test_the_form_has_a_field_per_hyperparameter_of_the_kind(
         "bf16 mixed precision", "Gradient checkpointing", "LoRA adapters", "Adapter rank",
         "Adapter scale (alpha)", "Adapter dropout", "Modules to adapt",
         "Checkpoint every so many steps", "Log metrics every so many steps", "Seed",
+        "Processes", "Multi-process strategy", "Chat template, for a model without one",
         "Pack examples together",
     ]  # fmt: skip
     assert "<code>" not in page.split('data-testid="launch-form"')[1].split("</form>")[0]
@@ -328,7 +330,7 @@ def test_an_unknown_kind_is_refused(client: TestClient, project: Project, admin:
 
     assert response.status_code == 422
     assert by_testid("error-message", response.text) == (
-        "'generate' is not a training run kind; choose one of sft, reward, dpo, ppo, rloo"
+        "'generate' is not a training run kind; choose one of sft, reward, dpo, ppo, rloo, grpo"
     )
 
 
@@ -347,6 +349,7 @@ def test_launching_from_the_form_queues_a_run_with_the_given_hyperparameters(
             "hp.learning_rate": "3e-4", "hp.batch_size": " 4 ", "hp.max_steps": "",
             "hp.bf16": "false", "hp.gradient_checkpointing": "", "hp.lora": "on",
             "hp.lora.r": "8", "hp.lora.target_modules": "q_proj, v_proj,", "hp.packing": "true",
+            "hp.processes": "2", "hp.distributed": "ddp",
         },
     )  # fmt: skip
 
@@ -362,7 +365,8 @@ def test_launching_from_the_form_queues_a_run_with_the_given_hyperparameters(
         "max_steps": None, "epochs": None, "max_length": None, "bf16": False,
         "gradient_checkpointing": None,
         "lora": {"r": 8, "alpha": 32.0, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]},
-        "save_steps": None, "logging_steps": None, "seed": 0, "packing": True,
+        "save_steps": None, "logging_steps": None, "seed": 0, "processes": 2,
+        "distributed": "ddp", "chat_template": "chatml", "packing": True,
     }  # fmt: skip
     assert queued_messages(settings) == 1
     assert notice(client.get(f"/runs/{run.id}").text) == f"Queued run {run.id} (sft)."
@@ -439,7 +443,7 @@ BAD_LAUNCHES = [
     pytest.param(
         {"kind": "generate"},
         "error-kind",
-        "'generate' is not a training run kind; choose one of sft, reward, dpo, ppo, rloo",
+        "'generate' is not a training run kind; choose one of sft, reward, dpo, ppo, rloo, grpo",
         422,
         id="generation kind",
     ),
@@ -886,3 +890,47 @@ def test_an_rloo_run_is_launched_against_the_chosen_reward_model(
     assert texts(r"<tr>(.*?)</tr>", page.split('data-testid="run-inputs"')[1])[2] == (
         "Reward model rm"
     )
+
+
+def test_a_grpo_run_takes_python_reward_functions_by_name_from_the_form(
+    client: TestClient, db: Session, settings: Settings, project: Project, base: Model,
+    researcher: User,
+) -> None:  # fmt: skip
+    prompts = make_snapshot(db, settings, project, SnapshotKind.prompts)
+    reward = make_model(db, settings, "rm", ModelRole.reward)
+    csrf = web_login(client, researcher.username)
+    form = client.get(f"/projects/{project.id}/runs/launch-form?kind=grpo").text
+    assert by_testid("hp-reward_functions-hint", form.replace('id="', 'data-testid="')) == (
+        "Reward functions added to the reward model's score, by name: length_penalty (minus "
+        "the share of the longest completion used: favours short answers); think_format (1 "
+        "when the completion reasons inside <think>...</think> and then answers, else 0 "
+        "(TRL's think_format_reward)). Default: none. Separate names with commas."
+    )
+    launch = {"csrf_token": csrf, "kind": "grpo", "base_model_id": str(base.id),
+              "snapshot_id": str(prompts.id), "reward_model_id": str(reward.id)}  # fmt: skip
+    before = db_snapshot(db)
+
+    refused = client.post(
+        f"/projects/{project.id}/runs",
+        data={**launch, "hp.reward_functions": "length_penalty, brevity"},
+    )
+
+    assert refused.status_code == 422
+    assert by_testid("error-hyperparameters.reward_functions", refused.text) == (
+        "hyperparameters.reward_functions: unknown reward function 'brevity'; choose from "
+        "length_penalty, think_format"
+    )
+    assert db_snapshot(db) == before
+    assert queued_messages(settings) == 0
+
+    response = client.post(
+        f"/projects/{project.id}/runs",
+        data={**launch, "hp.reward_functions": "think_format, length_penalty",
+              "hp.reward_weights": "1, 0.5, 0.25"},
+    )  # fmt: skip
+
+    assert response.status_code == 303, response.text
+    run = db.scalars(select(Run)).one()
+    assert (run.kind, run.reward_model_id) == (RunKind.grpo, reward.id)
+    assert run.hyperparameters["reward_functions"] == ["think_format", "length_penalty"]
+    assert run.hyperparameters["reward_weights"] == [1.0, 0.5, 0.25]

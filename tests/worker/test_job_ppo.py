@@ -1,5 +1,6 @@
-"""worker/jobs/ppo.py (trl.experimental.ppo) on CPU: policy, reference, reward model and value
-model; PPO pushes a tiny policy towards what a tiny reward model scores higher."""
+"""worker/jobs/ppo.py (TRL 1.12's PPOTrainer, kept in worker/training/ppo) on CPU: policy,
+reference, reward model and value model; PPO pushes a tiny policy towards what a tiny reward
+model scores higher."""
 
 from __future__ import annotations
 

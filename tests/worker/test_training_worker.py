@@ -6,10 +6,12 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
 from sqlalchemy import Engine, select
@@ -206,3 +208,80 @@ def test_a_killed_worker_leaves_a_resumable_run_that_finishes_without_starting_o
     steps = [step for step, _ in losses(sessions, run_id)]
     # The second attempt began after the newest complete checkpoint, not at step 1.
     assert steps == list(range(1, killed_at + 1)) + list(range(checkpoint + 1, 81))
+
+
+def group_members(launch_folder: Path) -> list[psutil.Process]:
+    """Every process of a run's launched group (the launcher and its ranks name the folder)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if str(launch_folder) in process.cmdline():
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+# PostgreSQL: where the metrics a killed runner had not forwarded were found missing.
+@pytest.mark.parametrize("own_database", ["postgresql"], indirect=True)
+def test_a_killed_worker_takes_its_process_group_with_it_and_the_run_resumes_on_two_processes(
+    sessions: sessionmaker[Session], settings: Settings, tiny: Path
+) -> None:
+    run_id = launch_sft(
+        sessions,
+        settings,
+        tiny,
+        {"max_steps": 60, "batch_size": 4, "logging_steps": 1, "save_steps": 5, "processes": 2},
+    )
+    launch_folder = settings.data_dir / f"runs/{run_id}/launch"
+    first = start_worker(settings, "doomed-group@%h")
+    try:
+        wait_for(
+            lambda: bool(complete_checkpoints(settings, run_id)),
+            300,
+            "a complete checkpoint",
+            first,
+        )
+        members = group_members(launch_folder)
+        # The launcher and its two ranks, in a session of their own (not the worker's).
+        assert len(members) == 3, members
+        assert {os.getsid(member.pid) for member in members} != {os.getsid(first.process.pid)}
+    finally:
+        first.kill()
+    # Nothing of the group outlives the worker: the kernel ends each with its parent.
+    _gone, alive = psutil.wait_procs(members, timeout=15)
+    assert alive == []
+    # The runner forwards rank 0's reports every half second: it may die a step or two behind.
+    killed_at = max((step for step, _ in losses(sessions, run_id)), default=0)
+    assert killed_at < 60, "the run finished before the worker was killed"
+
+    second = start_worker(settings, "rescuer-group@%h", SMILEY_RUN_STALE_SECONDS="3")
+    try:
+        wait_for(
+            lambda: run_state(sessions, run_id).status == RunStatus.failed,
+            120,
+            "the reaper to mark the run",
+            second,
+        )
+        checkpoint = max(complete_checkpoints(settings, run_id))
+        with sessions() as db:
+            creator = db.get(User, run.created_by_id) if (run := db.get(Run, run_id)) else None
+            assert creator is not None
+            runs.resume_run(db, settings, run_id, acting=creator)
+        wait_for(
+            lambda: run_state(sessions, run_id).status in (RunStatus.succeeded, RunStatus.failed),
+            420,
+            "the resumed run to finish",
+            second,
+        )
+    finally:
+        second.stop()
+    run = run_state(sessions, run_id)
+    assert run.status == RunStatus.succeeded, (run.error, run.traceback)
+    assert run.attempts == 2
+    assert run.artifacts["settings"]["processes"] == 2
+    steps = [step for step, _ in losses(sessions, run_id)]
+    # Rank 0 alone reported; the second attempt first forwarded what the killed runner had not
+    # (up to its checkpoint), and its group began after the newest complete checkpoint.
+    assert steps == list(range(1, max(killed_at, checkpoint) + 1)) + list(range(checkpoint + 1, 61))
+    assert group_members(launch_folder) == []

@@ -1,10 +1,11 @@
 """What a job module is given and what it gives back.
 
-A job module (worker/jobs/sft.py, reward.py, dpo.py, ppo.py, rloo.py, generate.py, score.py) exposes
-`run(ctx: JobContext) -> JobResult` and knows nothing of the database or Celery: the runner
-(worker/jobs/runner.py) claims the run row, builds the context from it, forwards `report` to the
-run's metrics and `should_stop` from its cancel flag, and registers the result as a model. That
-keeps every job readable top to bottom like a TRL script and testable without a broker.
+A job module (worker/jobs/sft.py, reward.py, dpo.py, ppo.py, rloo.py, grpo.py, generate.py,
+score.py) exposes `run(ctx: JobContext) -> JobResult` and knows nothing of the database or
+Celery: the runner (worker/jobs/runner.py) claims the run row, builds the context from it,
+forwards `report` to the run's metrics and `should_stop` from its cancel flag, and registers the
+result as a model. That keeps every job readable top to bottom like a TRL script and testable
+without a broker.
 
 No torch here: the web app imports this module's names through the runner's callers.
 """
@@ -28,7 +29,7 @@ class JobContext:
     hyperparameters: dict[str, Any]
     # A local folder holding config.json, safetensors weights and the tokenizer.
     base_model_path: Path
-    # The reward model folder (PPO, RLOO and policy evaluation), else None.
+    # The reward model folder (PPO, RLOO, GRPO and policy evaluation), else None.
     reward_model_path: Path | None
     # A snapshot folder: train/test .jsonl and .parquet, datasets/ (see app.services.snapshots).
     snapshot_path: Path | None

@@ -1,4 +1,5 @@
-"""PPO against a reward model on a prompts snapshot, with trl.experimental.ppo's PPOTrainer.
+"""PPO against a reward model on a prompts snapshot, with TRL 1.12's PPOTrainer (kept in
+worker/training/ppo: TRL 1.13 removed it).
 
 Four models: the policy being trained, a frozen copy of it as the reference for the KL
 penalty, the frozen reward model that scores completions, and a value model (started from the
@@ -40,7 +41,8 @@ VALUE_MODEL = "value_model"
 def run(ctx: JobContext) -> JobResult:
     import torch
     from transformers import TrainerCallback, set_seed
-    from trl.experimental.ppo import PPOConfig, PPOTrainer
+
+    from worker.training.ppo import PPOConfig, PPOTrainer
 
     hyperparameters = parse_hyperparameters(PPOHyperparameters, ctx.hyperparameters)
     set_seed(hyperparameters.seed)

@@ -21,7 +21,12 @@ from worker.training.arguments import (
 from worker.training.callbacks import ProgressCallback
 from worker.training.data import load_split
 from worker.training.defaults import pick_settings
-from worker.training.loading import load_reward_model, load_tokenizer, parameter_count
+from worker.training.loading import (
+    load_reward_model,
+    load_tokenizer_with_template,
+    parameter_count,
+)
+from worker.training.templates import fit_model_to_tokenizer
 
 
 def run(ctx: JobContext) -> JobResult:
@@ -32,8 +37,13 @@ def run(ctx: JobContext) -> JobResult:
     # The seed first: a reward model's new score head is drawn while loading.
     set_seed(hyperparameters.seed)
     resume = resume_checkpoint(ctx.resume_from)
-    tokenizer = load_tokenizer(ctx.base_model_path)
+    tokenizer, templated = load_tokenizer_with_template(
+        ctx.base_model_path, hyperparameters.chat_template
+    )
     model = load_reward_model(ctx.base_model_path, pad_token_id=tokenizer.pad_token_id)
+    if templated:
+        # A base model without a chat template: the run's, with its tokens (templates.py).
+        fit_model_to_tokenizer(model, tokenizer)
     margin = hyperparameters.use_margin
     train = load_split(ctx.snapshot_path, "train", "preference", with_margin=margin)
     test = load_split(ctx.snapshot_path, "test", "preference", with_margin=margin, required=False)
@@ -46,6 +56,9 @@ def run(ctx: JobContext) -> JobResult:
         max_positions=model.config.max_position_embeddings,
     )
     settings["use_margin"] = margin
+    if templated:
+        settings["chat_template"] = hyperparameters.chat_template
+        settings["reasons"]["chat_template"] = "the base model's tokenizer has none"
     args = RewardConfig(
         **trainer_arguments(settings, hyperparameters, ctx.checkpoint_dir),
         max_length=settings["max_length"],

@@ -22,7 +22,8 @@ from worker.training.arguments import (
 from worker.training.callbacks import ProgressCallback
 from worker.training.data import load_split
 from worker.training.defaults import pick_settings
-from worker.training.loading import load_policy, load_tokenizer, parameter_count
+from worker.training.loading import load_policy, load_tokenizer_with_template, parameter_count
+from worker.training.templates import fit_model_to_tokenizer
 
 
 def run(ctx: JobContext) -> JobResult:
@@ -33,8 +34,13 @@ def run(ctx: JobContext) -> JobResult:
     # The seed first: LoRA adapters and data order draw from it.
     set_seed(hyperparameters.seed)
     resume = resume_checkpoint(ctx.resume_from)
-    tokenizer = load_tokenizer(ctx.base_model_path)
+    tokenizer, templated = load_tokenizer_with_template(
+        ctx.base_model_path, hyperparameters.chat_template
+    )
     model = load_policy(ctx.base_model_path)
+    if templated:
+        # A base model without a chat template: the run's, with its tokens (templates.py).
+        fit_model_to_tokenizer(model, tokenizer)
     train = load_split(ctx.snapshot_path, "train", "sft")
     test = load_split(ctx.snapshot_path, "test", "sft", required=False)
 
@@ -46,6 +52,9 @@ def run(ctx: JobContext) -> JobResult:
         max_positions=model.config.max_position_embeddings,
     )
     settings["packing"] = hyperparameters.packing
+    if templated:
+        settings["chat_template"] = hyperparameters.chat_template
+        settings["reasons"]["chat_template"] = "the base model's tokenizer has none"
     args = SFTConfig(
         **trainer_arguments(settings, hyperparameters, ctx.checkpoint_dir),
         max_length=settings["max_length"],

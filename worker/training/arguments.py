@@ -94,10 +94,61 @@ def resume_checkpoint(resume_from: Path | None) -> str | None:
 
 def save_model(model: Any, tokenizer: Any, output_dir: Path) -> Path:
     """The trained weights as safetensors with the tokenizer beside them; LoRA adapters are
-    merged in first, so the folder loads like any full model."""
+    merged in first, so the folder loads like any full model. In a process group (worker/
+    launch.py) every rank calls it, only the main process writes, and every rank returns once
+    it has; a sharded model (FSDP, DeepSpeed ZeRO-3) is gathered whole first."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir, safe_serialization=True)
-    tokenizer.save_pretrained(output_dir)
+    state_dict = gathered_state_dict(model)
+    if is_main_process():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(output_dir, safe_serialization=True, state_dict=state_dict)
+        tokenizer.save_pretrained(output_dir)
+    in_group_wait_for_every_rank()
     return output_dir
+
+
+def in_group_wait_for_every_rank() -> None:
+    """A barrier in a process group (a no-op outside one): what rank 0 wrote before it is
+    there for every rank after it (RLOO's evaluation reloads the saved policy)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def is_main_process() -> bool:
+    """False on every rank of a process group but rank 0; True outside a group."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def gathered_state_dict(model: Any) -> dict[str, Any] | None:
+    """The full weights of a model sharded across a process group (rank 0's copy, on the CPU),
+    or None for a model every process holds whole (one process, DDP). Needs CUDA: not run on
+    the CPU test machine."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    if any(hasattr(parameter, "ds_id") for parameter in model.parameters()):
+        import deepspeed
+
+        # ZeRO-3 partitions each parameter; gathered for the duration, copied out on rank 0.
+        with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
+            return {
+                name: value.detach().cpu().clone() for name, value in model.state_dict().items()
+            }
+    from torch.distributed.tensor import DTensor
+
+    sharded = any(isinstance(parameter, DTensor) for parameter in model.parameters())
+    if not sharded and not any(
+        "FullyShardedDataParallel" in type(m).__name__ for m in model.modules()
+    ):
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(
+        model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+    )

@@ -27,7 +27,7 @@ Report = Callable[[int, dict[str, float], float], None]
 
 class TrainingStopped(Exception):
     """Raised after the cancel checkpoint is complete, for trainers whose loop does not honour
-    `should_training_stop` (trl.experimental.ppo's)."""
+    `should_training_stop` (the PPOTrainer in worker/training/ppo)."""
 
 
 def latest_complete_checkpoint(checkpoint_dir: Path) -> Path | None:

@@ -17,9 +17,23 @@ from typing import Any
 TINY_PARAMETERS = 50_000_000
 # Recomputing activations costs about a third more compute; worth it only where memory binds.
 CHECKPOINTING_PARAMETERS = 1_000_000_000
-TINY_LEARNING_RATES = {"sft": 5e-4, "reward": 5e-4, "dpo": 5e-4, "ppo": 3e-4, "rloo": 3e-4}
-# TRL 1.12's config defaults, for pretrained models.
-TRL_LEARNING_RATES = {"sft": 2e-5, "reward": 1e-4, "dpo": 1e-6, "ppo": 3e-6, "rloo": 1e-6}
+TINY_LEARNING_RATES = {
+    "sft": 5e-4,
+    "reward": 5e-4,
+    "dpo": 5e-4,
+    "ppo": 3e-4,
+    "rloo": 3e-4,
+    "grpo": 3e-4,
+}
+# TRL's config defaults (the same in 1.12 and 1.16), for pretrained models.
+TRL_LEARNING_RATES = {
+    "sft": 2e-5,
+    "reward": 1e-4,
+    "dpo": 1e-6,
+    "ppo": 3e-6,
+    "rloo": 1e-6,
+    "grpo": 1e-6,
+}
 LORA_LEARNING_RATE_CAP = 2e-4
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_SAVE_STEPS = 100

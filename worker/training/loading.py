@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.training.errors import JobInputError
+from worker.training.templates import add_chat_template
 
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.ckpt")
 
@@ -32,20 +33,33 @@ def check_model_folder(folder: Path) -> Path:
     return folder
 
 
-def load_tokenizer(folder: Path) -> Any:
-    """The folder's tokenizer, with a pad token (the eos token when it names none)."""
+def load_tokenizer(folder: Path, chat_template: str | None = None) -> Any:
+    """The folder's tokenizer, with a pad token (the eos token when it names none). One without
+    a chat template gets `chat_template` (worker/training/templates.py), or is refused."""
+    tokenizer, _ = load_tokenizer_with_template(folder, chat_template)
+    return tokenizer
+
+
+def load_tokenizer_with_template(folder: Path, chat_template: str | None) -> tuple[Any, bool]:
+    """`load_tokenizer`'s tokenizer, and whether it was given `chat_template` here (then the
+    model it goes with must be fitted to it: templates.fit_model_to_tokenizer)."""
     from transformers import AutoTokenizer
 
     check_model_folder(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    added = False
+    if tokenizer.chat_template is None:
+        if chat_template is None:
+            raise JobInputError(
+                f"the tokenizer in {folder} has no chat template, which the conversational "
+                "snapshots need: choose one for an SFT or reward run (chat_template), or start "
+                "from a model that has one"
+            )
+        add_chat_template(tokenizer, chat_template)
+        added = True
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if tokenizer.chat_template is None:
-        raise JobInputError(
-            f"the tokenizer in {folder} has no chat template, which the conversational "
-            "snapshots need"
-        )
-    return tokenizer
+    return tokenizer, added
 
 
 def load_policy(folder: Path, **kwargs: Any) -> Any:

@@ -6,8 +6,8 @@ Every prompter message becomes a record: the conversation down to it and its rep
 candidates (Open-Assistant's 0-based ranks + 1, ties kept, unranked replies without a rank).
 With at least two ranked replies they form a comparison and the top-ranked reply is also a
 demonstration; a reply that is not compared is still imported as a response, with a warning
-naming it. Deleted messages are left out with their replies and reported. A tree with a bad
-message is one RowError that accounts for all its rows."""
+naming it. Deleted messages are left out with their replies and counted apart (never an
+error). A tree with a bad message is one RowError that accounts for all its rows."""
 
 from __future__ import annotations
 
@@ -170,6 +170,7 @@ def tree_records(root: Message, tree_id: str, *, one_row: bool) -> list[Record |
                     f"message '{current.id}' is deleted; left out with its "
                     f"{_size(current) - 1} replies",
                     rows=_size(current),
+                    deleted=True,
                 )
             )
             continue
@@ -205,7 +206,8 @@ def tree_records(root: Message, tree_id: str, *, one_row: bool) -> list[Record |
     records.sort(key=lambda record: (record.line, record.meta["message_id"]))
     if root.deleted:
         # Nothing of the tree is imported: its one report stands for every message.
-        return [RowError(root.line, left_out[0].reason, rows=1 if one_row else left_out[0].rows)]
+        rows = 1 if one_row else left_out[0].rows
+        return [RowError(root.line, left_out[0].reason, rows=rows, deleted=True)]
     if one_row:
         first, *rest = records
         # The tree row's remarks all name its line, so they count it once, as warned.

@@ -2,8 +2,10 @@
 or nothing), in bounded batches; files read from an upload or from the admin's import folder.
 
 A bad row either stops the import (nothing is kept, and the row's line and reason are
-reported) or is skipped and counted, as the caller chose. Every row read is accounted for:
-rows_read = rows_imported + rows_merged + rows_warned + skipped."""
+reported) or is skipped and counted, as the caller chose. A row the source itself deleted (an
+Open-Assistant message its moderators removed) is skipped and counted apart in either mode.
+Every row read is accounted for: rows_read = rows_imported + rows_merged + rows_warned +
+skipped."""
 
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ from app.schemas.imports import (
     ImportResult,
     ImportRowError,
 )
-from app.services.imports.storing import Counts, record_problem, record_warnings, store_batch
+from app.services.imports.checks import record_problem, record_warnings
+from app.services.imports.storing import Counts, store_batch
 from app.services.prompts import get_project_checked
 from app.settings import Settings
 
@@ -65,7 +68,7 @@ def import_records(
     get_project_checked(db, project_id)
     acting_id = acting.id if acting is not None else None
     counts = Counts()
-    rows_read = skipped = 0
+    rows_read = skipped = deleted = 0
     errors: list[ImportRowError] = []
     batch: list[Record] = []
     try:
@@ -89,6 +92,12 @@ def import_records(
                             )
                     continue
                 item = RowError(item.line, problem, rows=item.rows)
+            if item.deleted:
+                # Not the file's fault, and common (most oasst1 trees have some): counted
+                # apart, not listed among the errors, never a reason to stop.
+                skipped += item.rows
+                deleted += item.rows
+                continue
             error = ImportRowError(line=item.line, reason=item.reason)
             if on_error == "stop":
                 db.rollback()
@@ -123,6 +132,7 @@ def import_records(
         rows_merged=counts.rows_merged,
         rows_warned=counts.rows_warned,
         skipped=skipped,
+        skipped_deleted=deleted,
         errors=errors,
         warnings=[ImportRowError(line=note.line, reason=note.reason) for note in counts.warnings],
     )

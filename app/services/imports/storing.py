@@ -1,12 +1,9 @@
 """Storing a batch of records with bulk inserts: prompts (deduplicated by content hash within
-the project), responses, demonstrations, and for ranked candidates an imported comparison
-with its items and pairs. The caller owns the transaction."""
+the project), responses (deduplicated by text under their prompt), and the labels of
+app/services/imports/labels.py. The caller owns the transaction."""
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,20 +13,23 @@ from sqlalchemy.orm import Session
 
 from app.datasets.records import Candidate, Record, RowError, Turn
 from app.models import (
-    Comparison,
-    ComparisonItem,
     Demonstration,
     DemonstrationOrigin,
     LabelSource,
-    Pair,
     Prompt,
     PromptCategory,
     Response,
     ResponseSource,
 )
-from app.schemas.common import text_problem
 from app.services.imports.bulk import bulk_insert, inserted_ids
-from app.services.pairs import RankedResponse, dense_ranks, expand_pairs
+from app.services.imports.labels import (
+    ImportedComparison,
+    demonstration_key,
+    earlier_label_keys,
+    imported_comparison,
+    label_key,
+    store_comparisons,
+)
 from app.services.prompts import prompt_content_hash
 
 
@@ -49,9 +49,8 @@ class Counts:
     rows_imported: int = 0
     rows_warned: int = 0
     rows_merged: int = 0
-    # Rows already stored by this import (prompt, responses, ranks and demonstration), as
-    # 8-byte digests (as ints, to keep a million rows' worth small): a repeated row is merged
-    # rather than counted as a second judgement.
+    # Keys of the comparisons and demonstrations this import stored (labels.label_key): a
+    # repeated row is merged rather than counted as a second judgement.
     seen: set[int] = field(default_factory=set)
     # The first remarks on rows imported with a warning (a merged row's are not listed).
     warnings: list[RowError] = field(default_factory=list)
@@ -59,52 +58,6 @@ class Counts:
 
 # Remarks listed in a result; more rows are counted, not listed.
 LISTED_WARNINGS = 100
-
-
-def record_problem(record: Record) -> str | None:
-    """Why a record cannot be stored, for records that did not come from our readers."""
-    if not record.prompt or record.prompt[-1].role != "user":
-        return "the prompt must end with a user turn"
-    if any(turn.role == "system" for turn in record.prompt[1:]):
-        return "a system message can only come first"
-    if record.demonstration and record.demonstration[0].role != "assistant":
-        return "a demonstration must start with an assistant turn"
-    if record.category is not None and record.category not in {c.value for c in PromptCategory}:
-        return f"unknown category {record.category!r}"
-    texts = [turn.content for turn in (*record.prompt, *record.demonstration)]
-    texts += [candidate.content for candidate in record.candidates]
-    for text in texts:
-        if not text.strip():
-            return "empty text in the prompt, a demonstration or a response"
-        problem = text_problem(text)
-        if problem:
-            return problem
-    first_rank: dict[str, tuple[int, int | None]] = {}
-    for position, candidate in enumerate(record.candidates, start=1):
-        earlier = first_rank.setdefault(candidate.content, (position, candidate.rank))
-        if earlier[1] != candidate.rank:
-            return (
-                f"responses {earlier[0]} and {position} are the same text ranked differently "
-                "(a comparison of a response with itself)"
-            )
-    for candidate in record.candidates:
-        if candidate.rank is not None and candidate.rank < 1:
-            return f"rank {candidate.rank} is not 1 or more"
-        if candidate.rating is not None and not math.isfinite(candidate.rating):
-            return "a rating must be a finite number"
-    return None
-
-
-def record_warnings(record: Record) -> tuple[RowError, ...]:
-    """The reader's remarks, and one more when a row's ranked responses are all one text (a
-    tie of a response with itself): kept as one response, but there is nothing to compare."""
-    ranked = [candidate for candidate in record.candidates if candidate.rank is not None]
-    if len(ranked) >= 2 and len({candidate.content for candidate in ranked}) < 2:
-        return (
-            *record.warnings,
-            RowError(record.line, "the ranked responses are one text; kept once, not compared"),
-        )
-    return record.warnings
 
 
 def _messages(turns: Sequence[Turn]) -> list[dict[str, Any]]:
@@ -118,7 +71,9 @@ def _prompt_ids(
     source: str,
     acting_id: int | None,
     counts: Counts,
-) -> list[int]:
+) -> tuple[list[int], list[bool]]:
+    """Each record's prompt id, and whether the record made it (the first in the batch of a
+    prompt the project did not have)."""
     messages = [_messages(record.prompt) for record in batch]
     hashes = [prompt_content_hash(turns) for turns in messages]
     found = db.execute(
@@ -128,8 +83,10 @@ def _prompt_ids(
     )
     known: dict[str, int] = {content_hash: prompt_id for content_hash, prompt_id in found}
     new: dict[str, dict[str, Any]] = {}
+    made = []
     for record, turns, content_hash in zip(batch, messages, hashes, strict=True):
-        if content_hash not in known and content_hash not in new:
+        made.append(content_hash not in known and content_hash not in new)
+        if made[-1]:
             new[content_hash] = {
                 "project_id": project_id,
                 "messages": turns,
@@ -141,24 +98,12 @@ def _prompt_ids(
     known.update(zip(new, inserted_ids(db, Prompt.__table__, list(new.values())), strict=True))
     counts.prompts_created += len(new)
     counts.prompts_reused += len(batch) - len(new)
-    return [known[content_hash] for content_hash in hashes]
+    return [known[content_hash] for content_hash in hashes], made
 
 
-def _score(ratings: Sequence[float | None]) -> list[int | None]:
-    """Ratings become 1-7 scores only when every one is a whole number from 1 to 7; a
-    comparison never mixes scored and unscored items, or scales."""
-    if all(r is not None and r.is_integer() and 1 <= r <= 7 for r in ratings):
-        return [int(r) for r in ratings if r is not None]
-    return [None] * len(ratings)
-
-
-def _digest(*parts: object) -> bytes:
-    return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).digest()[:16]
-
-
-def _known_responses(db: Session, prompt_ids: Sequence[int]) -> dict[bytes, int]:
-    """Imported responses already stored under these prompts, by (prompt, text) digest."""
-    found: dict[bytes, int] = {}
+def _known_responses(db: Session, prompt_ids: Sequence[int]) -> dict[int, int]:
+    """Imported responses already stored under these prompts, by (prompt, text) key."""
+    found: dict[int, int] = {}
     for response_id, prompt_id, content in db.execute(
         select(Response.id, Response.prompt_id, Response.content)
         .where(
@@ -167,7 +112,7 @@ def _known_responses(db: Session, prompt_ids: Sequence[int]) -> dict[bytes, int]
         )
         .order_by(Response.id)
     ):
-        found.setdefault(_digest(prompt_id, content), response_id)
+        found.setdefault(label_key(prompt_id, content), response_id)
     return found
 
 
@@ -182,6 +127,49 @@ def _distinct_candidates(record: Record) -> list[Candidate]:
     return distinct
 
 
+def _store_responses(
+    db: Session,
+    batch: Sequence[Record],
+    prompt_ids: Sequence[int],
+    source: str,
+    counts: Counts,
+) -> tuple[list[list[int]], list[bool]]:
+    """Each record's response ids (its distinct candidates', then its demonstration's when it
+    repeats none), and whether the record stored any new one."""
+    known = _known_responses(db, prompt_ids)
+    rows: list[dict[str, Any]] = []
+    # Per record: ("old", id) or ("new", index into rows).
+    slots: list[list[tuple[str, int]]] = []
+    made: list[bool] = []
+    pending: dict[int, int] = {}
+    for record, prompt_id in zip(batch, prompt_ids, strict=True):
+        candidates = _distinct_candidates(record)
+        counts.responses_merged += len(record.candidates) - len(candidates)
+        texts = [(candidate.content, candidate.source_name or source) for candidate in candidates]
+        if record.demonstration and _demonstrated_candidate(record) is None:
+            texts.append((record.demonstration[0].content, source))
+        record_slots = []
+        before = len(rows)
+        for content, source_name in texts:
+            key = label_key(prompt_id, content)
+            if key in known:
+                record_slots.append(("old", known[key]))
+                counts.responses_merged += 1
+            elif key in pending:
+                record_slots.append(("new", pending[key]))
+                counts.responses_merged += 1
+            else:
+                pending[key] = len(rows)
+                record_slots.append(("new", len(rows)))
+                rows.append(_response(prompt_id, content, source_name))
+        slots.append(record_slots)
+        made.append(len(rows) > before)
+    new_ids = inserted_ids(db, Response.__table__, rows)
+    counts.responses += len(rows)
+    ids = [[value if kind == "old" else new_ids[value] for kind, value in s] for s in slots]
+    return ids, made
+
+
 def store_batch(
     db: Session,
     project_id: int,
@@ -190,86 +178,69 @@ def store_batch(
     acting_id: int | None,
     counts: Counts,
 ) -> None:
-    prompt_ids = _prompt_ids(db, project_id, batch, source, acting_id, counts)
-    known = _known_responses(db, prompt_ids)
-    response_rows: list[dict[str, Any]] = []
-    # Per record: each candidate's response, then the demonstration's when it repeats none,
-    # as ("old", id) or ("new", index into response_rows).
-    slots: list[list[tuple[str, int]]] = []
-    pending: dict[bytes, int] = {}
-    for record, prompt_id in zip(batch, prompt_ids, strict=True):
-        candidates = _distinct_candidates(record)
-        counts.responses_merged += len(record.candidates) - len(candidates)
-        texts = [(candidate.content, candidate.source_name or source) for candidate in candidates]
-        if record.demonstration and _demonstrated_candidate(record) is None:
-            texts.append((record.demonstration[0].content, source))
-        record_slots = []
-        for content, source_name in texts:
-            key = _digest(prompt_id, content)
-            if key in known:
-                record_slots.append(("old", known[key]))
-                counts.responses_merged += 1
-            elif key in pending:
-                record_slots.append(("new", pending[key]))
-                counts.responses_merged += 1
-            else:
-                pending[key] = len(response_rows)
-                record_slots.append(("new", len(response_rows)))
-                response_rows.append(_response(prompt_id, content, source_name))
-        slots.append(record_slots)
-    new_ids = inserted_ids(db, Response.__table__, response_rows)
-    counts.responses += len(response_rows)
-
+    """Stores what is new in the batch. A row that stores nothing new (its prompt, responses,
+    comparison and demonstration are all there, from this import or an earlier one from the
+    same source) is merged: counted, not stored again."""
+    prompt_ids, made_prompt = _prompt_ids(db, project_id, batch, source, acting_id, counts)
+    response_ids, made_response = _store_responses(db, batch, prompt_ids, source, counts)
+    earlier = earlier_label_keys(
+        db,
+        [prompt_id for prompt_id, made in zip(prompt_ids, made_prompt, strict=True) if not made],
+        source,
+    )
     demonstrations: list[dict[str, Any]] = []
-    comparisons: list[tuple[Record, int, list[int]]] = []
-    for record, prompt_id, record_slots in zip(batch, prompt_ids, slots, strict=True):
-        ids = [value if kind == "old" else new_ids[value] for kind, value in record_slots]
+    comparisons: list[ImportedComparison] = []
+    for index, record in enumerate(batch):
+        prompt_id, ids = prompt_ids[index], response_ids[index]
         candidates = _distinct_candidates(record)
         candidate_ids = ids[: len(candidates)]
-        signature = int.from_bytes(
-            _digest(
-                prompt_id,
-                sorted(
-                    (i, c.rank, c.rating) for i, c in zip(candidate_ids, candidates, strict=True)
-                ),
-                _messages(record.demonstration),
-            )[:8]
-        )
-        if signature in counts.seen:
-            # The same row again (a duplicated HH or UltraFeedback row): nothing new to store.
+        comparison = imported_comparison(prompt_id, candidate_ids, candidates)
+        demonstration = None
+        if record.demonstration:
+            shown = _demonstrated_candidate(record)
+            demonstration = {
+                "prompt_id": prompt_id,
+                "source": LabelSource.imported,
+                "source_name": source[:200],
+                "messages": _messages(record.demonstration),
+                "origin": DemonstrationOrigin.written,
+                "response_id": ids[-1] if shown is None else candidate_ids[shown],
+            }
+        labels: dict[int, ImportedComparison | dict[str, Any]] = {}
+        if comparison is not None:
+            labels[comparison.key] = comparison
+        if demonstration is not None:
+            key = demonstration_key(
+                prompt_id, demonstration["messages"], demonstration["response_id"]
+            )
+            labels[key] = demonstration
+        new_labels = {
+            key: label
+            for key, label in labels.items()
+            if key not in counts.seen and key not in earlier
+        }
+        if not (made_prompt[index] or made_response[index] or new_labels):
+            # The same row again (a duplicated HH or UltraFeedback row, or a file imported a
+            # second time): nothing new to store.
             counts.rows_merged += record.rows
             continue
-        counts.seen.add(signature)
+        counts.seen.update(new_labels)
         # A second record of the same row (rows 0) cannot count that row again.
         warned = min(record.rows, len({warning.line for warning in record.warnings}))
         counts.rows_warned += warned
         room = LISTED_WARNINGS - len(counts.warnings)
         counts.warnings.extend(record.warnings[: max(room, 0)])
         counts.rows_imported += record.rows - warned
-        if record.demonstration:
-            shown = _demonstrated_candidate(record)
-            demonstrations.append(
-                {
-                    "prompt_id": prompt_id,
-                    "source": LabelSource.imported,
-                    "source_name": source[:200],
-                    "messages": _messages(record.demonstration),
-                    "origin": DemonstrationOrigin.written,
-                    "response_id": ids[-1] if shown is None else candidate_ids[shown],
-                }
-            )
-        if sum(candidate.rank is not None for candidate in candidates) >= 2:
-            comparisons.append(
-                (
-                    dataclasses.replace(record, candidates=tuple(candidates)),
-                    prompt_id,
-                    candidate_ids,
-                )
-            )
-    if demonstrations:
-        bulk_insert(db, Demonstration.__table__, demonstrations)
-        counts.demonstrations += len(demonstrations)
-    _store_comparisons(db, comparisons, source, counts)
+        for label in new_labels.values():
+            if isinstance(label, ImportedComparison):
+                comparisons.append(label)
+            else:
+                demonstrations.append(label)
+    bulk_insert(db, Demonstration.__table__, demonstrations)
+    counts.demonstrations += len(demonstrations)
+    stored, pairs = store_comparisons(db, comparisons, source)
+    counts.comparisons += stored
+    counts.pairs += pairs
     counts.records += len(batch)
 
 
@@ -295,68 +266,3 @@ def _demonstrated_candidate(record: Record) -> int | None:
         ),
         None,
     )
-
-
-def _store_comparisons(
-    db: Session, comparisons: list[tuple[Record, int, list[int]]], source: str, counts: Counts
-) -> None:
-    comparison_ids = inserted_ids(
-        db,
-        Comparison.__table__,
-        [
-            {
-                "prompt_id": prompt_id,
-                "source": LabelSource.imported,
-                "source_name": source[:200],
-                "all_unacceptable": False,
-                "comment": "",
-            }
-            for _, prompt_id, _ in comparisons
-        ],
-    )
-    items: list[dict[str, Any]] = []
-    pairs: list[dict[str, Any]] = []
-    for comparison_id, (record, prompt_id, candidate_ids) in zip(
-        comparison_ids, comparisons, strict=True
-    ):
-        ranked = [
-            (response_id, candidate)
-            for response_id, candidate in zip(candidate_ids, record.candidates, strict=True)
-            if candidate.rank is not None
-        ]
-        ranks = dense_ranks([candidate.rank for _, candidate in ranked])  # type: ignore[misc]
-        scores = _score([candidate.rating for _, candidate in ranked])
-        ratings = {response_id: candidate.rating for response_id, candidate in ranked}
-        for (response_id, _), rank, score in zip(ranked, ranks, scores, strict=True):
-            items.append(
-                {
-                    "comparison_id": comparison_id,
-                    "response_id": response_id,
-                    "score": score,
-                    "rank": rank,
-                    "flags": [],
-                    "flag_note": "",
-                }
-            )
-        for pair in expand_pairs(
-            [
-                RankedResponse(response_id, rank, None)
-                for (response_id, _), rank in zip(ranked, ranks, strict=True)
-            ]
-        ):
-            better, worse = ratings[pair.winner_response_id], ratings[pair.loser_response_id]
-            pairs.append(
-                {
-                    "comparison_id": comparison_id,
-                    "prompt_id": prompt_id,
-                    "winner_response_id": pair.winner_response_id,
-                    "loser_response_id": pair.loser_response_id,
-                    "margin": None if better is None or worse is None else better - worse,
-                }
-            )
-    if items:
-        bulk_insert(db, ComparisonItem.__table__, items)
-    if pairs:
-        bulk_insert(db, Pair.__table__, pairs)
-    counts.comparisons += len(comparison_ids)
-    counts.pairs += len(pairs)

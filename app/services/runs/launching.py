@@ -27,8 +27,9 @@ SNAPSHOT_KIND = {
     RunKind.dpo: SnapshotKind.preference,
     RunKind.ppo: SnapshotKind.prompts,
     RunKind.rloo: SnapshotKind.prompts,
+    RunKind.grpo: SnapshotKind.prompts,
 }
-NEEDS_REWARD_MODEL = {RunKind.ppo, RunKind.rloo}
+NEEDS_REWARD_MODEL = {RunKind.ppo, RunKind.rloo, RunKind.grpo}
 # Every kind's settings schema: the training kinds', and generation's and scoring's.
 SETTINGS_SCHEMAS: dict[str, type[BaseModel]] = {
     **HYPERPARAMETERS,

@@ -9,8 +9,8 @@ expired, then picks from the partial index of tasks with a free slot: the scan n
 over full tasks nor counts any assignment. The partial indexes on active assignments let the
 expiry and the per-labeler lease cap read only live leases, not the whole history.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-06
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,113 @@
+"""Group relative policy optimisation on a prompts snapshot, with TRL's GRPOTrainer.
+
+For each prompt the policy samples `num_generations` completions. Each completion's reward is
+the registered reward model's score plus, when the run names them, Python reward functions
+(worker/training/rewards.py: a length penalty, a format check), weighted by `reward_weights`;
+its advantage is its reward against its group's mean, divided by the group's spread. A KL
+penalty (beta, 0 by default as in TRL) can hold the policy near its start. At the end, on the
+held-out prompts: the reward model's mean score of the trained policy, of the starting one,
+and the win rate between them.
+"""
+
+from __future__ import annotations
+
+import math
+
+from app.schemas.runs import GRPOHyperparameters
+from worker.jobs.context import JobContext, JobResult
+from worker.training.arguments import (
+    lora_config,
+    parse_hyperparameters,
+    resume_checkpoint,
+    save_model,
+    trainer_arguments,
+)
+from worker.training.callbacks import ProgressCallback
+from worker.training.data import load_split
+from worker.training.defaults import pick_settings
+from worker.training.errors import JobInputError
+from worker.training.evaluation import compare_policies
+from worker.training.loading import load_policy, load_reward_model, load_tokenizer, parameter_count
+from worker.training.rewards import build_reward_functions
+
+
+def run(ctx: JobContext) -> JobResult:
+    from transformers import set_seed
+    from trl import GRPOConfig, GRPOTrainer
+
+    hyperparameters = parse_hyperparameters(GRPOHyperparameters, ctx.hyperparameters)
+    set_seed(hyperparameters.seed)
+    resume = resume_checkpoint(ctx.resume_from)
+    if ctx.reward_model_path is None:
+        raise JobInputError("GRPO needs a reward model")
+    tokenizer = load_tokenizer(ctx.base_model_path)
+    reward_tokenizer = load_tokenizer(ctx.reward_model_path)
+    policy = load_policy(ctx.base_model_path)
+    reward_model = load_reward_model(
+        ctx.reward_model_path, pad_token_id=reward_tokenizer.pad_token_id
+    )
+    reward_functions = build_reward_functions(hyperparameters)
+    train = load_split(ctx.snapshot_path, "train", "prompts")
+    test = load_split(ctx.snapshot_path, "test", "prompts", required=False)
+
+    settings = pick_settings(
+        "grpo", ctx.device, parameter_count(policy), hyperparameters.model_dump()
+    )
+    generations = hyperparameters.num_generations
+    if hyperparameters.batch_size is None and settings["batch_size"] % generations:
+        # Each prompt's completions must land in one batch: round up to whole groups.
+        settings["batch_size"] = generations * math.ceil(settings["batch_size"] / generations)
+        settings["reasons"]["batch_size"] = f"whole groups of {generations} completions"
+    del settings["max_length"], settings["reasons"]["max_length"]
+    settings |= {
+        "num_generations": generations,
+        "beta": hyperparameters.beta,
+        "loss_type": hyperparameters.loss_type,
+        "max_completion_length": hyperparameters.max_completion_length,
+        "temperature": hyperparameters.temperature,
+        "reward_functions": hyperparameters.reward_functions,
+        "reward_weights": hyperparameters.reward_weights,
+    }
+    args = GRPOConfig(
+        **trainer_arguments(settings, hyperparameters, ctx.checkpoint_dir),
+        num_generations=generations,
+        max_completion_length=hyperparameters.max_completion_length,
+        temperature=hyperparameters.temperature,
+        beta=hyperparameters.beta,
+        loss_type=hyperparameters.loss_type,
+        reward_weights=hyperparameters.reward_weights,
+    )
+    progress = ProgressCallback(ctx.report, ctx.should_stop, ctx.device)
+    trainer = GRPOTrainer(
+        model=policy,
+        reward_funcs=[reward_model, *reward_functions],
+        args=args,
+        train_dataset=train,
+        processing_class=tokenizer,
+        # One per reward: the reward model's tokenizer; functions take text and need none.
+        reward_processing_classes=[reward_tokenizer, *(None for _ in reward_functions)],
+        peft_config=lora_config(hyperparameters.lora, "CAUSAL_LM"),
+        callbacks=[progress],
+    )
+    ctx.log(f"GRPO on {len(train)} prompts ({len(test)} held out), settings {settings}")
+    trainer.train(resume_from_checkpoint=resume)
+    if progress.stopped:
+        return JobResult({}, ctx.output_dir, "policy", settings, stopped=True)
+
+    save_model(trainer.model, tokenizer, ctx.output_dir)
+    metrics: dict[str, float] = {}
+    if len(test):
+        metrics = compare_policies(
+            load_policy(ctx.output_dir).to(reward_model.device),
+            load_policy(ctx.base_model_path).to(reward_model.device),
+            reward_model,
+            tokenizer,
+            reward_tokenizer,
+            list(test["prompt"]),
+            max_new_tokens=hyperparameters.max_completion_length,
+            temperature=hyperparameters.temperature,
+            seed=hyperparameters.seed,
+        )
+    else:
+        ctx.log("the snapshot's test split is empty: no held-out reward or win rate")
+    return JobResult(metrics, ctx.output_dir, "policy", settings)

@@ -17,6 +17,8 @@ from app.settings import Settings, get_settings
 READ_ONLY = "smiley_read_only"
 BUSY_MS = 30_000
 READ_ONLY_BUSY_MS = 500
+# Settings.web_database_pool_size's default, for engines made without settings.
+POOL_SIZE = 20
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,9 @@ def make_engine(url: str, *, busy_ms: int = BUSY_MS, **kwargs: Any) -> Engine:
         )
         _configure_sqlite(engine, busy_ms)
         return engine
+    # A web process keeps as many connections as it serves requests at once (Settings'
+    # web_database_pool_size, also its thread limit: app/main.py), so none opens its own.
+    kwargs.setdefault("pool_size", POOL_SIZE)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
@@ -67,15 +72,17 @@ def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
 
 
 @lru_cache
-def _engine_for(url: str) -> Engine:
-    return make_engine(url)
+def _engine_for(url: str, pool_size: int) -> Engine:
+    if url.startswith("sqlite"):
+        return make_engine(url)
+    return make_engine(url, pool_size=pool_size)
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
     settings = settings or get_settings()
     if settings.resolved_database_url.startswith("sqlite"):
         settings.ensure_data_dir()
-    return _engine_for(settings.resolved_database_url)
+    return _engine_for(settings.resolved_database_url, settings.web_database_pool_size)
 
 
 def session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:

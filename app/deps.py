@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
@@ -23,7 +24,9 @@ def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_db(request: Request) -> Iterator[Session]:
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    # Async: making a session does no I/O, so only closing it (which may) goes to a worker
+    # thread. A sync generator would take two thread hand-offs per request.
     endpoint = request.scope.get("endpoint")
     read_only = getattr(endpoint, READ_ONLY_MARK, False)
     sessions = request.app.state.read_sessions if read_only else request.app.state.sessions
@@ -32,8 +35,12 @@ def get_db(request: Request) -> Iterator[Session]:
         yield db
     finally:
         # FastAPI runs this once the answer was sent (or, after an error, before the error's
-        # answer): a failure here must not fail that answer (see close_session).
-        close_session(db)
+        # answer): a failure here must not fail that answer (see close_session). A session
+        # whose last transaction was committed holds no connection: closing it does no I/O.
+        if db.in_transaction():
+            await run_in_threadpool(close_session, db)
+        else:
+            db.close()
 
 
 READ_ONLY_MARK = "smiley_read_only"
@@ -56,7 +63,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 MAX_ID = 2**31 - 1
 
 
-def ids_in_range(request: Request) -> None:
+# The router-wide checks, role checks and the token check on a cache hit do no I/O: they are
+# `async def`, so FastAPI runs them on the event loop instead of handing each to a thread.
+
+
+async def ids_in_range(request: Request) -> None:
     """Router-wide: an id in the path that no row can have is a 404, before any lookup."""
     for name, value in request.path_params.items():
         if not (name.endswith("_id") or name == "version"):
@@ -71,7 +82,7 @@ def ids_in_range(request: Request) -> None:
             raise NotFound(f"no {name.removesuffix('_id').replace('_', ' ')} with id {number}")
 
 
-def known_query_parameters(request: Request) -> None:
+async def known_query_parameters(request: Request) -> None:
     """Router-wide: a query parameter the route does not take is a 422, not silently ignored.
     A misspelt filter (`?queue=3` for `?queue_id=3`) would otherwise answer as if it were
     absent, and `?order_by=password_hash` would look accepted."""
@@ -134,14 +145,14 @@ def get_web_login(request: Request, db: SessionDep) -> tuple[UserSession, User] 
 WebLogin = Annotated[tuple[UserSession, User] | None, Depends(get_web_login)]
 
 
-def get_web_user_any(login: WebLogin) -> User:
+async def get_web_user_any(login: WebLogin) -> User:
     """The logged-in user, even one who must still change a generated password."""
     if login is None:
         raise LoginRequired()
     return login[1]
 
 
-def get_web_user(user: Annotated[User, Depends(get_web_user_any)]) -> User:
+async def get_web_user(user: Annotated[User, Depends(get_web_user_any)]) -> User:
     if user.must_change_password:
         raise PasswordChangeRequired()
     return user
@@ -162,27 +173,47 @@ def _role_check(*roles: Role) -> Callable[[User], User]:
     return check
 
 
-def web_role(*roles: Role) -> Callable[[User], User]:
+def web_role(*roles: Role) -> Callable[[User], Coroutine[Any, Any, User]]:
     check = _role_check(*roles)
 
-    def dependency(user: WebUser) -> User:
+    async def dependency(user: WebUser) -> User:
         return check(user)
 
     return dependency
 
 
-def get_api_user(request: Request, db: SessionDep) -> User:
+def _bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("send an API token as 'Authorization: Bearer <token>'")
-    user = auth.resolve_api_token(db, token.strip())
+    return token.strip()
+
+
+def _api_user_or_refuse(request: Request, user: User | None) -> User:
     if user is None:
         raise AuthenticationFailed(
             "the API token is unknown, revoked, expired or its user inactive"
         )
     request.state.user_id = user.id
     return user
+
+
+def get_api_user_sync(request: Request, db: Session) -> User:
+    token = _bearer_token(request)
+    seconds = request.app.state.settings.api_token_cache_seconds
+    return _api_user_or_refuse(request, auth.token_cache.resolve(db, token, seconds))
+
+
+async def get_api_user(request: Request, db: SessionDep) -> User:
+    """The token's user: from this process's token cache on the event loop when it holds the
+    token, otherwise checked against the database on a worker thread."""
+    token = _bearer_token(request)
+    seconds = request.app.state.settings.api_token_cache_seconds
+    user = auth.token_cache.cached(db, token) if seconds > 0 else None
+    if user is None:
+        user = await run_in_threadpool(auth.token_cache.resolve, db, token, seconds)
+    return _api_user_or_refuse(request, user)
 
 
 ApiUser = Annotated[User, Depends(get_api_user)]
@@ -193,7 +224,7 @@ def get_caller(request: Request, db: SessionDep) -> User | None:
     a token when one is sent (a wrong token is refused, not tried as a cookie), otherwise the
     browser session; None when neither names a user."""
     if request.headers.get("authorization"):
-        return get_api_user(request, db)
+        return get_api_user_sync(request, db)
     token = request.cookies.get(SESSION_COOKIE)
     found = auth.resolve_session(db, token) if token else None
     if found is None:
@@ -216,10 +247,10 @@ def get_signed_in_caller(caller: OptionalCaller) -> User:
 SignedInCaller = Annotated[User, Depends(get_signed_in_caller)]
 
 
-def api_role(*roles: Role) -> Callable[[User], User]:
+def api_role(*roles: Role) -> Callable[[User], Coroutine[Any, Any, User]]:
     check = _role_check(*roles)
 
-    def dependency(user: ApiUser) -> User:
+    async def dependency(user: ApiUser) -> User:
         return check(user)
 
     return dependency

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
@@ -39,7 +42,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     # Fail at start, not at first request, when the secret key is unusable.
     settings.resolved_secret_key  # noqa: B018
 
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # As many worker threads (sync routes and dependencies) as pooled connections: a
+        # thread never waits for a connection nor opens one of its own (anyio's default is 40,
+        # the pool's 5 plus 10 opened and closed again as needed).
+        to_thread.current_default_thread_limiter().total_tokens = settings.web_database_pool_size
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Smiley",
         summary="Human feedback for post-training language models",
         version="0.1.0",

@@ -98,6 +98,22 @@ class Settings(BaseSettings):
         default=2 * 1024**3, ge=1, description="The largest dataset file accepted as an upload."
     )
 
+    api_token_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="How long a web process reuses an API token it has checked (0: never), "
+        "sparing a labeling client's every request a query. A revoked token, a deactivated "
+        "user or a changed role takes effect within this time in every process, and at once "
+        "in the one that made the change.",
+    )
+    web_database_pool_size: int = Field(
+        default=20,
+        ge=1,
+        description="PostgreSQL connections each web process keeps open; also how many "
+        "requests it serves at once on worker threads, so that no request opens a connection "
+        "of its own.",
+    )
     web_worker_start_seconds: int = Field(
         default=60,
         ge=5,

@@ -36,27 +36,27 @@ router = APIRouter(tags=["labeling"])
 
 
 def _out(db: SessionDep, assignment: Assignment) -> AssignmentOut:
-    task, queue, prompt, responses = assignments.assignment_view(db, assignment)
-    offered = assignments.draft_response(db, task)
-    draft = drafts.get_draft(db, assignment)
+    page = assignments.assignment_page(db, assignment)
+    offered = page.draft_response
     return AssignmentOut(
         id=assignment.id,
         status=assignment.status,
         leased_at=assignment.leased_at,
         lease_expires_at=assignment.lease_expires_at,
-        queue_id=queue.id,
-        queue_name=queue.name,
-        kind=queue.kind,
-        task_id=task.id,
-        prompt_messages=[Message(**message) for message in prompt.messages],
-        prompt_category=prompt.category,
-        project_id=queue.project_id,
+        queue_id=page.queue_id,
+        queue_name=page.queue_name,
+        kind=page.kind,
+        task_id=page.task_id,
+        prompt_messages=[Message(**message) for message in page.prompt_messages],
+        prompt_category=page.prompt_category,
+        project_id=page.project_id,
         responses=[
-            ShownResponse(id=response.id, content=response.content) for response in responses
+            ShownResponse(id=response_id, content=content)
+            for response_id, content in page.responses
         ],
-        draft_response=ShownResponse(id=offered.id, content=offered.content) if offered else None,
-        guideline_version=assignments.current_guideline_number(db, queue.project_id),
-        draft_revision=draft.revision if draft else None,
+        draft_response=ShownResponse(id=offered[0], content=offered[1]) if offered else None,
+        guideline_version=page.guideline_version,
+        draft_revision=page.draft_revision,
     )
 
 

@@ -82,6 +82,12 @@ class QueueLabeler(Base):
     )
 
 
+# What the partial indexes below cover; queries that want them repeat these conditions.
+HOLDS_SLOT = "status IN ('active', 'submitted')"
+HAS_FREE_SLOT = "retired_at IS NULL AND held_slots < overlap"
+IS_ACTIVE = "status = 'active'"
+
+
 class Task(CreatedAt, Base):
     __tablename__ = "tasks"
     __table_args__ = (CheckConstraint("overlap >= 1", name="overlap_positive"),)
@@ -96,6 +102,21 @@ class Task(CreatedAt, Base):
     # The known answer of a gold task, e.g. {"ranking": [[12], [15, 16]]}.
     gold_answer: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # How many of its assignments are active or submitted, kept by triggers on assignments
+    # (migration 0012) in the same transaction as the change; an active lease past its end
+    # counts until leasing marks it expired.
+    held_slots: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+
+
+# The tasks a lease may pick, in the order it picks them (app/services/leasing.py).
+Index(
+    "ix_tasks_open",
+    Task.queue_id,
+    Task.priority.desc(),
+    Task.id,
+    postgresql_where=text(HAS_FREE_SLOT),
+    sqlite_where=text(HAS_FREE_SLOT),
+)
 
 
 class TaskResponse(Base):
@@ -123,8 +144,21 @@ class Assignment(Base):
             "task_id",
             "labeler_id",
             unique=True,
-            sqlite_where=text("status IN ('active', 'submitted')"),
-            postgresql_where=text("status IN ('active', 'submitted')"),
+            sqlite_where=text(HOLDS_SLOT),
+            postgresql_where=text(HOLDS_SLOT),
+        ),
+        # Live leases only: expiring them and counting a labeler's reads no history.
+        Index(
+            "ix_assignments_active_expiry",
+            "lease_expires_at",
+            sqlite_where=text(IS_ACTIVE),
+            postgresql_where=text(IS_ACTIVE),
+        ),
+        Index(
+            "ix_assignments_active_labeler",
+            "labeler_id",
+            sqlite_where=text(IS_ACTIVE),
+            postgresql_where=text(IS_ACTIVE),
         ),
         CheckConstraint("lease_expires_at > leased_at", name="lease_after_start"),
         CheckConstraint("idle_seconds >= 0", name="idle_non_negative"),

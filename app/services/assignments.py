@@ -8,7 +8,9 @@ after a guideline change, and what a labeler sees of an assignment."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -19,7 +21,10 @@ from app.models import (
     AssignmentStatus,
     Comparison,
     Demonstration,
+    Draft,
+    GuidelineVersion,
     Prompt,
+    PromptCategory,
     Queue,
     QueueKind,
     Response,
@@ -46,9 +51,11 @@ from app.services.submitting import Submitted, submit_demonstration
 
 __all__ = [
     "LIVE",
+    "AssignmentPage",
     "LeaseExpired",
     "Submitted",
     "active_assignments",
+    "assignment_page",
     "assignment_view",
     "current_guideline_id",
     "current_guideline_number",
@@ -173,4 +180,91 @@ def draft_response(db: Session, task: Task) -> Response | None:
         select(Response)
         .join(TaskResponse, TaskResponse.response_id == Response.id)
         .where(TaskResponse.task_id == task.id)
+    )
+
+
+@dataclass(frozen=True)
+class AssignmentPage:
+    """Everything a labeler's client shows of an assignment, read in one statement."""
+
+    assignment: Assignment
+    task_id: int
+    queue_id: int
+    queue_name: str
+    kind: QueueKind
+    project_id: int
+    prompt_messages: list[dict[str, Any]]
+    prompt_category: PromptCategory
+    # A comparison task's responses (id, content) in this assignment's display order; empty
+    # for a demonstration task.
+    responses: list[tuple[int, str]]
+    # The model draft a demonstration task offers to start from, if any.
+    draft_response: tuple[int, str] | None
+    guideline_version: int | None
+    draft_revision: int | None
+
+
+def assignment_page(db: Session, assignment: Assignment) -> AssignmentPage:
+    """What assignment_view, draft_response, get_draft and current_guideline_number give,
+    in one round trip: one row per response of the task (one row when it has none)."""
+    guideline = (
+        select(GuidelineVersion.version)
+        .where(
+            GuidelineVersion.project_id == Queue.project_id,
+            GuidelineVersion.published_at.is_not(None),
+        )
+        .order_by(GuidelineVersion.version.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    draft = (
+        select(Draft.revision)
+        .where(Draft.task_id == Task.id, Draft.labeler_id == assignment.labeler_id)
+        .scalar_subquery()
+    )
+    rows = db.execute(
+        select(
+            Task.id,
+            Queue.id,
+            Queue.name,
+            Queue.kind,
+            Queue.project_id,
+            Prompt.messages,
+            Prompt.category,
+            guideline,
+            draft,
+            Response.id,
+            Response.content,
+        )
+        .select_from(Task)
+        .join(Queue, Queue.id == Task.queue_id)
+        .join(Prompt, Prompt.id == Task.prompt_id)
+        .outerjoin(TaskResponse, TaskResponse.task_id == Task.id)
+        .outerjoin(Response, Response.id == TaskResponse.response_id)
+        .where(Task.id == assignment.task_id)
+        .order_by(TaskResponse.position)
+    ).all()
+    first = rows[0]
+    kind = QueueKind(first[3])
+    content = {row[9]: row[10] for row in rows if row[9] is not None}
+    responses: list[tuple[int, str]] = []
+    offered = None
+    if kind == QueueKind.comparison:
+        order = assignment.response_order or sorted(content)
+        responses = [(response_id, content[response_id]) for response_id in order]
+    elif content:
+        offered = next(iter(content.items()))
+    return AssignmentPage(
+        assignment=assignment,
+        task_id=first[0],
+        queue_id=first[1],
+        queue_name=first[2],
+        kind=kind,
+        project_id=first[4],
+        prompt_messages=first[5],
+        prompt_category=PromptCategory(first[6]),
+        responses=responses,
+        draft_response=offered,
+        guideline_version=first[7],
+        draft_revision=first[8],
     )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, inspect, select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from app.errors import (
     AuthenticationFailed,
@@ -172,6 +175,12 @@ def create_api_token(db: Session, user: User, data: TokenCreate) -> tuple[ApiTok
 
 
 def resolve_api_token(db: Session, token: str) -> User | None:
+    found = _resolve_api_token(db, token)
+    return found[0] if found else None
+
+
+def _resolve_api_token(db: Session, token: str) -> tuple[User, datetime | None] | None:
+    """The token's active user and when the token expires, or None."""
     row = db.execute(
         select(ApiToken, User)
         .join(User, User.id == ApiToken.user_id)
@@ -188,7 +197,69 @@ def resolve_api_token(db: Session, token: str) -> User | None:
     if record.last_used_at is None or (now - record.last_used_at).total_seconds() > 60:
         record.last_used_at = now
         _touch(db)
-    return user
+    return user, record.expires_at
+
+
+class TokenCache:
+    """API tokens this process checked in the last `seconds`, with a copy of their user: a
+    labeling client sends its token with every request, and the check is a query each time.
+    What a cached answer can miss is bounded by `seconds` (at most 1, see Settings): a token
+    revoked, a user deactivated or given another role elsewhere. The process that makes such
+    a change forgets every cached token at once (forget_cached_tokens). Refusals are never
+    cached."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._entries: dict[str, tuple[float, User]] = {}
+        self._lock = threading.Lock()
+
+    def cached(self, db: Session, token: str) -> User | None:
+        """The token's user when the cache holds it, without a query; else None."""
+        entry = self._entries.get(token_hash(token))
+        if entry is None or entry[0] <= self._clock():
+            return None
+        # A copy in this request's session, loaded from the cached one without a query.
+        return db.merge(entry[1], load=False)
+
+    def resolve(self, db: Session, token: str, seconds: float) -> User | None:
+        if seconds <= 0:
+            return resolve_api_token(db, token)
+        hit = self.cached(db, token)
+        if hit is not None:
+            return hit
+        key = token_hash(token)
+        now = self._clock()
+        found = _resolve_api_token(db, token)
+        with self._lock:
+            if found is None:
+                self._entries.pop(key, None)
+                return None
+            user, expires_at = found
+            if expires_at is not None:
+                # A token that expires within the window is cached only until it does.
+                seconds = min(seconds, (expires_at - utcnow()).total_seconds())
+            if len(self._entries) > 10_000:
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+            self._entries[key] = (now + seconds, _detached_copy(user))
+        return user
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries = {}
+
+
+def _detached_copy(user: User) -> User:
+    copy = User(**{attr.key: getattr(user, attr.key) for attr in inspect(User).column_attrs})
+    make_transient_to_detached(copy)
+    return copy
+
+
+token_cache = TokenCache()
+
+
+def forget_cached_tokens() -> None:
+    """After a token was revoked or a user changed: this process checks every token again."""
+    token_cache.clear()
 
 
 def _touch(db: Session) -> None:
@@ -214,4 +285,5 @@ def revoke_api_token(db: Session, user: User, token_id: int) -> ApiToken:
     if record.revoked_at is None:
         record.revoked_at = utcnow()
         db.commit()
+        forget_cached_tokens()
     return record

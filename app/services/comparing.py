@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
@@ -19,11 +19,8 @@ from app.models import (
     ComparisonItem,
     LabelSource,
     Pair,
-    Queue,
     QueueKind,
-    Response,
     Task,
-    TaskResponse,
     User,
 )
 from app.models.base import utcnow
@@ -32,11 +29,11 @@ from app.services.agreement.metrics import kendall_tau_b
 from app.services.pairs import RankedResponse, dense_ranks, expand_pairs
 from app.services.rewrites import add_rewrites, check_rewrites
 from app.services.submitting import (
+    Claimed,
     Submitted,
+    claim_for_submit,
     commit_label,
-    finish_assignment,
-    open_for_submit,
-    replay_of,
+    forget_loaded,
     time_spent,
 )
 from app.services.task_agreement import record_task_agreement
@@ -51,65 +48,63 @@ def submit_comparison(
     now: datetime | None = None,
 ) -> Submitted:
     now = now or utcnow()
-    replay = replay_of(db, Comparison, data.idempotency_key, labeler)
-    if replay is not None:
-        return replay
-    ctx = open_for_submit(db, assignment_id, labeler, QueueKind.comparison, now)
-    shown = {
-        response.id: response
-        for response in db.scalars(
-            select(Response)
-            .join(TaskResponse, TaskResponse.response_id == Response.id)
-            .where(TaskResponse.task_id == ctx.task.id)
-        )
-    }
-    given = {item.response_id for item in data.items}
-    if given != set(shown):
-        raise InvalidInput(
-            "judge exactly the task's responses: "
-            f"missing {sorted(set(shown) - given)}, unknown {sorted(given - set(shown))}"
-        )
-    allowed_flags = {flag["key"] for flag in ctx.project.label_schema.get("flags", [])}
-    for item in data.items:
-        unknown = sorted(set(item.flags) - allowed_flags)
-        if unknown:
-            raise InvalidInput(
-                f"unknown flag(s) {', '.join(unknown)} for response {item.response_id}"
-            )
-        if "other" in item.flags and not item.flag_note.strip():
-            raise InvalidInput(f"say what 'other' means for response {item.response_id}")
-    check_rewrites(data.rewrites, shown)
-
+    claimed = claim_for_submit(
+        db,
+        assignment_id,
+        labeler,
+        QueueKind.comparison,
+        Comparison,
+        data.idempotency_key,
+        now,
+        data.idle_seconds,
+        with_content=bool(data.rewrites),
+    )
+    if isinstance(claimed, Submitted):
+        return claimed
+    try:
+        _check(data, claimed)
+    except BaseException:
+        # Nothing of a refused label stays: the assignment is active again, the draft kept.
+        db.rollback()
+        raise
     ranks = (
         dense_ranks([item.rank for item in data.items if item.rank is not None])
         if not data.all_unacceptable
         else [None] * len(data.items)
     )
-    comparison = Comparison(
-        assignment_id=ctx.assignment.id,
-        task_id=ctx.task.id,
-        prompt_id=ctx.task.prompt_id,
-        labeler_id=labeler.id,
-        source=LabelSource.labeler,
-        guideline_version_id=ctx.guideline_version_id,
-        all_unacceptable=data.all_unacceptable,
-        comment=data.comment.strip(),
-        time_spent_seconds=time_spent(ctx.assignment, now, data.idle_seconds),
-        idempotency_key=data.idempotency_key,
-    )
-    db.add(comparison)
-    db.flush()
-    for item, rank in zip(data.items, ranks, strict=True):
-        db.add(
-            ComparisonItem(
-                comparison_id=comparison.id,
-                response_id=item.response_id,
-                score=item.score,
-                rank=rank,
-                flags=sorted(set(item.flags)),
-                flag_note=item.flag_note.strip(),
-            )
+    # Core inserts on the tables: the ORM's bulk and unit-of-work paths cost more CPU than the
+    # plain rows they write.
+    comparison_id = db.scalar(
+        insert(Comparison.__table__)
+        .values(
+            assignment_id=claimed.assignment_id,
+            task_id=claimed.task_id,
+            prompt_id=claimed.prompt_id,
+            labeler_id=labeler.id,
+            source=LabelSource.labeler,
+            guideline_version_id=claimed.guideline_version_id,
+            all_unacceptable=data.all_unacceptable,
+            comment=data.comment.strip(),
+            time_spent_seconds=time_spent(claimed.leased_at, now, data.idle_seconds),
+            idempotency_key=data.idempotency_key,
         )
+        .returning(Comparison.__table__.c.id)
+    )
+    assert comparison_id is not None
+    db.execute(
+        insert(ComparisonItem.__table__),
+        [
+            {
+                "comparison_id": comparison_id,
+                "response_id": item.response_id,
+                "score": item.score,
+                "rank": rank,
+                "flags": sorted(set(item.flags)),
+                "flag_note": item.flag_note.strip(),
+            }
+            for item, rank in zip(data.items, ranks, strict=True)
+        ],
+    )
     pairs = []
     if not data.all_unacceptable:
         pairs = expand_pairs(
@@ -119,32 +114,60 @@ def submit_comparison(
                 if rank is not None
             ]
         )
-        db.add_all(
-            Pair(
-                comparison_id=comparison.id,
-                prompt_id=ctx.task.prompt_id,
-                winner_response_id=pair.winner_response_id,
-                loser_response_id=pair.loser_response_id,
-                margin=pair.margin,
-            )
-            for pair in pairs
+    if pairs:
+        db.execute(
+            insert(Pair.__table__),
+            [
+                {
+                    "comparison_id": comparison_id,
+                    "prompt_id": claimed.prompt_id,
+                    "winner_response_id": pair.winner_response_id,
+                    "loser_response_id": pair.loser_response_id,
+                    "margin": pair.margin,
+                }
+                for pair in pairs
+            ],
         )
-    rewrites = add_rewrites(db, comparison, data.rewrites, labeler)
-    finish_assignment(db, ctx.assignment, now, data.idle_seconds)
-    db.flush()
-    record_task_agreement(db, ctx.task.id)
-    _adapt_overlap(db, ctx.task, ctx.queue)
+    rewrites: list[int] = []
+    if data.rewrites:
+        comparison = db.get(Comparison, comparison_id)
+        assert comparison is not None
+        rewrites = add_rewrites(db, comparison, data.rewrites, labeler)
+        db.flush()
+    record_task_agreement(db, claimed.task_id)
+    _adapt_overlap(db, claimed)
     replay = commit_label(db, Comparison, data.idempotency_key, labeler, assignment_id)
     if replay is not None:
         return replay
     return Submitted(
-        ctx.assignment.id,
-        comparison.id,
+        claimed.assignment_id,
+        comparison_id,
         replayed=False,
         pairs=len(pairs),
         warnings=tuple(score_rank_conflicts(data)),
         rewrites=tuple(rewrites),
     )
+
+
+def _check(data: ComparisonSubmit, claimed: Claimed) -> None:
+    """The label judges exactly the task's responses, with the project's flags."""
+    shown = claimed.responses
+    given = {item.response_id for item in data.items}
+    if given != set(shown):
+        raise InvalidInput(
+            "judge exactly the task's responses: "
+            f"missing {sorted(set(shown) - given)}, unknown {sorted(given - set(shown))}"
+        )
+    allowed_flags = {flag["key"] for flag in claimed.label_schema.get("flags", [])}
+    for item in data.items:
+        unknown = sorted(set(item.flags) - allowed_flags)
+        if unknown:
+            raise InvalidInput(
+                f"unknown flag(s) {', '.join(unknown)} for response {item.response_id}"
+            )
+        if "other" in item.flags and not item.flag_note.strip():
+            raise InvalidInput(f"say what 'other' means for response {item.response_id}")
+    check_rewrites(data.rewrites, shown)
 
 
 def score_rank_conflicts(data: ComparisonSubmit) -> list[str]:
@@ -167,17 +190,17 @@ def score_rank_conflicts(data: ComparisonSubmit) -> list[str]:
     return found
 
 
-def _adapt_overlap(db: Session, task: Task, queue: Queue) -> None:
+def _adapt_overlap(db: Session, claimed: Claimed) -> None:
     """One more labeler for a task whose rankings disagree (tau below the queue's threshold),
     once its planned labels are in, up to the queue's max_overlap."""
-    if queue.disagreement_tau is None or task.overlap >= queue.max_overlap:
+    if claimed.disagreement_tau is None or claimed.overlap >= claimed.max_overlap:
         return
     rows = db.execute(
         select(ComparisonItem.comparison_id, ComparisonItem.response_id, ComparisonItem.rank)
         .join(Comparison, Comparison.id == ComparisonItem.comparison_id)
         .join(Assignment, Assignment.id == Comparison.assignment_id)
         .where(
-            Comparison.task_id == task.id,
+            Comparison.task_id == claimed.task_id,
             Comparison.all_unacceptable.is_(False),
             Assignment.status == AssignmentStatus.submitted,
         )
@@ -185,7 +208,7 @@ def _adapt_overlap(db: Session, task: Task, queue: Queue) -> None:
     rankings: dict[int, dict[int, int]] = {}
     for comparison_id, response_id, rank in rows:
         rankings.setdefault(comparison_id, {})[response_id] = rank
-    if len(rankings) < task.overlap:
+    if len(rankings) < claimed.overlap:
         return
     ids = sorted(next(iter(rankings.values())))
     vectors = [[ranking[response] for response in ids] for ranking in rankings.values()]
@@ -195,5 +218,11 @@ def _adapt_overlap(db: Session, task: Task, queue: Queue) -> None:
         for second in vectors[index + 1 :]
         if (tau := kendall_tau_b(first, second)) is not None
     ]
-    if taus and min(taus) < queue.disagreement_tau:
-        task.overlap += 1
+    if taus and min(taus) < claimed.disagreement_tau:
+        db.execute(
+            update(Task)
+            .where(Task.id == claimed.task_id)
+            .values(overlap=Task.overlap + 1)
+            .execution_options(synchronize_session=False)
+        )
+        forget_loaded(db, Task, claimed.task_id)

@@ -1,41 +1,68 @@
 """Leasing tasks to labelers: the next task of a queue, or the same task again after a lease
 expired.
 
-A task is never leased beyond its overlap nor twice to one labeler, under any concurrency:
-on PostgreSQL the candidate task row is locked (FOR UPDATE SKIP LOCKED) and its live count
-re-read after the lock; on SQLite every transaction begins IMMEDIATE, taking the database's
-single write lock, which serialises leases. A partial unique index backs the
+A task is never leased beyond its overlap nor twice to one labeler, under any concurrency.
+Each task counts the slots its assignments hold (`held_slots`, kept by database triggers), so
+a lease costs the same whatever the queue's size and history: it locks the labeler's row (one
+labeler's leases queue up, so the lease cap holds), marks leases past their end expired (only
+live leases are read, through a partial index), and then, in one INSERT ... SELECT, picks the
+first task of the partial index of tasks with a free slot and inserts the assignment with its
+shuffled response order. On PostgreSQL the pick locks the task row (FOR UPDATE SKIP LOCKED)
+and re-checks its free slot on the row's newest version once locked; the triggers' update of
+the count takes the same row lock. On SQLite every transaction begins IMMEDIATE, taking the
+database's single write lock, which serialises leases. A partial unique index backs the
 "never twice to one labeler" rule in both."""
 
 from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from app.errors import Conflict, NotFound, PermissionDenied
 from app.models import (
     Assignment,
     AssignmentStatus,
+    Project,
     Queue,
     QueueKind,
+    QueueLabeler,
     Role,
     Task,
     TaskResponse,
     User,
 )
-from app.models.base import utcnow
+from app.models.base import UTCDateTime, utcnow
 from app.services.prompts import storable_id
-from app.services.queues import can_work_on
 
 # Statuses that hold a labeler's slot on a task: while active (and unexpired) or once done.
 LIVE = (AssignmentStatus.active, AssignmentStatus.submitted)
 LEASE_ATTEMPTS = 200
-_shuffle = random.SystemRandom().shuffle
+# Literals, not bound parameters: PostgreSQL uses a partial index only where it can prove the
+# query's condition implies the index's, which a parameter (in a cached generic plan) hides.
+ACTIVE = literal_column("'active'")
+_TAKEN_BY_LABELER = ("'active'", "'submitted'", "'skipped'")
 
 
 class LeaseExpired(Conflict):
@@ -71,36 +98,35 @@ def active_assignments(db: Session, labeler: User, queue_id: int | None = None) 
     return list(db.scalars(query.order_by(Assignment.leased_at)))
 
 
+@dataclass(frozen=True)
+class LeaseQueue:
+    """What leasing needs of a queue, read with the labeler's lock."""
+
+    id: int
+    name: str
+    kind: QueueKind
+    lease_seconds: int
+    max_active_leases: int
+
+
 def lease_next_task(
     db: Session, queue_id: int, labeler: User, *, now: datetime | None = None
 ) -> Assignment | None:
     """Leases the highest-priority task this labeler may still do, or None when none is left."""
     now = now or utcnow()
-    queue = _open_queue(db, queue_id, labeler)
     for _ in range(LEASE_ATTEMPTS):
-        _begin_lease(db, queue, labeler, now)
-        _check_lease_cap(db, queue, labeler, now)
-        task = _lock_candidate(db, queue.id, labeler.id, now)
-        if task is None:
-            busy = _candidates_exist(db, queue.id, labeler.id, now)
+        queue = _begin_lease(db, queue_id, labeler, now)
+        assignment = db.scalar(_insert_lease(db, queue, labeler, now))
+        if assignment is None:
             db.rollback()
-            if not busy:
+            if not _candidates_exist(db, queue.id, labeler.id):
+                db.rollback()
                 return None
+            db.rollback()
             # Every open task is being leased by someone else this instant (SKIP LOCKED passed
             # them over); one of those leases may fail or leave room, so look again shortly.
             time.sleep(random.uniform(0.005, 0.05))
             continue
-        order = None
-        if queue.kind == QueueKind.comparison:
-            order = list(
-                db.scalars(
-                    select(TaskResponse.response_id)
-                    .where(TaskResponse.task_id == task.id)
-                    .order_by(TaskResponse.position)
-                )
-            )
-            _shuffle(order)
-        assignment = _new_lease(db, task, queue, labeler, order, now)
         try:
             db.commit()
         except IntegrityError:
@@ -128,9 +154,14 @@ def renew_assignment(
         raise Conflict(f"assignment {old.id} is {old.status.value}; only an expired one renews")
     task = db.get(Task, old.task_id)
     assert task is not None
-    queue = _open_queue(db, task.queue_id, labeler)
-    _begin_lease(db, queue, labeler, now)
-    locked = db.scalar(select(Task).where(Task.id == task.id).with_for_update())
+    queue = _begin_lease(db, task.queue_id, labeler, now)
+    # The triggers changed held_slots behind the session's back: read the row afresh.
+    locked = db.scalar(
+        select(Task)
+        .where(Task.id == task.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     assert locked is not None
     mine = db.scalars(
         select(Assignment).where(
@@ -148,15 +179,21 @@ def renew_assignment(
     if mine is not None:
         db.rollback()
         raise Conflict(f"you have {mine.status.value} this task already (assignment {mine.id})")
-    _check_lease_cap(db, queue, labeler, now)
     if locked.retired_at is not None:
         db.rollback()
         raise Conflict("the task was retired meanwhile; your draft is kept")
-    live = db.scalar(select(_live_count(task.id, now))) or 0
-    if live >= locked.overlap:
+    if locked.held_slots >= locked.overlap:
         db.rollback()
         raise Conflict("the task was taken by others meanwhile; your draft is kept")
-    renewed = _new_lease(db, locked, queue, labeler, old.response_order, now)
+    renewed = Assignment(
+        task_id=locked.id,
+        labeler_id=labeler.id,
+        status=AssignmentStatus.active,
+        leased_at=now,
+        lease_expires_at=now + timedelta(seconds=queue.lease_seconds),
+        response_order=old.response_order or None,
+    )
+    db.add(renewed)
     try:
         db.commit()
     except IntegrityError:
@@ -165,81 +202,94 @@ def renew_assignment(
     return renewed
 
 
-def _open_queue(db: Session, queue_id: int, labeler: User) -> Queue:
+def _begin_lease(db: Session, queue_id: int, labeler: User, now: datetime) -> LeaseQueue:
+    """Starts the lease transaction serialised per labeler: one statement locks the labeler's
+    row and reads the queue and whether they may work on it; a second marks leases past their
+    end expired and counts the labeler's leases of the queue (refused at the queue's cap)."""
     if labeler.role != Role.labeler:
         raise PermissionDenied("only labelers take tasks from queues")
-    queue = db.get(Queue, queue_id) if storable_id(queue_id) else None
-    if queue is None or not can_work_on(db, queue, labeler):
-        # Same answer for "no such queue" and "not yours": ids reveal nothing.
-        raise NotFound(f"no queue {queue_id} open to you")
-    if queue.is_paused:
-        raise Conflict(f"the queue {queue.name!r} is paused")
-    return queue
-
-
-def _begin_lease(db: Session, queue: Queue, labeler: User, now: datetime) -> None:
-    """Starts the lease transaction serialised per labeler, with expired leases marked."""
     db.commit()
+    listed = (
+        exists()
+        .where(QueueLabeler.queue_id == Queue.id, QueueLabeler.user_id == User.id)
+        .correlate(Queue, User)
+    )
     # On PostgreSQL one labeler's concurrent requests queue up here, so max_active_leases
     # holds. On SQLite every transaction begins IMMEDIATE (app/db.py): the database's single
     # write lock serialises all leases, and SQLAlchemy drops FOR UPDATE there anyway.
-    db.execute(select(User.id).where(User.id == labeler.id).with_for_update())
-    _expire_leases(db, queue.id, now)
-
-
-def _check_lease_cap(db: Session, queue: Queue, labeler: User, now: datetime) -> None:
-    held = _active_leases(db, queue.id, labeler.id, now)
+    row = (
+        db.execute(
+            select(
+                Queue.id,
+                Queue.name,
+                Queue.kind,
+                Queue.lease_seconds,
+                Queue.max_active_leases,
+                Queue.is_paused,
+                (Queue.open_to_all | listed).label("listed"),
+                Project.is_archived,
+                User.is_active,
+            )
+            .join(Project, Project.id == Queue.project_id)
+            .join(User, true())
+            .where(Queue.id == queue_id, User.id == labeler.id)
+            .with_for_update(of=User)
+        ).first()
+        if storable_id(queue_id)
+        else None
+    )
+    if row is None or not row.is_active or row.is_archived or not row.listed:
+        db.rollback()
+        # Same answer for "no such queue" and "not yours": ids reveal nothing.
+        raise NotFound(f"no queue {queue_id} open to you")
+    if row.is_paused:
+        db.rollback()
+        raise Conflict(f"the queue {row.name!r} is paused")
+    queue = LeaseQueue(row.id, row.name, row.kind, row.lease_seconds, row.max_active_leases)
+    held = _expire_and_count_leases(db, queue.id, labeler.id, now)
     if held >= queue.max_active_leases:
         db.rollback()
         raise Conflict(
             f"you hold {held} task(s) of this queue already (the most is "
             f"{queue.max_active_leases}); submit or skip one first"
         )
+    return queue
 
 
-def _new_lease(
-    db: Session, task: Task, queue: Queue, labeler: User, order: list[int] | None, now: datetime
-) -> Assignment:
-    assignment = Assignment(
-        task_id=task.id,
-        labeler_id=labeler.id,
-        status=AssignmentStatus.active,
-        leased_at=now,
-        lease_expires_at=now + timedelta(seconds=queue.lease_seconds),
-        response_order=order or None,
+def _expire_and_count_leases(db: Session, queue_id: int, labeler_id: int, now: datetime) -> int:
+    """Marks every lease past its end expired (their tasks' slots reopen through the
+    triggers), and counts the labeler's unexpired leases of the queue. Only active leases are
+    read, through their partial indexes. On PostgreSQL one statement does both, and a lease
+    another transaction is marking (or submitting) is skipped rather than waited for."""
+    due = select(Assignment.id).where(
+        Assignment.status == ACTIVE, Assignment.lease_expires_at <= now
     )
-    db.add(assignment)
-    return assignment
-
-
-def _expire_leases(db: Session, queue_id: int, now: datetime) -> None:
-    db.execute(
+    postgres = db.get_bind().dialect.name == "postgresql"
+    if postgres:
+        due = due.with_for_update(skip_locked=True)
+    expire = (
         update(Assignment)
-        .where(
-            Assignment.status == AssignmentStatus.active,
-            Assignment.lease_expires_at <= now,
-            Assignment.task_id.in_(select(Task.id).where(Task.queue_id == queue_id)),
-        )
+        .where(Assignment.id.in_(due))
         .values(status=AssignmentStatus.expired, finished_at=now)
-        .execution_options(synchronize_session=False)
     )
-
-
-def _active_leases(db: Session, queue_id: int, labeler_id: int, now: datetime) -> int:
-    return int(
-        db.scalar(
-            select(func.count())
-            .select_from(Assignment)
-            .join(Task, Task.id == Assignment.task_id)
-            .where(
-                Task.queue_id == queue_id,
-                Assignment.labeler_id == labeler_id,
-                Assignment.status == AssignmentStatus.active,
-                Assignment.lease_expires_at > now,
-            )
+    count = (
+        select(func.count())
+        .select_from(Assignment)
+        .join(Task, Task.id == Assignment.task_id)
+        .where(
+            Assignment.labeler_id == labeler_id,
+            Assignment.status == ACTIVE,
+            Assignment.lease_expires_at > now,
+            Task.queue_id == queue_id,
         )
-        or 0
     )
+    if postgres:
+        # A data-modifying WITH runs once whether or not the query reads it; the count leaves
+        # out leases past their end by their time, so it needs nothing from the UPDATE.
+        count = count.add_cte(expire.returning(Assignment.id).cte("expired"))
+    else:
+        db.execute(expire.execution_options(synchronize_session=False))
+    return int(db.scalar(count) or 0)
 
 
 def holds_slot(now: datetime) -> ColumnElement[bool]:
@@ -251,52 +301,88 @@ def holds_slot(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def _live_count(task_id_column: object, now: datetime) -> object:
+def _open_tasks(queue_id: int, labeler_id: int) -> Select[tuple[int]]:
+    """Tasks with a free slot (as the partial index ix_tasks_open has them, expired leases
+    marked first) that this labeler never held, did or skipped, in the order leases take them."""
+    mine = exists().where(
+        Assignment.task_id == Task.id,
+        Assignment.labeler_id == labeler_id,
+        Assignment.status.in_([literal_column(status) for status in _TAKEN_BY_LABELER]),
+    )
     return (
-        select(func.count())
-        .select_from(Assignment)
-        .where(Assignment.task_id == task_id_column, holds_slot(now))
+        select(Task.id)
+        .where(
+            Task.queue_id == queue_id,
+            Task.retired_at.is_(None),
+            Task.held_slots < Task.overlap,
+            ~mine,
+        )
+        .order_by(Task.priority.desc(), Task.id)
+    )
+
+
+def _candidates_exist(db: Session, queue_id: int, labeler_id: int) -> bool:
+    return db.scalar(_open_tasks(queue_id, labeler_id).limit(1)) is not None
+
+
+def _insert_lease(
+    db: Session, queue: LeaseQueue, labeler: User, now: datetime
+) -> ReturningInsert[tuple[Assignment]]:
+    """One statement: pick the first open task (locking it on PostgreSQL, passing over rows
+    others hold locked) and insert this labeler's assignment of it, with its responses in a
+    shuffled display order; returns the new assignment, or nothing when no task was free."""
+    picked = (
+        _open_tasks(queue.id, labeler.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=Task)
+        .subquery("picked")
+    )
+    expires = now + timedelta(seconds=queue.lease_seconds)
+    values = select(
+        picked.c.id,
+        literal(labeler.id),
+        literal(AssignmentStatus.active.value),
+        literal(now, UTCDateTime()),
+        literal(expires, UTCDateTime()),
+        # A demonstration task's response is the draft it offers, shown unshuffled.
+        _shuffled_responses(db, picked.c.id) if queue.kind == QueueKind.comparison else null(),
+        literal(0.0),
+    ).select_from(picked)
+    return (
+        insert(Assignment)
+        .from_select(
+            [
+                "task_id",
+                "labeler_id",
+                "status",
+                "leased_at",
+                "lease_expires_at",
+                "response_order",
+                "idle_seconds",
+            ],
+            values,
+        )
+        .returning(Assignment)
+    )
+
+
+def _shuffled_responses(db: Session, task_id: ColumnElement[int]) -> ColumnElement[object]:
+    """A comparison task's response ids as a JSON array in random order (the display order of
+    this assignment, so no position favours a response); NULL for a task without responses."""
+    if db.get_bind().dialect.name == "postgresql":
+        return (
+            select(func.jsonb_agg(aggregate_order_by(TaskResponse.response_id, func.random())))
+            .where(TaskResponse.task_id == task_id)
+            .scalar_subquery()
+        )
+    shuffled = (
+        select(TaskResponse.response_id)
+        .where(TaskResponse.task_id == task_id)
+        .order_by(func.random())
+        .subquery()
+    )
+    return (
+        select(func.nullif(func.json_group_array(shuffled.c.response_id), "[]"))
+        .select_from(shuffled)
         .scalar_subquery()
     )
-
-
-def _open_tasks(queue_id: int, labeler_id: int, now: datetime) -> Select[tuple[Task]]:
-    # Tasks this labeler holds, did, or skipped are never offered to them again.
-    mine = select(Assignment.task_id).where(
-        Assignment.labeler_id == labeler_id,
-        Assignment.status.in_(
-            [AssignmentStatus.active, AssignmentStatus.submitted, AssignmentStatus.skipped]
-        ),
-    )
-    return select(Task).where(
-        Task.queue_id == queue_id,
-        Task.retired_at.is_(None),
-        Task.id.not_in(mine),
-        _live_count(Task.id, now) < Task.overlap,
-    )
-
-
-def _candidates_exist(db: Session, queue_id: int, labeler_id: int, now: datetime) -> bool:
-    return db.scalars(_open_tasks(queue_id, labeler_id, now).limit(1)).first() is not None
-
-
-def _lock_candidate(db: Session, queue_id: int, labeler_id: int, now: datetime) -> Task | None:
-    skip: list[int] = []
-    while True:
-        query = (
-            _open_tasks(queue_id, labeler_id, now)
-            .order_by(Task.priority.desc(), Task.id)
-            .limit(1)
-            .with_for_update(skip_locked=True, of=Task)
-        )
-        if skip:
-            query = query.where(Task.id.not_in(skip))
-        task = db.scalars(query).first()
-        if task is None:
-            return None
-        # Re-read after the lock: a lease committed while we waited is visible only now
-        # (READ COMMITTED gives each statement a fresh snapshot).
-        live = db.scalar(select(_live_count(task.id, now)))
-        if live is not None and live < task.overlap:
-            return task
-        skip.append(task.id)

@@ -28,16 +28,17 @@ from app.schemas.labeling import Rewrite
 SOURCE_NAME = "rewrite"
 
 
-def check_rewrites(rewrites: Sequence[Rewrite], shown: Mapping[int, Response]) -> None:
-    """Before anything is written: each names a shown response and changes it."""
+def check_rewrites(rewrites: Sequence[Rewrite], shown: Mapping[int, str | None]) -> None:
+    """Before anything is written: each names a shown response (`shown`: id to content) and
+    changes it."""
     for index, rewrite in enumerate(rewrites):
-        original = shown.get(rewrite.response_id)
-        if original is None:
+        if rewrite.response_id not in shown:
             raise InvalidInput(
                 f"response {rewrite.response_id} is not one of this task's responses",
                 field=f"rewrites.{index}.response_id",
             )
-        if rewrite.content.strip() == original.content.strip():
+        original = shown[rewrite.response_id] or ""
+        if rewrite.content.strip() == original.strip():
             raise InvalidInput(
                 f"the rewrite of response {rewrite.response_id} is the same as the original",
                 field=f"rewrites.{index}.content",

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,6 +23,8 @@ from app.models import (
     AssignmentStatus,
     Comparison,
     Demonstration,
+    Draft,
+    GuidelineVersion,
     LabelSource,
     Pair,
     Project,
@@ -38,6 +41,7 @@ from app.schemas.labeling import DemonstrationSubmit
 from app.services.drafts import delete_draft
 from app.services.guidelines import current_guideline
 from app.services.leasing import LeaseExpired, get_own_assignment, lease_has_expired
+from app.services.prompts import storable_id
 from app.services.rewrites import rewrite_response_ids
 
 
@@ -105,7 +109,7 @@ def submit_demonstration(
         draft_response_id=data.draft_response_id,
         response_id=answer.id,
         guideline_version_id=ctx.guideline_version_id,
-        time_spent_seconds=time_spent(ctx.assignment, now, data.idle_seconds),
+        time_spent_seconds=time_spent(ctx.assignment.leased_at, now, data.idle_seconds),
         idempotency_key=data.idempotency_key,
     )
     db.add(demonstration)
@@ -138,6 +142,133 @@ def open_for_submit(
     assert project is not None
     guideline = current_guideline(db, project.id)
     return SubmitContext(assignment, task, queue, project, guideline.id if guideline else None)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An assignment marked submitted in the open transaction, with what the label needs of
+    its task, queue and project (read in one statement)."""
+
+    assignment_id: int
+    task_id: int
+    leased_at: datetime
+    prompt_id: int
+    overlap: int
+    queue_id: int
+    disagreement_tau: float | None
+    max_overlap: int
+    label_schema: dict[str, Any]
+    guideline_version_id: int | None
+    # The task's responses: id to content (the content only where `with_content` asked).
+    responses: dict[int, str | None]
+
+
+def claim_for_submit(
+    db: Session,
+    assignment_id: int,
+    labeler: User,
+    kind: QueueKind,
+    model: type[Comparison] | type[Demonstration],
+    key: str | None,
+    now: datetime,
+    idle_seconds: float,
+    *,
+    with_content: bool = False,
+) -> Claimed | Submitted:
+    """Marks the labeler's unexpired active assignment submitted and deletes their draft of its
+    task, in the caller's transaction (on PostgreSQL one statement; the row lock it takes
+    decides a race with a second submit or the lease's expiry), then reads the task's
+    context. Returns the first label instead when `key` was used already; raises what
+    open_for_submit says when the assignment cannot be submitted. The caller commits, or
+    rolls back on a refusal."""
+    claim = (
+        update(Assignment.__table__)
+        .where(
+            Assignment.id == assignment_id,
+            Assignment.labeler_id == labeler.id,
+            Assignment.status == literal_column("'active'"),
+            Assignment.lease_expires_at > now,
+        )
+        .values(status=AssignmentStatus.submitted, finished_at=now, idle_seconds=idle_seconds)
+        .returning(Assignment.task_id, Assignment.leased_at)
+    )
+    drop_draft = delete(Draft).where(
+        Draft.task_id
+        == select(Assignment.task_id).where(Assignment.id == assignment_id).scalar_subquery(),
+        Draft.labeler_id == labeler.id,
+    )
+    postgres = db.get_bind().dialect.name == "postgresql"
+    if postgres:
+        # Runs once with the UPDATE; a refusal rolls both back, so the draft stays.
+        claim = claim.add_cte(drop_draft.cte("dropped_draft"))
+    row = db.execute(claim).first() if storable_id(assignment_id) else None
+    if row is None:
+        db.rollback()
+        replay = replay_of(db, model, key, labeler)
+        if replay is not None:
+            return replay
+        # Says why: not theirs, another kind, submitted or skipped already, or expired.
+        open_for_submit(db, assignment_id, labeler, kind, now)
+        raise Conflict(f"assignment {assignment_id} was submitted meanwhile")
+    if not postgres:
+        db.execute(drop_draft)
+    forget_loaded(db, Assignment, assignment_id)
+    task_id, leased_at = row
+    current = (
+        select(GuidelineVersion.id)
+        .where(
+            GuidelineVersion.project_id == Project.id,
+            GuidelineVersion.published_at.is_not(None),
+        )
+        .order_by(GuidelineVersion.version.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = db.execute(
+        select(
+            Task.prompt_id,
+            Task.overlap,
+            Queue.id,
+            Queue.kind,
+            Queue.disagreement_tau,
+            Queue.max_overlap,
+            Project.label_schema,
+            current,
+            TaskResponse.response_id,
+            Response.content if with_content else literal_column("NULL"),
+        )
+        .select_from(Task)
+        .join(Queue, Queue.id == Task.queue_id)
+        .join(Project, Project.id == Queue.project_id)
+        .outerjoin(TaskResponse, TaskResponse.task_id == Task.id)
+        .outerjoin(Response, Response.id == TaskResponse.response_id)
+        .where(Task.id == task_id)
+    ).all()
+    first = rows[0]
+    if QueueKind(first[3]) != kind:
+        db.rollback()
+        raise InvalidInput(f"assignment {assignment_id} is a {QueueKind(first[3]).value} task")
+    return Claimed(
+        assignment_id=assignment_id,
+        task_id=task_id,
+        leased_at=leased_at,
+        prompt_id=first[0],
+        overlap=first[1],
+        queue_id=first[2],
+        disagreement_tau=first[4],
+        max_overlap=first[5],
+        label_schema=first[6],
+        guideline_version_id=first[7],
+        responses={row[8]: row[9] for row in rows if row[8] is not None},
+    )
+
+
+def forget_loaded(db: Session, model: type[Assignment] | type[Task], row_id: int) -> None:
+    """A row changed by a Core statement is re-read on its next use, should this session hold
+    it already (a request's fresh session does not: nothing to do then)."""
+    loaded = db.identity_map.get(db.identity_key(model, row_id))
+    if loaded is not None:
+        db.expire(loaded)
 
 
 def replay_of(
@@ -182,8 +313,8 @@ def commit_label(
     return None
 
 
-def time_spent(assignment: Assignment, now: datetime, idle_seconds: float) -> float:
-    elapsed = (now - assignment.leased_at).total_seconds()
+def time_spent(leased_at: datetime, now: datetime, idle_seconds: float) -> float:
+    elapsed = (now - leased_at).total_seconds()
     return max(0.0, elapsed - idle_seconds)
 
 

@@ -96,6 +96,7 @@ def update_user(db: Session, user_id: int, data: UserUpdate, *, acting: User | N
             _end_all_sessions(db, user.id)
             _revoke_all_tokens(db, user.id)
     db.commit()
+    auth.forget_cached_tokens()
     return user
 
 
@@ -120,6 +121,7 @@ def reset_password(db: Session, user_id: int) -> tuple[User, str]:
     _end_all_sessions(db, user.id)
     _revoke_all_tokens(db, user.id)
     db.commit()
+    auth.forget_cached_tokens()
     return user, temporary
 
 
@@ -183,6 +185,7 @@ def delete_user(db: Session, user_id: int, *, acting: User) -> None:
         raise Conflict(
             f"{user.username!r} is referenced by other records; deactivate the account instead"
         ) from error
+    auth.forget_cached_tokens()
 
 
 def _end_all_sessions(db: Session, user_id: int) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.errors import InvalidInput
+from app.errors import Conflict, InvalidInput
 from app.models import (
     Assignment,
     AssignmentStatus,
@@ -34,6 +35,7 @@ from app.services.submitting import (
     claim_for_submit,
     commit_label,
     forget_loaded,
+    replay_of,
     time_spent,
 )
 from app.services.task_agreement import record_task_agreement
@@ -74,8 +76,12 @@ def submit_comparison(
     )
     # Core inserts on the tables: the ORM's bulk and unit-of-work paths cost more CPU than the
     # plain rows they write.
+    # The key taken by another label (another labeler's, or this one's retry that won a race)
+    # inserts nothing here rather than failing the transaction; the claim is undone below.
+    table = Comparison.__table__
+    upsert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
     comparison_id = db.scalar(
-        insert(Comparison.__table__)
+        upsert(table)
         .values(
             assignment_id=claimed.assignment_id,
             task_id=claimed.task_id,
@@ -88,9 +94,15 @@ def submit_comparison(
             time_spent_seconds=time_spent(claimed.leased_at, now, data.idle_seconds),
             idempotency_key=data.idempotency_key,
         )
-        .returning(Comparison.__table__.c.id)
+        .on_conflict_do_nothing(index_elements=[table.c.idempotency_key])
+        .returning(table.c.id)
     )
-    assert comparison_id is not None
+    if comparison_id is None:
+        db.rollback()
+        replay = replay_of(db, Comparison, data.idempotency_key, labeler)
+        if replay is not None:
+            return replay
+        raise Conflict(f"assignment {assignment_id} was submitted meanwhile")
     db.execute(
         insert(ComparisonItem.__table__),
         [

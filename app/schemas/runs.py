@@ -25,7 +25,9 @@ MAX_PROCESSES = 16
 
 
 class LoraSettings(BaseModel):
-    """Train low-rank adapters (peft) instead of every weight; merged into the saved model."""
+    """Train low-rank adapters (peft) instead of every weight. The run saves the adapter alone
+    (adapter_config.json, adapter_model.safetensors) naming its base model; every later job
+    loads the base and applies it. merge_adapter saves full weights instead."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -49,6 +51,12 @@ class LoraSettings(BaseModel):
         min_length=1,
         max_length=64,
         description="Module names to adapt; None adapts every linear layer.",
+    )
+    merge_adapter: bool = Field(
+        title="Save merged full weights",
+        default=False,
+        description="Merge the adapter into the base and save full weights (as large as the "
+        "base) instead of the adapter alone.",
     )
 
 

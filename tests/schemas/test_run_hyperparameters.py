@@ -113,7 +113,13 @@ def test_a_full_set_round_trips() -> None:
         "max_length": 2048,
         "bf16": True,
         "gradient_checkpointing": False,
-        "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+        "lora": {
+            "r": 8,
+            "alpha": 16,
+            "dropout": 0.0,
+            "target_modules": ["q_proj", "v_proj"],
+            "merge_adapter": True,
+        },
         "save_steps": 50,
         "logging_steps": 5,
         "seed": 7,
@@ -125,7 +131,7 @@ def test_a_full_set_round_trips() -> None:
     parsed = DPOHyperparameters.model_validate(values)
     assert parsed.model_dump() == {**values, "epochs": None, "lora": {**values["lora"]}}
     assert parsed.lora == LoraSettings(
-        r=8, alpha=16.0, dropout=0.0, target_modules=["q_proj", "v_proj"]
+        r=8, alpha=16.0, dropout=0.0, target_modules=["q_proj", "v_proj"], merge_adapter=True
     )
 
 

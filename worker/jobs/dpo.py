@@ -11,6 +11,7 @@ from __future__ import annotations
 from app.schemas.runs import DPOHyperparameters
 from worker.jobs.context import JobContext, JobResult
 from worker.training.arguments import (
+    adapter_saving,
     lora_config,
     parse_hyperparameters,
     resume_checkpoint,
@@ -60,6 +61,7 @@ def run(ctx: JobContext) -> JobResult:
         peft_config=lora_config(hyperparameters.lora, "CAUSAL_LM"),
         callbacks=[progress],
     )
+    merge = adapter_saving(settings, hyperparameters.lora)
     ctx.log(f"DPO on {len(train)} pairs ({len(test)} held out), settings {settings}")
     outcome = trainer.train(resume_from_checkpoint=resume)
     if progress.stopped:
@@ -75,5 +77,5 @@ def run(ctx: JobContext) -> JobResult:
         }
     else:
         ctx.log("the snapshot's test split is empty: no held-out reward accuracy")
-    save_model(trainer.model, tokenizer, ctx.output_dir)
+    save_model(trainer.model, tokenizer, ctx.output_dir, ctx.base_model_path, merge_adapter=merge)
     return JobResult(metrics, ctx.output_dir, "policy", settings)

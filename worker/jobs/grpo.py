@@ -16,6 +16,7 @@ import math
 from app.schemas.runs import GRPOHyperparameters
 from worker.jobs.context import JobContext, JobResult
 from worker.training.arguments import (
+    adapter_saving,
     lora_config,
     parse_hyperparameters,
     resume_checkpoint,
@@ -89,12 +90,13 @@ def run(ctx: JobContext) -> JobResult:
         peft_config=lora_config(hyperparameters.lora, "CAUSAL_LM"),
         callbacks=[progress],
     )
+    merge = adapter_saving(settings, hyperparameters.lora)
     ctx.log(f"GRPO on {len(train)} prompts ({len(test)} held out), settings {settings}")
     trainer.train(resume_from_checkpoint=resume)
     if progress.stopped:
         return JobResult({}, ctx.output_dir, "policy", settings, stopped=True)
 
-    save_model(trainer.model, tokenizer, ctx.output_dir)
+    save_model(trainer.model, tokenizer, ctx.output_dir, ctx.base_model_path, merge_adapter=merge)
     metrics: dict[str, float] = {}
     if len(test):
         metrics = compare_policies(

@@ -22,6 +22,7 @@ from typing import Any
 from app.schemas.runs import PPOHyperparameters
 from worker.jobs.context import JobContext, JobResult
 from worker.training.arguments import (
+    adapter_saving,
     lora_config,
     parse_hyperparameters,
     resume_checkpoint,
@@ -132,6 +133,7 @@ def run(ctx: JobContext) -> JobResult:
     if resume is not None:
         state = torch.load(Path(resume) / "optimizer.pt", map_location="cpu", weights_only=True)
         trainer.optimizer.load_state_dict(state)
+    merge = adapter_saving(settings, hyperparameters.lora)
     ctx.log(f"PPO on {len(train)} prompts ({len(test_prompts)} held out), settings {settings}")
     try:
         trainer.train()
@@ -140,7 +142,9 @@ def run(ctx: JobContext) -> JobResult:
 
     # Saved for training as well as for generating: the trainers after this one pad right.
     tokenizer.padding_side = "right"
-    save_model(trainer.policy_model, tokenizer, ctx.output_dir)
+    save_model(
+        trainer.policy_model, tokenizer, ctx.output_dir, ctx.base_model_path, merge_adapter=merge
+    )
     metrics: dict[str, float] = {}
     if len(test_prompts):
         metrics = compare_policies(

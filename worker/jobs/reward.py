@@ -12,6 +12,7 @@ from __future__ import annotations
 from app.schemas.runs import RewardHyperparameters
 from worker.jobs.context import JobContext, JobResult
 from worker.training.arguments import (
+    adapter_saving,
     lora_config,
     parse_hyperparameters,
     resume_checkpoint,
@@ -74,6 +75,7 @@ def run(ctx: JobContext) -> JobResult:
         peft_config=lora_config(hyperparameters.lora, "SEQ_CLS"),
         callbacks=[progress],
     )
+    merge = adapter_saving(settings, hyperparameters.lora, templated)
     ctx.log(f"reward model on {len(train)} pairs ({len(test)} held out), settings {settings}")
     outcome = trainer.train(resume_from_checkpoint=resume)
     if progress.stopped:
@@ -89,5 +91,5 @@ def run(ctx: JobContext) -> JobResult:
         }
     else:
         ctx.log("the snapshot's test split is empty: no held-out accuracy")
-    save_model(trainer.model, tokenizer, ctx.output_dir)
+    save_model(trainer.model, tokenizer, ctx.output_dir, ctx.base_model_path, merge_adapter=merge)
     return JobResult(metrics, ctx.output_dir, "reward", settings)

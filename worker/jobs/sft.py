@@ -13,6 +13,7 @@ import math
 from app.schemas.runs import SFTHyperparameters
 from worker.jobs.context import JobContext, JobResult
 from worker.training.arguments import (
+    adapter_saving,
     lora_config,
     parse_hyperparameters,
     resume_checkpoint,
@@ -72,6 +73,7 @@ def run(ctx: JobContext) -> JobResult:
         peft_config=lora_config(hyperparameters.lora, "CAUSAL_LM"),
         callbacks=[progress],
     )
+    merge = adapter_saving(settings, hyperparameters.lora, templated)
     ctx.log(f"SFT on {len(train)} rows ({len(test)} held out), settings {settings}")
     outcome = trainer.train(resume_from_checkpoint=resume)
     if progress.stopped:
@@ -83,5 +85,5 @@ def run(ctx: JobContext) -> JobResult:
         metrics |= {"eval_loss": eval_loss, "perplexity": math.exp(min(eval_loss, 50.0))}
     else:
         ctx.log("the snapshot's test split is empty: no held-out loss")
-    save_model(trainer.model, tokenizer, ctx.output_dir)
+    save_model(trainer.model, tokenizer, ctx.output_dir, ctx.base_model_path, merge_adapter=merge)
     return JobResult(metrics, ctx.output_dir, "policy", settings)

@@ -17,6 +17,7 @@ from worker.jobs import dpo, generate, reward, score, sft
 from worker.training.errors import JobInputError
 from worker.training.evaluation import score as reward_scores
 from worker.training.loading import (
+    adapter_chain,
     check_model_folder,
     load_policy,
     load_reward_model,
@@ -73,6 +74,8 @@ def test_a_lora_sft_run_saves_the_adapter_alone_and_later_jobs_load_base_plus_ad
     adapter = moved / "runs" / "1" / "model"
     base = moved / "models" / "base"
     assert check_model_folder(adapter) == adapter
+    # A process group sizes its strategy by the full base folder's weights (worker/launch.py).
+    assert adapter_chain(adapter) == [base.resolve(), adapter]
 
     # Base plus adapter, merged in memory: the same weights as the base's where LoRA adapted
     # nothing (embeddings), different where it did.

@@ -157,6 +157,19 @@ class TrainingHyperparameters(BaseModel):
         "fsdp and deepspeed-zero3 shard it; None: ddp below 1B parameters (and on CPU), fsdp "
         "from 1B. Only with processes above 1.",
     )
+    torch_dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = Field(
+        title="Weights' dtype",
+        default=None,
+        description="The dtype every model of the run loads in: auto keeps the model folder's "
+        "own; None: bfloat16 on CUDA devices that support it, float32 otherwise.",
+    )
+    attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2"] | None = Field(
+        title="Attention implementation",
+        default=None,
+        description="auto leaves it to transformers; flash_attention_2 needs CUDA, the "
+        "flash_attn package and half-precision weights; None: flash_attention_2 where it can "
+        "run, sdpa otherwise.",
+    )
 
     @model_validator(mode="after")
     def _one_length(self) -> TrainingHyperparameters:
@@ -164,6 +177,11 @@ class TrainingHyperparameters(BaseModel):
             raise ValueError("give max_steps or epochs, not both")
         if self.distributed is not None and self.processes == 1:
             raise ValueError("distributed is a strategy for processes above 1")
+        if self.attn_implementation == "flash_attention_2" and self.torch_dtype == "float32":
+            raise ValueError(
+                "flash_attention_2 runs in bfloat16 or float16 only: set torch_dtype to one "
+                "of them, or use sdpa"
+            )
         return self
 
 

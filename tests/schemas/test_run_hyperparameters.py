@@ -36,6 +36,8 @@ COMMON_OPEN = {
     "seed": 0,
     "processes": 1,
     "distributed": None,
+    "torch_dtype": None,
+    "attn_implementation": None,
 }
 
 
@@ -125,6 +127,8 @@ def test_a_full_set_round_trips() -> None:
         "seed": 7,
         "processes": 4,
         "distributed": "fsdp",
+        "torch_dtype": "bfloat16",
+        "attn_implementation": "flash_attention_2",
         "beta": 0.3,
         "loss_type": "ipo",
     }
@@ -166,6 +170,25 @@ def test_a_full_set_round_trips() -> None:
         (
             {"packing": "sometimes"},
             [("packing", "Input should be a valid boolean, unable to interpret input")],
+        ),
+        (
+            {"torch_dtype": "float64"},
+            [
+                (
+                    "torch_dtype",
+                    "Input should be 'auto', 'float32', 'bfloat16' or 'float16'",
+                )
+            ],
+        ),
+        (
+            {"attn_implementation": "flash_attention_2", "torch_dtype": "float32"},
+            [
+                (
+                    "",
+                    "Value error, flash_attention_2 runs in bfloat16 or float16 only: set "
+                    "torch_dtype to one of them, or use sdpa",
+                )
+            ],
         ),
         ({"processes": 0}, [("processes", "Input should be greater than or equal to 1")]),
         ({"processes": 17}, [("processes", "Input should be less than or equal to 16")]),

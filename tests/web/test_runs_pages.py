@@ -253,7 +253,7 @@ def test_the_form_has_a_field_per_hyperparameter_of_the_kind(
         "hp.epochs", "hp.max_length", "hp.bf16", "hp.gradient_checkpointing", "hp.lora",
         "hp.lora.r", "hp.lora.alpha", "hp.lora.dropout", "hp.lora.target_modules",
         "hp.lora.merge_adapter", "hp.save_steps", "hp.logging_steps", "hp.seed", "hp.processes",
-        "hp.distributed",
+        "hp.distributed", "hp.torch_dtype", "hp.attn_implementation",
         "hp.chat_template", "hp.packing",
     ]  # fmt: skip
     assert re.search(r'name="max_attempts"', advanced)
@@ -265,7 +265,8 @@ def test_the_form_has_a_field_per_hyperparameter_of_the_kind(
         "Adapter scale (alpha)", "Adapter dropout", "Modules to adapt",
         "Save merged full weights", "Checkpoint every so many steps",
         "Log metrics every so many steps", "Seed",
-        "Processes", "Multi-process strategy", "Chat template, for a model without one",
+        "Processes", "Multi-process strategy", "Weights' dtype", "Attention implementation",
+        "Chat template, for a model without one",
         "Pack examples together",
     ]  # fmt: skip
     assert "<code>" not in page.split('data-testid="launch-form"')[1].split("</form>")[0]
@@ -352,6 +353,7 @@ def test_launching_from_the_form_queues_a_run_with_the_given_hyperparameters(
             "hp.bf16": "false", "hp.gradient_checkpointing": "", "hp.lora": "on",
             "hp.lora.r": "8", "hp.lora.target_modules": "q_proj, v_proj,", "hp.packing": "true",
             "hp.processes": "2", "hp.distributed": "ddp", "hp.lora.merge_adapter": "true",
+            "hp.torch_dtype": "bfloat16", "hp.attn_implementation": "",
         },
     )  # fmt: skip
 
@@ -371,7 +373,8 @@ def test_launching_from_the_form_queues_a_run_with_the_given_hyperparameters(
             "merge_adapter": True,
         },
         "save_steps": None, "logging_steps": None, "seed": 0, "processes": 2,
-        "distributed": "ddp", "chat_template": "chatml", "packing": True,
+        "distributed": "ddp", "torch_dtype": "bfloat16", "attn_implementation": None,
+        "chat_template": "chatml", "packing": True,
     }  # fmt: skip
     assert queued_messages(settings) == 1
     assert notice(client.get(f"/runs/{run.id}").text) == f"Queued run {run.id} (sft)."

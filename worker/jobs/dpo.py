@@ -20,7 +20,12 @@ from worker.training.arguments import (
 )
 from worker.training.callbacks import ProgressCallback
 from worker.training.data import load_split
-from worker.training.defaults import pick_settings
+from worker.training.defaults import (
+    loading_arguments,
+    pick_model_loading,
+    pick_settings,
+    record_loading,
+)
 from worker.training.loading import load_policy, load_tokenizer, parameter_count
 
 
@@ -29,11 +34,16 @@ def run(ctx: JobContext) -> JobResult:
     from trl import DPOConfig, DPOTrainer
 
     hyperparameters = parse_hyperparameters(DPOHyperparameters, ctx.hyperparameters)
+    # Refused here, before anything loads, when this worker cannot run them.
+    loading = pick_model_loading(
+        ctx.device, hyperparameters.torch_dtype, hyperparameters.attn_implementation
+    )
+    load = loading_arguments(loading)
     # The seed first: LoRA adapters and data order draw from it.
     set_seed(hyperparameters.seed)
     resume = resume_checkpoint(ctx.resume_from)
     tokenizer = load_tokenizer(ctx.base_model_path)
-    model = load_policy(ctx.base_model_path)
+    model = load_policy(ctx.base_model_path, **load)
     train = load_split(ctx.snapshot_path, "train", "preference")
     test = load_split(ctx.snapshot_path, "test", "preference", required=False)
 
@@ -44,6 +54,7 @@ def run(ctx: JobContext) -> JobResult:
         hyperparameters.model_dump(),
         max_positions=model.config.max_position_embeddings,
     )
+    record_loading(settings, loading)
     settings |= {"beta": hyperparameters.beta, "loss_type": hyperparameters.loss_type}
     args = DPOConfig(
         **trainer_arguments(settings, hyperparameters, ctx.checkpoint_dir),

@@ -21,7 +21,12 @@ from worker.training.arguments import (
 )
 from worker.training.callbacks import ProgressCallback
 from worker.training.data import load_split
-from worker.training.defaults import pick_settings
+from worker.training.defaults import (
+    loading_arguments,
+    pick_model_loading,
+    pick_settings,
+    record_loading,
+)
 from worker.training.loading import (
     load_reward_model,
     load_tokenizer_with_template,
@@ -35,13 +40,18 @@ def run(ctx: JobContext) -> JobResult:
     from trl import RewardConfig, RewardTrainer
 
     hyperparameters = parse_hyperparameters(RewardHyperparameters, ctx.hyperparameters)
+    # Refused here, before anything loads, when this worker cannot run them.
+    loading = pick_model_loading(
+        ctx.device, hyperparameters.torch_dtype, hyperparameters.attn_implementation
+    )
+    load = loading_arguments(loading)
     # The seed first: a reward model's new score head is drawn while loading.
     set_seed(hyperparameters.seed)
     resume = resume_checkpoint(ctx.resume_from)
     tokenizer, templated = load_tokenizer_with_template(
         ctx.base_model_path, hyperparameters.chat_template
     )
-    model = load_reward_model(ctx.base_model_path, pad_token_id=tokenizer.pad_token_id)
+    model = load_reward_model(ctx.base_model_path, pad_token_id=tokenizer.pad_token_id, **load)
     if templated:
         # A base model without a chat template: the run's, with its tokens (templates.py).
         fit_model_to_tokenizer(model, tokenizer)
@@ -56,6 +66,7 @@ def run(ctx: JobContext) -> JobResult:
         hyperparameters.model_dump(),
         max_positions=model.config.max_position_embeddings,
     )
+    record_loading(settings, loading)
     settings["use_margin"] = margin
     if templated:
         settings["chat_template"] = hyperparameters.chat_template

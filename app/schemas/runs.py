@@ -170,6 +170,12 @@ class TrainingHyperparameters(BaseModel):
         "flash_attn package and half-precision weights; None: flash_attention_2 where it can "
         "run, sdpa otherwise.",
     )
+    load_in_4bit: bool = Field(
+        title="Load the base in 4 bits (QLoRA)",
+        default=False,
+        description="Quantize the frozen base model to 4 bits (NF4, bitsandbytes) and train "
+        "LoRA adapters on it: needs lora, a CUDA worker and the bitsandbytes package.",
+    )
 
     @model_validator(mode="after")
     def _one_length(self) -> TrainingHyperparameters:
@@ -181,6 +187,15 @@ class TrainingHyperparameters(BaseModel):
             raise ValueError(
                 "flash_attention_2 runs in bfloat16 or float16 only: set torch_dtype to one "
                 "of them, or use sdpa"
+            )
+        if self.load_in_4bit and self.lora is None:
+            raise ValueError(
+                "load_in_4bit trains LoRA adapters on a frozen 4-bit base: turn lora on"
+            )
+        if self.load_in_4bit and self.lora is not None and self.lora.merge_adapter:
+            raise ValueError(
+                "a 4-bit base cannot take its adapter merged in: leave merge_adapter off with "
+                "load_in_4bit"
             )
         return self
 
@@ -310,6 +325,9 @@ class PPOHyperparameters(OnlineHyperparameters):
                 "PPO runs in one process: TRL's experimental PPO trainer cannot checkpoint in a "
                 "process group; use processes=1, or RLOO for several processes"
             )
+        if self.load_in_4bit:
+            # Its value model trains every weight, which a 4-bit model cannot.
+            raise ValueError("PPO trains a full value model, which cannot load in 4 bits")
         return self
 
 

@@ -576,3 +576,40 @@ def test_an_adapter_folder_registers_when_its_base_is_a_model_inside_the_model_f
     message = f"{adapter} has adapter_config.json but no adapter_model.safetensors"
     assert (answer.status_code, answer.json()) == (422, error("invalid_input", message, "path"))
     assert [model.name for model in db.scalars(select(Model))] == ["lora", "dpo"]
+
+
+def test_load_in_4bit_is_refused_without_bitsandbytes_and_nothing_is_queued(
+    client: TestClient,
+    db: Session,
+    settings: Settings,
+    project: Project,
+    as_researcher: dict[str, str],
+) -> None:
+    base = make_model(db, settings, "base")
+    data = make_snapshot(db, settings, project, SnapshotKind.sft)
+    url = f"{API}/projects/{project.id}/runs"
+    launch = {"kind": "sft", "base_model_id": base.id, "snapshot_id": data.id}
+    quantized = {"load_in_4bit": True, "lora": {"r": 8}}
+    response = client.post(
+        url, json={**launch, "hyperparameters": quantized}, headers=as_researcher
+    )
+    assert response.status_code == 422
+    assert response.json() == error(
+        "invalid_input",
+        "hyperparameters.load_in_4bit: 4-bit loading needs the bitsandbytes package and a CUDA "
+        "worker, and bitsandbytes is not installed here: install it on a CUDA installation, or "
+        "turn load_in_4bit off",
+        "hyperparameters.load_in_4bit",
+    )
+    without_lora = {"load_in_4bit": True}
+    response = client.post(
+        url, json={**launch, "hyperparameters": without_lora}, headers=as_researcher
+    )
+    assert response.status_code == 422
+    assert response.json() == error(
+        "invalid_input",
+        "hyperparameters: load_in_4bit trains LoRA adapters on a frozen 4-bit base: turn lora on",
+        "hyperparameters",
+    )
+    assert run_count(db) == 0
+    assert queued_messages(settings) == 0

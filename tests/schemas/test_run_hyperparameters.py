@@ -38,6 +38,7 @@ COMMON_OPEN = {
     "distributed": None,
     "torch_dtype": None,
     "attn_implementation": None,
+    "load_in_4bit": False,
 }
 
 
@@ -120,7 +121,7 @@ def test_a_full_set_round_trips() -> None:
             "alpha": 16,
             "dropout": 0.0,
             "target_modules": ["q_proj", "v_proj"],
-            "merge_adapter": True,
+            "merge_adapter": False,
         },
         "save_steps": 50,
         "logging_steps": 5,
@@ -129,13 +130,14 @@ def test_a_full_set_round_trips() -> None:
         "distributed": "fsdp",
         "torch_dtype": "bfloat16",
         "attn_implementation": "flash_attention_2",
+        "load_in_4bit": True,
         "beta": 0.3,
         "loss_type": "ipo",
     }
     parsed = DPOHyperparameters.model_validate(values)
     assert parsed.model_dump() == {**values, "epochs": None, "lora": {**values["lora"]}}
     assert parsed.lora == LoraSettings(
-        r=8, alpha=16.0, dropout=0.0, target_modules=["q_proj", "v_proj"], merge_adapter=True
+        r=8, alpha=16.0, dropout=0.0, target_modules=["q_proj", "v_proj"]
     )
 
 
@@ -190,6 +192,26 @@ def test_a_full_set_round_trips() -> None:
                 )
             ],
         ),
+        (
+            {"load_in_4bit": True},
+            [
+                (
+                    "",
+                    "Value error, load_in_4bit trains LoRA adapters on a frozen 4-bit base: "
+                    "turn lora on",
+                )
+            ],
+        ),
+        (
+            {"load_in_4bit": True, "lora": {"merge_adapter": True}},
+            [
+                (
+                    "",
+                    "Value error, a 4-bit base cannot take its adapter merged in: leave "
+                    "merge_adapter off with load_in_4bit",
+                )
+            ],
+        ),
         ({"processes": 0}, [("processes", "Input should be greater than or equal to 1")]),
         ({"processes": 17}, [("processes", "Input should be less than or equal to 16")]),
         (
@@ -219,6 +241,9 @@ def test_ppo_takes_one_process_and_the_other_kinds_several() -> None:
             "Value error, PPO runs in one process: TRL's experimental PPO trainer cannot "
             "checkpoint in a process group; use processes=1, or RLOO for several processes",
         )
+    ]
+    assert problems(PPOHyperparameters, {"load_in_4bit": True, "lora": {"r": 8}}) == [
+        ("", "Value error, PPO trains a full value model, which cannot load in 4 bits")
     ]
     for schema in (
         SFTHyperparameters,

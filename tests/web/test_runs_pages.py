@@ -253,7 +253,7 @@ def test_the_form_has_a_field_per_hyperparameter_of_the_kind(
         "hp.epochs", "hp.max_length", "hp.bf16", "hp.gradient_checkpointing", "hp.lora",
         "hp.lora.r", "hp.lora.alpha", "hp.lora.dropout", "hp.lora.target_modules",
         "hp.lora.merge_adapter", "hp.save_steps", "hp.logging_steps", "hp.seed", "hp.processes",
-        "hp.distributed", "hp.torch_dtype", "hp.attn_implementation",
+        "hp.distributed", "hp.torch_dtype", "hp.attn_implementation", "hp.load_in_4bit",
         "hp.chat_template", "hp.packing",
     ]  # fmt: skip
     assert re.search(r'name="max_attempts"', advanced)
@@ -266,6 +266,7 @@ def test_the_form_has_a_field_per_hyperparameter_of_the_kind(
         "Save merged full weights", "Checkpoint every so many steps",
         "Log metrics every so many steps", "Seed",
         "Processes", "Multi-process strategy", "Weights' dtype", "Attention implementation",
+        "Load the base in 4 bits (QLoRA)",
         "Chat template, for a model without one",
         "Pack examples together",
     ]  # fmt: skip
@@ -374,6 +375,7 @@ def test_launching_from_the_form_queues_a_run_with_the_given_hyperparameters(
         },
         "save_steps": None, "logging_steps": None, "seed": 0, "processes": 2,
         "distributed": "ddp", "torch_dtype": "bfloat16", "attn_implementation": None,
+        "load_in_4bit": False,
         "chat_template": "chatml", "packing": True,
     }  # fmt: skip
     assert queued_messages(settings) == 1

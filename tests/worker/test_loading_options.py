@@ -22,6 +22,7 @@ def test_defaults_per_device(monkeypatch: pytest.MonkeyPatch) -> None:
     assert pick_model_loading("cpu", None, None) == {
         "torch_dtype": "float32",
         "attn_implementation": "sdpa",
+        "load_in_4bit": False,
         "reasons": {
             "torch_dtype": "cpu: full precision",
             "attn_implementation": "cpu with float32 weights: torch's own",
@@ -32,6 +33,7 @@ def test_defaults_per_device(monkeypatch: pytest.MonkeyPatch) -> None:
     assert pick_model_loading("cuda", None, None) == {
         "torch_dtype": "bfloat16",
         "attn_implementation": "sdpa",
+        "load_in_4bit": False,
         "reasons": {
             "torch_dtype": "CUDA device with bf16 support",
             "attn_implementation": "the flash_attn package is not installed",
@@ -76,6 +78,26 @@ def test_what_the_worker_cannot_run_is_refused(monkeypatch: pytest.MonkeyPatch) 
     assert pick_model_loading("cpu", "bfloat16", None)["torch_dtype"] == "bfloat16"
 
 
+def test_load_in_4bit_is_refused_on_cpu_and_without_bitsandbytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(JobInputError, match=r"load_in_4bit needs a CUDA device .* on cpu"):
+        pick_model_loading("cpu", None, None, load_in_4bit=True)
+    monkeypatch.setattr(defaults, "cuda_supports_bf16", lambda: True)
+    monkeypatch.setattr(defaults, "bitsandbytes_installed", lambda: False)
+    with pytest.raises(JobInputError, match="load_in_4bit needs the bitsandbytes package"):
+        pick_model_loading("cuda", None, None, load_in_4bit=True)
+    monkeypatch.setattr(defaults, "bitsandbytes_installed", lambda: True)
+    assert pick_model_loading("cuda", None, None, load_in_4bit=True)["load_in_4bit"] is True
+
+
+def test_a_4bit_run_on_cpu_is_refused_before_anything_loads(tmp_path: Path, tiny: Path) -> None:
+    hyperparameters = {"max_steps": 2, "load_in_4bit": True, "lora": {"r": 4}}
+    with pytest.raises(JobInputError, match="load_in_4bit needs a CUDA device"):
+        sft.run(make_context(tmp_path, "sft", hyperparameters, tiny, None, Recorder()))
+    assert not tmp_path.joinpath("checkpoints").exists()
+
+
 def test_loading_arguments() -> None:
     assert loading_arguments(pick_model_loading("cpu", "bfloat16", "eager")) == {
         "dtype": torch.bfloat16,
@@ -111,3 +133,21 @@ def test_a_run_loads_and_trains_with_them_and_records_them(tmp_path: Path, tiny:
             )
         )
     assert not refused.exists()
+
+
+def test_load_in_4bit_asks_for_nf4_with_the_runs_compute_dtype_on_the_ranks_gpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The arguments only (loading them needs CUDA and bitsandbytes, which this machine lacks)."""
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    loading = {"torch_dtype": "bfloat16", "attn_implementation": "sdpa", "load_in_4bit": True}
+    arguments = loading_arguments(loading)
+    quantization = arguments.pop("quantization_config")
+    assert arguments == {
+        "dtype": torch.bfloat16,
+        "attn_implementation": "sdpa",
+        "device_map": {"": 1},
+    }
+    assert (quantization.load_in_4bit, quantization.bnb_4bit_quant_type) == (True, "nf4")
+    assert quantization.bnb_4bit_use_double_quant is True
+    assert quantization.bnb_4bit_compute_dtype == torch.bfloat16

@@ -36,7 +36,10 @@ def run(ctx: JobContext) -> JobResult:
     hyperparameters = parse_hyperparameters(DPOHyperparameters, ctx.hyperparameters)
     # Refused here, before anything loads, when this worker cannot run them.
     loading = pick_model_loading(
-        ctx.device, hyperparameters.torch_dtype, hyperparameters.attn_implementation
+        ctx.device,
+        hyperparameters.torch_dtype,
+        hyperparameters.attn_implementation,
+        hyperparameters.load_in_4bit,
     )
     load = loading_arguments(loading)
     # The seed first: LoRA adapters and data order draw from it.

@@ -53,7 +53,10 @@ def run(ctx: JobContext) -> JobResult:
     hyperparameters = parse_hyperparameters(PPOHyperparameters, ctx.hyperparameters)
     # Refused here, before anything loads, when this worker cannot run them.
     loading = pick_model_loading(
-        ctx.device, hyperparameters.torch_dtype, hyperparameters.attn_implementation
+        ctx.device,
+        hyperparameters.torch_dtype,
+        hyperparameters.attn_implementation,
+        hyperparameters.load_in_4bit,
     )
     load = loading_arguments(loading)
     set_seed(hyperparameters.seed)

@@ -131,12 +131,32 @@ def flash_attn_installed() -> bool:
     return find_spec("flash_attn") is not None
 
 
+def bitsandbytes_installed() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("bitsandbytes") is not None
+
+
 def pick_model_loading(
-    device: str, torch_dtype: str | None, attn_implementation: str | None
+    device: str,
+    torch_dtype: str | None,
+    attn_implementation: str | None,
+    load_in_4bit: bool = False,
 ) -> dict[str, Any]:
     """The weights' dtype and the attention implementation every model of a job loads with,
-    each chosen for the device when left open, with its reason (`reasons`). A choice this
-    device cannot run is refused here, before anything loads or trains."""
+    each chosen for the device when left open, with its reason (`reasons`), and whether the
+    models load quantized to 4 bits (QLoRA). A choice this device cannot run is refused here,
+    before anything loads or trains."""
+    if load_in_4bit and device != "cuda":
+        raise JobInputError(
+            f"load_in_4bit needs a CUDA device (bitsandbytes' 4-bit kernels); this worker "
+            f"trains on {device}: turn it off"
+        )
+    if load_in_4bit and not bitsandbytes_installed():
+        raise JobInputError(
+            "load_in_4bit needs the bitsandbytes package, which this worker does not have: "
+            "install it or turn load_in_4bit off"
+        )
     if torch_dtype is None:
         if device == "cuda" and cuda_supports_bf16():
             dtype, dtype_why = "bfloat16", "CUDA device with bf16 support"
@@ -181,6 +201,7 @@ def pick_model_loading(
     return {
         "torch_dtype": dtype,
         "attn_implementation": attention,
+        "load_in_4bit": load_in_4bit,
         "reasons": {"torch_dtype": dtype_why, "attn_implementation": attention_why},
     }
 
@@ -195,6 +216,22 @@ def loading_arguments(loading: dict[str, Any]) -> dict[str, Any]:
     arguments["dtype"] = "auto" if dtype == "auto" else getattr(torch, dtype)
     if loading["attn_implementation"] != "auto":
         arguments["attn_implementation"] = loading["attn_implementation"]
+    if loading["load_in_4bit"]:
+        # QLoRA: NF4 weights with double quantization, computing in the run's dtype (float32
+        # for "auto", whose dtype is only known once loaded). Needs CUDA: not run on the CPU
+        # test machine.
+        import os
+
+        from transformers import BitsAndBytesConfig
+
+        arguments["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.float32 if dtype == "auto" else getattr(torch, dtype),
+        )
+        # Each process of a group on its own GPU.
+        arguments["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     return arguments
 
 
@@ -202,4 +239,6 @@ def record_loading(settings: dict[str, Any], loading: dict[str, Any]) -> None:
     """`pick_model_loading`'s choice and its reasons, into a job's recorded settings."""
     settings["torch_dtype"] = loading["torch_dtype"]
     settings["attn_implementation"] = loading["attn_implementation"]
+    if loading["load_in_4bit"]:
+        settings["load_in_4bit"] = True
     settings.setdefault("reasons", {}).update(loading["reasons"])

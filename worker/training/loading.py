@@ -163,8 +163,11 @@ def apply_adapters(model: Any, adapters: list[Path]) -> Any:
     for adapter in adapters:
         model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     # peft froze the base's weights while the adapter was on; trainable again, as
-    # from_pretrained leaves a full model.
-    return model.requires_grad_(True)
+    # from_pretrained leaves a full model (a 4-bit model's packed integer weights never are).
+    for parameter in model.parameters():
+        if parameter.is_floating_point():
+            parameter.requires_grad_(True)
+    return model
 
 
 def parameter_count(model: Any) -> int:

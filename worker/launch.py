@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.jobs.context import JobContext, JobResult
+from worker.training.loading import adapter_chain
 
 # worker/training/callbacks.py's pattern, not imported: it loads transformers.
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -191,7 +192,8 @@ def run_group(ctx: JobContext) -> JobResult:
         )
     strategy, why = choose_strategy(
         ctx.hyperparameters.get("distributed"),
-        safetensors_parameters(ctx.base_model_path),
+        # An adapter's size says nothing of the model's: its full base folder's does.
+        safetensors_parameters(adapter_chain(ctx.base_model_path)[0]),
         ctx.device,
     )
     folder = ctx.checkpoint_dir.parent / "launch"

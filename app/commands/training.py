@@ -261,8 +261,9 @@ def models_register(
     path: Annotated[
         str,
         typer.Argument(
-            help="A folder with config.json and safetensors, inside the model folders "
-            "(SMILEY_MODEL_ROOTS; by default DATA_DIR/models, the import folder and DATA_DIR/runs)."
+            help="A folder with config.json and safetensors, or a LoRA adapter folder naming "
+            "its base, inside the model folders (SMILEY_MODEL_ROOTS; by default "
+            "DATA_DIR/models, the import folder and DATA_DIR/runs)."
         ),
     ],
     role: Annotated[ModelRole, typer.Option(help="policy or reward.")] = ModelRole.policy,

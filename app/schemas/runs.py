@@ -25,7 +25,9 @@ MAX_PROCESSES = 16
 
 
 class LoraSettings(BaseModel):
-    """Train low-rank adapters (peft) instead of every weight; merged into the saved model."""
+    """Train low-rank adapters (peft) instead of every weight. The run saves the adapter alone
+    (adapter_config.json, adapter_model.safetensors) naming its base model; every later job
+    loads the base and applies it. merge_adapter saves full weights instead."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -49,6 +51,12 @@ class LoraSettings(BaseModel):
         min_length=1,
         max_length=64,
         description="Module names to adapt; None adapts every linear layer.",
+    )
+    merge_adapter: bool = Field(
+        title="Save merged full weights",
+        default=False,
+        description="Merge the adapter into the base and save full weights (as large as the "
+        "base) instead of the adapter alone.",
     )
 
 
@@ -149,6 +157,25 @@ class TrainingHyperparameters(BaseModel):
         "fsdp and deepspeed-zero3 shard it; None: ddp below 1B parameters (and on CPU), fsdp "
         "from 1B. Only with processes above 1.",
     )
+    torch_dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = Field(
+        title="Weights' dtype",
+        default=None,
+        description="The dtype every model of the run loads in: auto keeps the model folder's "
+        "own; None: bfloat16 on CUDA devices that support it, float32 otherwise.",
+    )
+    attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2"] | None = Field(
+        title="Attention implementation",
+        default=None,
+        description="auto leaves it to transformers; flash_attention_2 needs CUDA, the "
+        "flash_attn package and half-precision weights; None: flash_attention_2 where it can "
+        "run, sdpa otherwise.",
+    )
+    load_in_4bit: bool = Field(
+        title="Load the base in 4 bits (QLoRA)",
+        default=False,
+        description="Quantize the frozen base model to 4 bits (NF4, bitsandbytes) and train "
+        "LoRA adapters on it: needs lora, a CUDA worker and the bitsandbytes package.",
+    )
 
     @model_validator(mode="after")
     def _one_length(self) -> TrainingHyperparameters:
@@ -156,6 +183,20 @@ class TrainingHyperparameters(BaseModel):
             raise ValueError("give max_steps or epochs, not both")
         if self.distributed is not None and self.processes == 1:
             raise ValueError("distributed is a strategy for processes above 1")
+        if self.attn_implementation == "flash_attention_2" and self.torch_dtype == "float32":
+            raise ValueError(
+                "flash_attention_2 runs in bfloat16 or float16 only: set torch_dtype to one "
+                "of them, or use sdpa"
+            )
+        if self.load_in_4bit and self.lora is None:
+            raise ValueError(
+                "load_in_4bit trains LoRA adapters on a frozen 4-bit base: turn lora on"
+            )
+        if self.load_in_4bit and self.lora is not None and self.lora.merge_adapter:
+            raise ValueError(
+                "a 4-bit base cannot take its adapter merged in: leave merge_adapter off with "
+                "load_in_4bit"
+            )
         return self
 
 
@@ -284,6 +325,9 @@ class PPOHyperparameters(OnlineHyperparameters):
                 "PPO runs in one process: TRL's experimental PPO trainer cannot checkpoint in a "
                 "process group; use processes=1, or RLOO for several processes"
             )
+        if self.load_in_4bit:
+            # Its value model trains every weight, which a 4-bit model cannot.
+            raise ValueError("PPO trains a full value model, which cannot load in 4 bits")
         return self
 
 

@@ -91,7 +91,9 @@ class RunMetricOut(BaseModel):
 
 
 class ModelRegister(BaseModel):
-    """A local folder (config, safetensors weights, tokenizer) made known to the registry."""
+    """A local folder made known to the registry: a model (config, safetensors weights,
+    tokenizer) or a LoRA adapter (adapter_config.json naming its base, adapter_model.safetensors,
+    tokenizer)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,14 +17,42 @@ from app.schemas.training import HUB_NAME, ModelNode, ModelOut, ModelRegister
 from app.services.prompts import get_project_checked, storable_id
 from app.settings import Settings
 
+# A LoRA run's output folder (worker/training/arguments.py save_model): peft's file names.
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+# An adapter's base may be an adapter in turn; a longer chain is a loop or a mistake.
+MAX_ADAPTER_CHAIN = 16
+
+
+def adapter_base(folder: Path) -> Path | str:
+    """The base model folder a LoRA adapter folder names (peft's base_model_name_or_path,
+    relative to the adapter's folder, as worker/training/loading.py resolves it), or why it
+    names none."""
+    try:
+        stored = json.loads((folder / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        return f"{folder} has an unreadable {ADAPTER_CONFIG}"
+    if not isinstance(stored, str) or not stored:
+        return f"the adapter in {folder} names no base model"
+    path = Path(stored)
+    return (path if path.is_absolute() else folder / path).resolve()
+
 
 def model_folder_problem(folder: Path) -> str | None:
-    """Why `folder` cannot be loaded as a model, or None. Only safetensors weights count: a
+    """Why `folder` cannot be loaded as a model, or None. A model folder holds config.json and
+    safetensors weights, or is a LoRA adapter (adapter_config.json, adapter_model.safetensors)
+    naming its base folder. Only safetensors weights count: a
     pickled checkpoint from a user could run code when loaded. Ask only about a folder inside
     the model folders (checked_model_folder): elsewhere the answer would tell a researcher what
     exists on the server."""
     if not folder.is_dir():
         return f"no model folder at {folder}"
+    if (folder / ADAPTER_CONFIG).is_file():
+        if not (folder / ADAPTER_WEIGHTS).is_file():
+            return f"{folder} has {ADAPTER_CONFIG} but no {ADAPTER_WEIGHTS}"
+        if isinstance(adapter_base(folder), str):
+            return adapter_base(folder)
+        return None
     if not (folder / "config.json").is_file():
         return f"{folder} has no config.json"
     if not any(folder.glob("*.safetensors")):
@@ -51,7 +80,9 @@ def in_model_folders(settings: Settings, stored: str) -> bool:
     return any(folder.is_relative_to(root) for root in roots)
 
 
-def checked_model_folder(settings: Settings, stored: str, *, field: str, what: str = "") -> Path:
+def checked_model_folder(
+    settings: Settings, stored: str, *, field: str, what: str = "", depth: int = 0
+) -> Path:
     """The loadable model folder `stored` names. Every model path from a person goes through
     here: a registration, a run's base model by folder, and a registered model a run is to
     load. Outside the model folders the answer is one sentence, the same whether the path
@@ -67,6 +98,19 @@ def checked_model_folder(settings: Settings, stored: str, *, field: str, what: s
     problem = model_folder_problem(folder)
     if problem is not None:
         raise InvalidInput(problem, field=field)
+    base = adapter_base(folder) if (folder / ADAPTER_CONFIG).is_file() else None
+    if isinstance(base, Path):
+        # The base an adapter names is loaded too: inside the model folders, loadable, and
+        # not a loop of adapters naming each other.
+        if depth >= MAX_ADAPTER_CHAIN:
+            raise InvalidInput(f"the adapter in {folder} names its bases in a loop", field=field)
+        checked_model_folder(
+            settings,
+            str(base),
+            field=field,
+            what=f"the base model of the adapter in {folder}",
+            depth=depth + 1,
+        )
     return folder
 
 

@@ -3,6 +3,7 @@ and the registry with its lineage tree. Staff only."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -518,3 +519,97 @@ def test_a_run_from_a_model_outside_the_model_folders_is_refused_and_nothing_que
         )  # fmt: skip
         assert answer.status_code == 202, answer.text
     assert queued_messages(settings) == 2
+
+
+def adapter_folder(root: Path, base: str) -> Path:
+    """A LoRA run's output as the registry sees it: peft's two files naming `base`."""
+    folder = root / "adapter"
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base}))
+    (folder / "adapter_model.safetensors").write_bytes(b"\0" * 8)
+    return folder
+
+
+def test_an_adapter_folder_registers_when_its_base_is_a_model_inside_the_model_folders(
+    client: TestClient,
+    db: Session,
+    settings: Settings,
+    project: Project,
+    as_researcher: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    data = settings.data_dir
+    url = f"{API}/projects/{project.id}/models"
+    model_folder(data / "models", "base")
+    adapter = adapter_folder(data / "runs" / "3", "../../../models/base")
+    answer = client.post(
+        url, json={"name": "lora", "path": "runs/3/adapter"}, headers=as_researcher
+    )
+    assert answer.status_code == 201, answer.text
+
+    # Its base an adapter too (DPO with LoRA on an SFT adapter).
+    adapter_folder(data / "runs" / "4", "../../3/adapter")
+    answer = client.post(url, json={"name": "dpo", "path": "runs/4/adapter"}, headers=as_researcher)
+    assert answer.status_code == 201, answer.text
+
+    model_folder(tmp_path / "elsewhere", "real")
+    cases = (
+        (
+            str(tmp_path / "elsewhere" / "real"),
+            outside_message(settings, "the base model of the adapter in {adapter}"),
+        ),
+        ("../../../models/none", f"no model folder at {data / 'models' / 'none'}"),
+        (".", "the adapter in {adapter} names its bases in a loop"),
+        ("", "the adapter in {adapter} names no base model"),
+    )
+    for number, (base, message) in enumerate(cases, start=10):
+        adapter = adapter_folder(data / "runs" / str(number), base)
+        path = f"runs/{number}/adapter"
+        answer = client.post(
+            url, json={"name": f"bad-{number}", "path": path}, headers=as_researcher
+        )
+        expected = error("invalid_input", message.format(adapter=adapter), "path")
+        assert (answer.status_code, answer.json()) == (422, expected), base
+    (data / "runs" / "10" / "adapter" / "adapter_model.safetensors").unlink()
+    answer = client.post(url, json={"name": "x", "path": "runs/10/adapter"}, headers=as_researcher)
+    adapter = data / "runs" / "10" / "adapter"
+    message = f"{adapter} has adapter_config.json but no adapter_model.safetensors"
+    assert (answer.status_code, answer.json()) == (422, error("invalid_input", message, "path"))
+    assert [model.name for model in db.scalars(select(Model))] == ["lora", "dpo"]
+
+
+def test_load_in_4bit_is_refused_without_bitsandbytes_and_nothing_is_queued(
+    client: TestClient,
+    db: Session,
+    settings: Settings,
+    project: Project,
+    as_researcher: dict[str, str],
+) -> None:
+    base = make_model(db, settings, "base")
+    data = make_snapshot(db, settings, project, SnapshotKind.sft)
+    url = f"{API}/projects/{project.id}/runs"
+    launch = {"kind": "sft", "base_model_id": base.id, "snapshot_id": data.id}
+    quantized = {"load_in_4bit": True, "lora": {"r": 8}}
+    response = client.post(
+        url, json={**launch, "hyperparameters": quantized}, headers=as_researcher
+    )
+    assert response.status_code == 422
+    assert response.json() == error(
+        "invalid_input",
+        "hyperparameters.load_in_4bit: 4-bit loading needs the bitsandbytes package and a CUDA "
+        "worker, and bitsandbytes is not installed here: install it on a CUDA installation, or "
+        "turn load_in_4bit off",
+        "hyperparameters.load_in_4bit",
+    )
+    without_lora = {"load_in_4bit": True}
+    response = client.post(
+        url, json={**launch, "hyperparameters": without_lora}, headers=as_researcher
+    )
+    assert response.status_code == 422
+    assert response.json() == error(
+        "invalid_input",
+        "hyperparameters: load_in_4bit trains LoRA adapters on a frozen 4-bit base: turn lora on",
+        "hyperparameters",
+    )
+    assert run_count(db) == 0
+    assert queued_messages(settings) == 0

@@ -36,6 +36,9 @@ COMMON_OPEN = {
     "seed": 0,
     "processes": 1,
     "distributed": None,
+    "torch_dtype": None,
+    "attn_implementation": None,
+    "load_in_4bit": False,
 }
 
 
@@ -113,12 +116,21 @@ def test_a_full_set_round_trips() -> None:
         "max_length": 2048,
         "bf16": True,
         "gradient_checkpointing": False,
-        "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+        "lora": {
+            "r": 8,
+            "alpha": 16,
+            "dropout": 0.0,
+            "target_modules": ["q_proj", "v_proj"],
+            "merge_adapter": False,
+        },
         "save_steps": 50,
         "logging_steps": 5,
         "seed": 7,
         "processes": 4,
         "distributed": "fsdp",
+        "torch_dtype": "bfloat16",
+        "attn_implementation": "flash_attention_2",
+        "load_in_4bit": True,
         "beta": 0.3,
         "loss_type": "ipo",
     }
@@ -161,6 +173,45 @@ def test_a_full_set_round_trips() -> None:
             {"packing": "sometimes"},
             [("packing", "Input should be a valid boolean, unable to interpret input")],
         ),
+        (
+            {"torch_dtype": "float64"},
+            [
+                (
+                    "torch_dtype",
+                    "Input should be 'auto', 'float32', 'bfloat16' or 'float16'",
+                )
+            ],
+        ),
+        (
+            {"attn_implementation": "flash_attention_2", "torch_dtype": "float32"},
+            [
+                (
+                    "",
+                    "Value error, flash_attention_2 runs in bfloat16 or float16 only: set "
+                    "torch_dtype to one of them, or use sdpa",
+                )
+            ],
+        ),
+        (
+            {"load_in_4bit": True},
+            [
+                (
+                    "",
+                    "Value error, load_in_4bit trains LoRA adapters on a frozen 4-bit base: "
+                    "turn lora on",
+                )
+            ],
+        ),
+        (
+            {"load_in_4bit": True, "lora": {"merge_adapter": True}},
+            [
+                (
+                    "",
+                    "Value error, a 4-bit base cannot take its adapter merged in: leave "
+                    "merge_adapter off with load_in_4bit",
+                )
+            ],
+        ),
         ({"processes": 0}, [("processes", "Input should be greater than or equal to 1")]),
         ({"processes": 17}, [("processes", "Input should be less than or equal to 16")]),
         (
@@ -190,6 +241,9 @@ def test_ppo_takes_one_process_and_the_other_kinds_several() -> None:
             "Value error, PPO runs in one process: TRL's experimental PPO trainer cannot "
             "checkpoint in a process group; use processes=1, or RLOO for several processes",
         )
+    ]
+    assert problems(PPOHyperparameters, {"load_in_4bit": True, "lora": {"r": 8}}) == [
+        ("", "Value error, PPO trains a full value model, which cannot load in 4 bits")
     ]
     for schema in (
         SFTHyperparameters,

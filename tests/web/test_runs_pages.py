@@ -252,7 +252,8 @@ def test_the_form_has_a_field_per_hyperparameter_of_the_kind(
         "hp.learning_rate", "hp.batch_size", "hp.gradient_accumulation_steps",
         "hp.epochs", "hp.max_length", "hp.bf16", "hp.gradient_checkpointing", "hp.lora",
         "hp.lora.r", "hp.lora.alpha", "hp.lora.dropout", "hp.lora.target_modules",
-        "hp.save_steps", "hp.logging_steps", "hp.seed", "hp.processes", "hp.distributed",
+        "hp.lora.merge_adapter", "hp.save_steps", "hp.logging_steps", "hp.seed", "hp.processes",
+        "hp.distributed", "hp.torch_dtype", "hp.attn_implementation", "hp.load_in_4bit",
         "hp.chat_template", "hp.packing",
     ]  # fmt: skip
     assert re.search(r'name="max_attempts"', advanced)
@@ -262,8 +263,11 @@ def test_the_form_has_a_field_per_hyperparameter_of_the_kind(
         "Gradient accumulation steps", "Epochs", "Longest sequence, in tokens",
         "bf16 mixed precision", "Gradient checkpointing", "LoRA adapters", "Adapter rank",
         "Adapter scale (alpha)", "Adapter dropout", "Modules to adapt",
-        "Checkpoint every so many steps", "Log metrics every so many steps", "Seed",
-        "Processes", "Multi-process strategy", "Chat template, for a model without one",
+        "Save merged full weights", "Checkpoint every so many steps",
+        "Log metrics every so many steps", "Seed",
+        "Processes", "Multi-process strategy", "Weights' dtype", "Attention implementation",
+        "Load the base in 4 bits (QLoRA)",
+        "Chat template, for a model without one",
         "Pack examples together",
     ]  # fmt: skip
     assert "<code>" not in page.split('data-testid="launch-form"')[1].split("</form>")[0]
@@ -349,7 +353,8 @@ def test_launching_from_the_form_queues_a_run_with_the_given_hyperparameters(
             "hp.learning_rate": "3e-4", "hp.batch_size": " 4 ", "hp.max_steps": "",
             "hp.bf16": "false", "hp.gradient_checkpointing": "", "hp.lora": "on",
             "hp.lora.r": "8", "hp.lora.target_modules": "q_proj, v_proj,", "hp.packing": "true",
-            "hp.processes": "2", "hp.distributed": "ddp",
+            "hp.processes": "2", "hp.distributed": "ddp", "hp.lora.merge_adapter": "true",
+            "hp.torch_dtype": "bfloat16", "hp.attn_implementation": "",
         },
     )  # fmt: skip
 
@@ -364,9 +369,14 @@ def test_launching_from_the_form_queues_a_run_with_the_given_hyperparameters(
         "learning_rate": 3e-4, "batch_size": 4, "gradient_accumulation_steps": None,
         "max_steps": None, "epochs": None, "max_length": None, "bf16": False,
         "gradient_checkpointing": None,
-        "lora": {"r": 8, "alpha": 32.0, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]},
+        "lora": {
+            "r": 8, "alpha": 32.0, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"],
+            "merge_adapter": True,
+        },
         "save_steps": None, "logging_steps": None, "seed": 0, "processes": 2,
-        "distributed": "ddp", "chat_template": "chatml", "packing": True,
+        "distributed": "ddp", "torch_dtype": "bfloat16", "attn_implementation": None,
+        "load_in_4bit": False,
+        "chat_template": "chatml", "packing": True,
     }  # fmt: skip
     assert queued_messages(settings) == 1
     assert notice(client.get(f"/runs/{run.id}").text) == f"Queued run {run.id} (sft)."

@@ -3,6 +3,7 @@ synthetic preference written by the snapshot writer."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,11 @@ def test_dpo_with_lora_uses_the_adapter_free_model_as_reference(
 
     assert recorder.series("rewards/accuracies")[0] == (1, 0.0)
     assert result.metrics["reward_accuracy"] > 0.6
-    assert not (result.model_dir / "adapter_config.json").exists()
+    # The adapter alone is saved, naming the folder the run started from.
+    assert (result.model_dir / "adapter_model.safetensors").is_file()
+    assert not (result.model_dir / "model.safetensors").exists()
+    config = json.loads((result.model_dir / "adapter_config.json").read_text())
+    assert (result.model_dir / config["base_model_name_or_path"]).resolve() == tiny.resolve()
 
 
 def test_cancel_then_resume(tmp_path: Path, tiny: Path, pairs: Path) -> None:

@@ -98,15 +98,19 @@ def test_cancel_stops_with_a_complete_checkpoint_and_resume_finishes(
     )
 
 
-def test_lora_adapters_are_merged_into_a_full_model(
+def test_merge_adapter_merges_lora_adapters_into_a_full_model(
     tmp_path: Path, tiny: Path, snapshot: Path
 ) -> None:
     recorder = Recorder()
-    hyperparameters = {"max_steps": 10, "lora": {"r": 4, "alpha": 8}, "learning_rate": 1e-3}
+    lora = {"r": 4, "alpha": 8, "merge_adapter": True}
+    hyperparameters = {"max_steps": 10, "lora": lora, "learning_rate": 1e-3}
     result = sft.run(make_context(tmp_path, "sft", hyperparameters, tiny, snapshot, recorder))
 
+    assert result.settings["merge_adapter"] is True
+    assert result.settings["reasons"]["merge_adapter"] == "given in the run's hyperparameters"
     saved = {path.name for path in result.model_dir.iterdir()}
     assert "adapter_config.json" not in saved
+    assert "model.safetensors" in saved and "config.json" in saved
     trained, base = load_policy(result.model_dir), load_policy(tiny)
     assert trained.num_parameters() == base.num_parameters()
     changed = [

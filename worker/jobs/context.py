@@ -27,7 +27,8 @@ class JobContext:
     kind: str
     # Validated by the kind's schema in app.schemas.runs, defaults filled in.
     hyperparameters: dict[str, Any]
-    # A local folder holding config.json, safetensors weights and the tokenizer.
+    # A local folder holding config.json, safetensors weights and the tokenizer, or a LoRA
+    # adapter naming its base (worker/training/loading.py loads base plus adapter).
     base_model_path: Path
     # The reward model folder (PPO, RLOO, GRPO and policy evaluation), else None.
     reward_model_path: Path | None

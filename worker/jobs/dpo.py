@@ -11,6 +11,7 @@ from __future__ import annotations
 from app.schemas.runs import DPOHyperparameters
 from worker.jobs.context import JobContext, JobResult
 from worker.training.arguments import (
+    adapter_saving,
     lora_config,
     parse_hyperparameters,
     resume_checkpoint,
@@ -19,7 +20,12 @@ from worker.training.arguments import (
 )
 from worker.training.callbacks import ProgressCallback
 from worker.training.data import load_split
-from worker.training.defaults import pick_settings
+from worker.training.defaults import (
+    loading_arguments,
+    pick_model_loading,
+    pick_settings,
+    record_loading,
+)
 from worker.training.loading import load_policy, load_tokenizer, parameter_count
 
 
@@ -28,11 +34,19 @@ def run(ctx: JobContext) -> JobResult:
     from trl import DPOConfig, DPOTrainer
 
     hyperparameters = parse_hyperparameters(DPOHyperparameters, ctx.hyperparameters)
+    # Refused here, before anything loads, when this worker cannot run them.
+    loading = pick_model_loading(
+        ctx.device,
+        hyperparameters.torch_dtype,
+        hyperparameters.attn_implementation,
+        hyperparameters.load_in_4bit,
+    )
+    load = loading_arguments(loading)
     # The seed first: LoRA adapters and data order draw from it.
     set_seed(hyperparameters.seed)
     resume = resume_checkpoint(ctx.resume_from)
     tokenizer = load_tokenizer(ctx.base_model_path)
-    model = load_policy(ctx.base_model_path)
+    model = load_policy(ctx.base_model_path, **load)
     train = load_split(ctx.snapshot_path, "train", "preference")
     test = load_split(ctx.snapshot_path, "test", "preference", required=False)
 
@@ -43,6 +57,7 @@ def run(ctx: JobContext) -> JobResult:
         hyperparameters.model_dump(),
         max_positions=model.config.max_position_embeddings,
     )
+    record_loading(settings, loading)
     settings |= {"beta": hyperparameters.beta, "loss_type": hyperparameters.loss_type}
     args = DPOConfig(
         **trainer_arguments(settings, hyperparameters, ctx.checkpoint_dir),
@@ -60,6 +75,7 @@ def run(ctx: JobContext) -> JobResult:
         peft_config=lora_config(hyperparameters.lora, "CAUSAL_LM"),
         callbacks=[progress],
     )
+    merge = adapter_saving(settings, hyperparameters.lora)
     ctx.log(f"DPO on {len(train)} pairs ({len(test)} held out), settings {settings}")
     outcome = trainer.train(resume_from_checkpoint=resume)
     if progress.stopped:
@@ -75,5 +91,5 @@ def run(ctx: JobContext) -> JobResult:
         }
     else:
         ctx.log("the snapshot's test split is empty: no held-out reward accuracy")
-    save_model(trainer.model, tokenizer, ctx.output_dir)
+    save_model(trainer.model, tokenizer, ctx.output_dir, ctx.base_model_path, merge_adapter=merge)
     return JobResult(metrics, ctx.output_dir, "policy", settings)

@@ -18,6 +18,7 @@ from typing import Any
 from app.schemas.generation import GenerateHyperparameters
 from worker.jobs.context import JobContext, JobResult
 from worker.training.arguments import parse_hyperparameters
+from worker.training.defaults import loading_arguments, pick_model_loading, record_loading
 from worker.training.errors import JobInputError
 from worker.training.evaluation import sample, score
 from worker.training.loading import load_policy, load_reward_model, load_tokenizer
@@ -31,6 +32,8 @@ def run(ctx: JobContext) -> JobResult:
     from transformers import set_seed
 
     params = parse_hyperparameters(GenerateHyperparameters, ctx.hyperparameters)
+    loading = pick_model_loading(ctx.device, None, None)
+    load = loading_arguments(loading)
     set_seed(params.seed)
     prompts = read_prompts(ctx.input_dir)
     # One group per (prompt, repeat): the samples a task will compare.
@@ -42,7 +45,7 @@ def run(ctx: JobContext) -> JobResult:
     }
 
     tokenizer = load_tokenizer(ctx.base_model_path)
-    policy = load_policy(ctx.base_model_path).to(ctx.device).eval()
+    policy = load_policy(ctx.base_model_path, **load).to(ctx.device).eval()
     samples: list[dict[str, Any]] = []
     steps = len(groups) * (2 if params.compare_model_id is not None else 1)
     for start in range(0, len(groups), CHUNK):
@@ -95,7 +98,10 @@ def run(ctx: JobContext) -> JobResult:
             handle.write(json.dumps(kept, ensure_ascii=False) + "\n")
     metrics["samples"] = float(len(samples))
     ctx.report(steps, {"samples": float(len(samples))}, 1.0)
-    return JobResult(metrics=metrics, model_dir=ctx.output_dir, role=None, settings=options)
+    # Every model here loads with the device's defaults (worker/training/defaults.py).
+    settings: dict[str, Any] = dict(options)
+    record_loading(settings, loading)
+    return JobResult(metrics=metrics, model_dir=ctx.output_dir, role=None, settings=settings)
 
 
 def read_prompts(input_dir: Path | None) -> list[dict[str, Any]]:
@@ -111,9 +117,10 @@ def read_prompts(input_dir: Path | None) -> list[dict[str, Any]]:
 
 def score_samples(ctx: JobContext, samples: list[dict[str, Any]]) -> list[float]:
     assert ctx.reward_model_path is not None
+    load = loading_arguments(pick_model_loading(ctx.device, None, None))
     reward_tokenizer = load_tokenizer(ctx.reward_model_path)
     reward_model = load_reward_model(
-        ctx.reward_model_path, pad_token_id=reward_tokenizer.pad_token_id
+        ctx.reward_model_path, pad_token_id=reward_tokenizer.pad_token_id, **load
     )
     reward_model.to(ctx.device).eval()
     return score(
@@ -163,8 +170,9 @@ def compare_samples(
     assert ctx.compare_model_path is not None
     groups = list(_by_group(samples))
     messages = {item["prompt_id"]: item["messages"] for item in samples}
+    load = loading_arguments(pick_model_loading(ctx.device, None, None))
     tokenizer = load_tokenizer(ctx.compare_model_path)
-    model = load_policy(ctx.compare_model_path).to(ctx.device).eval()
+    model = load_policy(ctx.compare_model_path, **load).to(ctx.device).eval()
     draws = params.compare_best_of
     # Its own seeds, offset from the policy's, so the two never share a random stream.
     texts = sample(

@@ -22,6 +22,7 @@ from typing import Any
 from app.schemas.runs import PPOHyperparameters
 from worker.jobs.context import JobContext, JobResult
 from worker.training.arguments import (
+    adapter_saving,
     lora_config,
     parse_hyperparameters,
     resume_checkpoint,
@@ -30,7 +31,12 @@ from worker.training.arguments import (
 )
 from worker.training.callbacks import ProgressCallback, TrainingStopped
 from worker.training.data import load_split
-from worker.training.defaults import pick_settings
+from worker.training.defaults import (
+    loading_arguments,
+    pick_model_loading,
+    pick_settings,
+    record_loading,
+)
 from worker.training.errors import JobInputError
 from worker.training.evaluation import compare_policies
 from worker.training.loading import load_policy, load_reward_model, load_tokenizer, parameter_count
@@ -45,6 +51,14 @@ def run(ctx: JobContext) -> JobResult:
     from worker.training.ppo import PPOConfig, PPOTrainer
 
     hyperparameters = parse_hyperparameters(PPOHyperparameters, ctx.hyperparameters)
+    # Refused here, before anything loads, when this worker cannot run them.
+    loading = pick_model_loading(
+        ctx.device,
+        hyperparameters.torch_dtype,
+        hyperparameters.attn_implementation,
+        hyperparameters.load_in_4bit,
+    )
+    load = loading_arguments(loading)
     set_seed(hyperparameters.seed)
     resume = resume_checkpoint(ctx.resume_from)
     if ctx.reward_model_path is None:
@@ -62,21 +76,22 @@ def run(ctx: JobContext) -> JobResult:
     tokenizer.padding_side = "left"
     pad = tokenizer.pad_token_id
     if resume is None:
-        policy = load_policy(ctx.base_model_path)
-        value_model = load_reward_model(ctx.reward_model_path, pad_token_id=pad)
+        policy = load_policy(ctx.base_model_path, **load)
+        value_model = load_reward_model(ctx.reward_model_path, pad_token_id=pad, **load)
         done = 0
     else:
-        policy = load_policy(Path(resume))
-        value_model = load_reward_model(Path(resume) / VALUE_MODEL, pad_token_id=pad)
+        policy = load_policy(Path(resume), **load)
+        value_model = load_reward_model(Path(resume) / VALUE_MODEL, pad_token_id=pad, **load)
         done = int(Path(resume).name.removeprefix("checkpoint-"))
-    reference = load_policy(ctx.base_model_path)
-    reward_model = load_reward_model(ctx.reward_model_path, pad_token_id=pad)
+    reference = load_policy(ctx.base_model_path, **load)
+    reward_model = load_reward_model(ctx.reward_model_path, pad_token_id=pad, **load)
     train = tokenized(load_split(ctx.snapshot_path, "train", "prompts"), tokenizer)
     test_prompts = load_split(ctx.snapshot_path, "test", "prompts", required=False)
 
     settings = pick_settings(
         "ppo", ctx.device, parameter_count(policy), hyperparameters.model_dump()
     )
+    record_loading(settings, loading)
     del settings["max_length"], settings["reasons"]["max_length"]
     settings |= {
         key: getattr(hyperparameters, key)
@@ -132,6 +147,7 @@ def run(ctx: JobContext) -> JobResult:
     if resume is not None:
         state = torch.load(Path(resume) / "optimizer.pt", map_location="cpu", weights_only=True)
         trainer.optimizer.load_state_dict(state)
+    merge = adapter_saving(settings, hyperparameters.lora)
     ctx.log(f"PPO on {len(train)} prompts ({len(test_prompts)} held out), settings {settings}")
     try:
         trainer.train()
@@ -140,11 +156,13 @@ def run(ctx: JobContext) -> JobResult:
 
     # Saved for training as well as for generating: the trainers after this one pad right.
     tokenizer.padding_side = "right"
-    save_model(trainer.policy_model, tokenizer, ctx.output_dir)
+    save_model(
+        trainer.policy_model, tokenizer, ctx.output_dir, ctx.base_model_path, merge_adapter=merge
+    )
     metrics: dict[str, float] = {}
     if len(test_prompts):
         metrics = compare_policies(
-            load_policy(ctx.output_dir).to(reward_model.device),
+            load_policy(ctx.output_dir, **load).to(reward_model.device),
             reference.to(reward_model.device),
             reward_model,
             tokenizer,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from app.schemas.runs import RewardHyperparameters
 from worker.jobs.context import JobContext, JobResult
 from worker.training.arguments import (
+    adapter_saving,
     lora_config,
     parse_hyperparameters,
     resume_checkpoint,
@@ -20,7 +21,12 @@ from worker.training.arguments import (
 )
 from worker.training.callbacks import ProgressCallback
 from worker.training.data import load_split
-from worker.training.defaults import pick_settings
+from worker.training.defaults import (
+    loading_arguments,
+    pick_model_loading,
+    pick_settings,
+    record_loading,
+)
 from worker.training.loading import (
     load_reward_model,
     load_tokenizer_with_template,
@@ -34,13 +40,21 @@ def run(ctx: JobContext) -> JobResult:
     from trl import RewardConfig, RewardTrainer
 
     hyperparameters = parse_hyperparameters(RewardHyperparameters, ctx.hyperparameters)
+    # Refused here, before anything loads, when this worker cannot run them.
+    loading = pick_model_loading(
+        ctx.device,
+        hyperparameters.torch_dtype,
+        hyperparameters.attn_implementation,
+        hyperparameters.load_in_4bit,
+    )
+    load = loading_arguments(loading)
     # The seed first: a reward model's new score head is drawn while loading.
     set_seed(hyperparameters.seed)
     resume = resume_checkpoint(ctx.resume_from)
     tokenizer, templated = load_tokenizer_with_template(
         ctx.base_model_path, hyperparameters.chat_template
     )
-    model = load_reward_model(ctx.base_model_path, pad_token_id=tokenizer.pad_token_id)
+    model = load_reward_model(ctx.base_model_path, pad_token_id=tokenizer.pad_token_id, **load)
     if templated:
         # A base model without a chat template: the run's, with its tokens (templates.py).
         fit_model_to_tokenizer(model, tokenizer)
@@ -55,6 +69,7 @@ def run(ctx: JobContext) -> JobResult:
         hyperparameters.model_dump(),
         max_positions=model.config.max_position_embeddings,
     )
+    record_loading(settings, loading)
     settings["use_margin"] = margin
     if templated:
         settings["chat_template"] = hyperparameters.chat_template
@@ -74,6 +89,7 @@ def run(ctx: JobContext) -> JobResult:
         peft_config=lora_config(hyperparameters.lora, "SEQ_CLS"),
         callbacks=[progress],
     )
+    merge = adapter_saving(settings, hyperparameters.lora, templated)
     ctx.log(f"reward model on {len(train)} pairs ({len(test)} held out), settings {settings}")
     outcome = trainer.train(resume_from_checkpoint=resume)
     if progress.stopped:
@@ -89,5 +105,5 @@ def run(ctx: JobContext) -> JobResult:
         }
     else:
         ctx.log("the snapshot's test split is empty: no held-out accuracy")
-    save_model(trainer.model, tokenizer, ctx.output_dir)
+    save_model(trainer.model, tokenizer, ctx.output_dir, ctx.base_model_path, merge_adapter=merge)
     return JobResult(metrics, ctx.output_dir, "reward", settings)

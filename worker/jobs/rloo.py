@@ -13,6 +13,7 @@ import math
 from app.schemas.runs import RLOOHyperparameters
 from worker.jobs.context import JobContext, JobResult
 from worker.training.arguments import (
+    adapter_saving,
     lora_config,
     parse_hyperparameters,
     resume_checkpoint,
@@ -21,7 +22,12 @@ from worker.training.arguments import (
 )
 from worker.training.callbacks import ProgressCallback
 from worker.training.data import load_split
-from worker.training.defaults import pick_settings
+from worker.training.defaults import (
+    loading_arguments,
+    pick_model_loading,
+    pick_settings,
+    record_loading,
+)
 from worker.training.errors import JobInputError
 from worker.training.evaluation import compare_policies
 from worker.training.loading import load_policy, load_reward_model, load_tokenizer, parameter_count
@@ -32,15 +38,23 @@ def run(ctx: JobContext) -> JobResult:
     from trl import RLOOConfig, RLOOTrainer
 
     hyperparameters = parse_hyperparameters(RLOOHyperparameters, ctx.hyperparameters)
+    # Refused here, before anything loads, when this worker cannot run them.
+    loading = pick_model_loading(
+        ctx.device,
+        hyperparameters.torch_dtype,
+        hyperparameters.attn_implementation,
+        hyperparameters.load_in_4bit,
+    )
+    load = loading_arguments(loading)
     set_seed(hyperparameters.seed)
     resume = resume_checkpoint(ctx.resume_from)
     if ctx.reward_model_path is None:
         raise JobInputError("RLOO needs a reward model")
     tokenizer = load_tokenizer(ctx.base_model_path)
     reward_tokenizer = load_tokenizer(ctx.reward_model_path)
-    policy = load_policy(ctx.base_model_path)
+    policy = load_policy(ctx.base_model_path, **load)
     reward_model = load_reward_model(
-        ctx.reward_model_path, pad_token_id=reward_tokenizer.pad_token_id
+        ctx.reward_model_path, pad_token_id=reward_tokenizer.pad_token_id, **load
     )
     train = load_split(ctx.snapshot_path, "train", "prompts")
     test = load_split(ctx.snapshot_path, "test", "prompts", required=False)
@@ -48,6 +62,7 @@ def run(ctx: JobContext) -> JobResult:
     settings = pick_settings(
         "rloo", ctx.device, parameter_count(policy), hyperparameters.model_dump()
     )
+    record_loading(settings, loading)
     generations = hyperparameters.num_generations
     if hyperparameters.batch_size is None and settings["batch_size"] % generations:
         # Each prompt's completions must land in one batch: round up to whole groups.
@@ -78,17 +93,18 @@ def run(ctx: JobContext) -> JobResult:
         peft_config=lora_config(hyperparameters.lora, "CAUSAL_LM"),
         callbacks=[progress],
     )
+    merge = adapter_saving(settings, hyperparameters.lora)
     ctx.log(f"RLOO on {len(train)} prompts ({len(test)} held out), settings {settings}")
     trainer.train(resume_from_checkpoint=resume)
     if progress.stopped:
         return JobResult({}, ctx.output_dir, "policy", settings, stopped=True)
 
-    save_model(trainer.model, tokenizer, ctx.output_dir)
+    save_model(trainer.model, tokenizer, ctx.output_dir, ctx.base_model_path, merge_adapter=merge)
     metrics: dict[str, float] = {}
     if len(test):
         metrics = compare_policies(
-            load_policy(ctx.output_dir).to(reward_model.device),
-            load_policy(ctx.base_model_path).to(reward_model.device),
+            load_policy(ctx.output_dir, **load).to(reward_model.device),
+            load_policy(ctx.base_model_path, **load).to(reward_model.device),
             reward_model,
             tokenizer,
             reward_tokenizer,

@@ -8,8 +8,10 @@ consensus to find where the reward model and the people disagree.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from worker.jobs.context import JobContext, JobResult
+from worker.training.defaults import loading_arguments, pick_model_loading, record_loading
 from worker.training.errors import JobInputError
 from worker.training.evaluation import score
 from worker.training.loading import load_reward_model, load_tokenizer
@@ -26,8 +28,13 @@ def run(ctx: JobContext) -> JobResult:
         rows = [json.loads(line) for line in handle if line.strip()]
     if not rows:
         raise JobInputError("the run has no responses to score")
+    # The reward model loads with the device's defaults (worker/training/defaults.py).
+    loading = pick_model_loading(ctx.device, None, None)
+    load = loading_arguments(loading)
     tokenizer = load_tokenizer(ctx.base_model_path)
-    reward_model = load_reward_model(ctx.base_model_path, pad_token_id=tokenizer.pad_token_id)
+    reward_model = load_reward_model(
+        ctx.base_model_path, pad_token_id=tokenizer.pad_token_id, **load
+    )
     reward_model.to(ctx.device).eval()
 
     ctx.output_dir.mkdir(parents=True, exist_ok=True)
@@ -47,4 +54,6 @@ def run(ctx: JobContext) -> JobResult:
                 handle.write(json.dumps({"response_id": row["response_id"], "score": value}) + "\n")
             scored += len(chunk)
             ctx.report(scored, {"scored": float(scored)}, scored / len(rows))
-    return JobResult(metrics={}, model_dir=ctx.output_dir, role=None)
+    settings: dict[str, Any] = {}
+    record_loading(settings, loading)
+    return JobResult(metrics={}, model_dir=ctx.output_dir, role=None, settings=settings)

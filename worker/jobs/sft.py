@@ -13,6 +13,7 @@ import math
 from app.schemas.runs import SFTHyperparameters
 from worker.jobs.context import JobContext, JobResult
 from worker.training.arguments import (
+    adapter_saving,
     lora_config,
     parse_hyperparameters,
     resume_checkpoint,
@@ -21,7 +22,12 @@ from worker.training.arguments import (
 )
 from worker.training.callbacks import ProgressCallback
 from worker.training.data import load_split
-from worker.training.defaults import pick_settings
+from worker.training.defaults import (
+    loading_arguments,
+    pick_model_loading,
+    pick_settings,
+    record_loading,
+)
 from worker.training.loading import load_policy, load_tokenizer_with_template, parameter_count
 from worker.training.templates import fit_model_to_tokenizer
 
@@ -31,13 +37,21 @@ def run(ctx: JobContext) -> JobResult:
     from trl import SFTConfig, SFTTrainer
 
     hyperparameters = parse_hyperparameters(SFTHyperparameters, ctx.hyperparameters)
+    # Refused here, before anything loads, when this worker cannot run them.
+    loading = pick_model_loading(
+        ctx.device,
+        hyperparameters.torch_dtype,
+        hyperparameters.attn_implementation,
+        hyperparameters.load_in_4bit,
+    )
+    load = loading_arguments(loading)
     # The seed first: LoRA adapters and data order draw from it.
     set_seed(hyperparameters.seed)
     resume = resume_checkpoint(ctx.resume_from)
     tokenizer, templated = load_tokenizer_with_template(
         ctx.base_model_path, hyperparameters.chat_template
     )
-    model = load_policy(ctx.base_model_path)
+    model = load_policy(ctx.base_model_path, **load)
     if templated:
         # A base model without a chat template: the run's, with its tokens (templates.py).
         fit_model_to_tokenizer(model, tokenizer)
@@ -51,6 +65,7 @@ def run(ctx: JobContext) -> JobResult:
         hyperparameters.model_dump(),
         max_positions=model.config.max_position_embeddings,
     )
+    record_loading(settings, loading)
     settings["packing"] = hyperparameters.packing
     if templated:
         settings["chat_template"] = hyperparameters.chat_template
@@ -72,6 +87,7 @@ def run(ctx: JobContext) -> JobResult:
         peft_config=lora_config(hyperparameters.lora, "CAUSAL_LM"),
         callbacks=[progress],
     )
+    merge = adapter_saving(settings, hyperparameters.lora, templated)
     ctx.log(f"SFT on {len(train)} rows ({len(test)} held out), settings {settings}")
     outcome = trainer.train(resume_from_checkpoint=resume)
     if progress.stopped:
@@ -83,5 +99,5 @@ def run(ctx: JobContext) -> JobResult:
         metrics |= {"eval_loss": eval_loss, "perplexity": math.exp(min(eval_loss, 50.0))}
     else:
         ctx.log("the snapshot's test split is empty: no held-out loss")
-    save_model(trainer.model, tokenizer, ctx.output_dir)
+    save_model(trainer.model, tokenizer, ctx.output_dir, ctx.base_model_path, merge_adapter=merge)
     return JobResult(metrics, ctx.output_dir, "policy", settings)

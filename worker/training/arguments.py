@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from app.schemas.runs import LoraSettings, TrainingHyperparameters
 from worker.training.callbacks import MARKER
 from worker.training.errors import JobInputError
+from worker.training.loading import ADAPTER_CONFIG, base_reference
 
 # Two, so that rotating away old checkpoints after a save never removes the last complete one
 # before the new one has its marker.
@@ -81,6 +83,32 @@ def lora_config(lora: LoraSettings | None, task_type: str) -> Any:
     )
 
 
+def adapter_saving(
+    settings: dict[str, Any], lora: LoraSettings | None, templated: bool = False
+) -> bool:
+    """Whether the run merges its LoRA adapter into full weights on save, recorded in
+    `settings` with the reason; False without LoRA (nothing to merge). A run that gave the
+    model a chat template changed more than an adapter holds (new token embeddings, the end
+    token in its config), so it saves full weights."""
+    if lora is None:
+        return False
+    if templated:
+        merge = True
+        reason = (
+            "the run gave the base model a chat template (its tokens and end token), which an "
+            "adapter does not hold"
+        )
+    elif lora.merge_adapter:
+        merge = True
+        reason = "given in the run's hyperparameters"
+    else:
+        merge = False
+        reason = "the adapter alone is saved; later jobs load the base model and apply it"
+    settings["merge_adapter"] = merge
+    settings["reasons"]["merge_adapter"] = reason
+    return merge
+
+
 def resume_checkpoint(resume_from: Path | None) -> str | None:
     """The checkpoint to resume from, refused unless its completion marker is there."""
     if resume_from is None:
@@ -92,20 +120,38 @@ def resume_checkpoint(resume_from: Path | None) -> str | None:
     return str(resume_from)
 
 
-def save_model(model: Any, tokenizer: Any, output_dir: Path) -> Path:
-    """The trained weights as safetensors with the tokenizer beside them; LoRA adapters are
-    merged in first, so the folder loads like any full model. In a process group (worker/
-    launch.py) every rank calls it, only the main process writes, and every rank returns once
-    it has; a sharded model (FSDP, DeepSpeed ZeRO-3) is gathered whole first."""
-    if hasattr(model, "merge_and_unload"):
+def save_model(
+    model: Any, tokenizer: Any, output_dir: Path, base_model: Path, merge_adapter: bool = False
+) -> Path:
+    """The trained model with the tokenizer beside it, safetensors only. A LoRA model saves its
+    adapter alone (peft's adapter_config.json and adapter_model.safetensors) naming
+    `base_model`, the folder the run started from, relative to `output_dir` (loading.py loads
+    base plus adapter); with `merge_adapter` the adapter is merged in and full weights saved.
+    In a process group (worker/launch.py) every rank calls it, only the main process writes,
+    and every rank returns once it has; a sharded model (FSDP, DeepSpeed ZeRO-3) is gathered
+    whole first."""
+    adapter = hasattr(model, "merge_and_unload")
+    if adapter and merge_adapter:
         model = model.merge_and_unload()
+        adapter = False
     state_dict = gathered_state_dict(model)
     if is_main_process():
         output_dir.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(output_dir, safe_serialization=True, state_dict=state_dict)
+        if adapter:
+            name_adapter_base(output_dir, base_model)
         tokenizer.save_pretrained(output_dir)
     in_group_wait_for_every_rank()
     return output_dir
+
+
+def name_adapter_base(output_dir: Path, base_model: Path) -> None:
+    """Points the saved adapter_config.json at `base_model`, relative to the adapter's folder
+    (peft writes whatever path the base was loaded from, absolute here)."""
+    config_path = output_dir / ADAPTER_CONFIG
+    config = json.loads(config_path.read_text())
+    config["base_model_name_or_path"] = base_reference(base_model, output_dir)
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def in_group_wait_for_every_rank() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from importlib.util import find_spec
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import event
@@ -54,6 +55,7 @@ def create_run(
     store rows that point at the run in the same transaction (an evaluation, for one)."""
     get_project_checked(db, project_id)
     hyperparameters = check_hyperparameters(data.kind, data.hyperparameters)
+    _check_quantization(hyperparameters)
     if data.kind in generation.SAMPLING_KINDS:
         inputs = generation.plan_inputs(db, settings, project_id, data, hyperparameters)
         return _store_and_enqueue(
@@ -77,6 +79,18 @@ def create_run(
     return _store_and_enqueue(
         db, settings, project_id, data, hyperparameters, acting, on_created, None
     )
+
+
+def _check_quantization(hyperparameters: dict[str, object]) -> None:
+    """load_in_4bit needs bitsandbytes (and a CUDA worker, which only the worker can tell: it
+    refuses the run before loading anything). Looked up without importing it, so no torch."""
+    if hyperparameters.get("load_in_4bit") and find_spec("bitsandbytes") is None:
+        raise InvalidInput(
+            "hyperparameters.load_in_4bit: 4-bit loading needs the bitsandbytes package and a "
+            "CUDA worker, and bitsandbytes is not installed here: install it on a CUDA "
+            "installation, or turn load_in_4bit off",
+            field="hyperparameters.load_in_4bit",
+        )
 
 
 def _check_margin(hyperparameters: dict[str, object], snapshot: Snapshot) -> None:

@@ -317,14 +317,7 @@ class PPOHyperparameters(OnlineHyperparameters):
     )
 
     @model_validator(mode="after")
-    def _one_process(self) -> PPOHyperparameters:
-        # Tried with 2 processes: trl.experimental.ppo (TRL 1.12) fails at its first checkpoint
-        # under DDP (its model card reads `.config` off the DDP wrapper).
-        if self.processes > 1:
-            raise ValueError(
-                "PPO runs in one process: TRL's experimental PPO trainer cannot checkpoint in a "
-                "process group; use processes=1, or RLOO for several processes"
-            )
+    def _full_value_model(self) -> PPOHyperparameters:
         if self.load_in_4bit:
             # Its value model trains every weight, which a 4-bit model cannot.
             raise ValueError("PPO trains a full value model, which cannot load in 4 bits")

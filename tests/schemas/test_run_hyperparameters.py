@@ -234,14 +234,7 @@ def test_bad_common_values_are_refused(
     assert problems(SFTHyperparameters, values) == expected
 
 
-def test_ppo_takes_one_process_and_the_other_kinds_several() -> None:
-    assert problems(PPOHyperparameters, {"processes": 2}) == [
-        (
-            "",
-            "Value error, PPO runs in one process: TRL's experimental PPO trainer cannot "
-            "checkpoint in a process group; use processes=1, or RLOO for several processes",
-        )
-    ]
+def test_every_training_kind_takes_several_processes_and_ppo_no_4_bit_model() -> None:
     assert problems(PPOHyperparameters, {"load_in_4bit": True, "lora": {"r": 8}}) == [
         ("", "Value error, PPO trains a full value model, which cannot load in 4 bits")
     ]
@@ -249,7 +242,9 @@ def test_ppo_takes_one_process_and_the_other_kinds_several() -> None:
         SFTHyperparameters,
         RewardHyperparameters,
         DPOHyperparameters,
+        PPOHyperparameters,
         RLOOHyperparameters,
+        GRPOHyperparameters,
     ):
         parsed = schema.model_validate({"processes": 16, "distributed": "deepspeed-zero3"})
         assert (parsed.processes, parsed.distributed) == (16, "deepspeed-zero3")

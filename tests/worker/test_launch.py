@@ -207,7 +207,8 @@ def settings(tmp_path: Path, own_database: str) -> Settings:
 
 @pytest.fixture(scope="module")
 def tiny_reward(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> Path:
-    """A reward model for the RLOO run: the tiny model with a score head, trained a few steps."""
+    """A reward model for the online runs (PPO, RLOO): the tiny model with a score head,
+    trained a few steps."""
     from worker.jobs import reward
 
     root = tmp_path_factory.mktemp("tiny-reward")
@@ -220,7 +221,15 @@ SHAPES = {
     RunKind.sft: ("sft", SnapshotKind.sft),
     RunKind.reward: ("preference", SnapshotKind.preference),
     RunKind.dpo: ("preference", SnapshotKind.preference),
+    RunKind.ppo: ("prompts", SnapshotKind.prompts),
     RunKind.rloo: ("prompts", SnapshotKind.prompts),
+}
+ONLINE = {RunKind.ppo, RunKind.rloo}
+# Each online kind's own settings, kept small: sampling on a CPU is the slow part. PPO saves a
+# checkpoint at step 3, the step its trainer once failed at under DDP.
+ONLINE_SETTINGS: dict[RunKind, dict[str, Any]] = {
+    RunKind.ppo: {"max_completion_length": 6, "num_ppo_epochs": 1, "save_steps": 3},
+    RunKind.rloo: {"num_generations": 2},
 }
 
 
@@ -323,6 +332,7 @@ def complete_checkpoints(settings: Settings, run_id: int) -> list[int]:
         (RunKind.sft, "loss", {"eval_loss", "perplexity", "train_loss"}),
         (RunKind.reward, "loss", {"accuracy", "eval_loss", "train_loss"}),
         (RunKind.dpo, "loss", {"eval_loss", "reward_accuracy", "reward_margin", "train_loss"}),
+        (RunKind.ppo, "objective/scores", {"mean_reward", "start_mean_reward", "win_rate"}),
         (RunKind.rloo, "reward", {"mean_reward", "start_mean_reward", "win_rate"}),
     ],
 )
@@ -338,8 +348,8 @@ def test_a_two_process_run_trains_reports_each_step_once_and_saves_one_model(
     eval_names: set[str],
     request: pytest.FixtureRequest,
 ) -> None:
-    reward_model = request.getfixturevalue("tiny_reward") if kind == RunKind.rloo else None
-    extra = {"num_generations": 2} if kind == RunKind.rloo else {}
+    reward_model = request.getfixturevalue("tiny_reward") if kind in ONLINE else None
+    extra = ONLINE_SETTINGS.get(kind, {})
     run_id = group_run(
         sessions,
         settings,
@@ -373,6 +383,13 @@ def test_a_two_process_run_trains_reports_each_step_once_and_saves_one_model(
     with sessions() as db:
         model = db.get(Model, run.output_model_id)
         assert model is not None and model.path == f"runs/{run_id}/model"
+    if kind == RunKind.ppo:
+        # Its checkpoint, written by rank 0 alone: the policy, the value model beside it, and
+        # the marker (the trainer had read `.config` off the DDP wrapper there).
+        assert complete_checkpoints(settings, run_id) == [3, 6]
+        checkpoint = folder / "checkpoints/checkpoint-3"
+        assert (checkpoint / "model.safetensors").is_file()
+        assert (checkpoint / "value_model/model.safetensors").is_file()
     assert group_processes() == []
 
 

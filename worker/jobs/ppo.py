@@ -16,6 +16,7 @@ the win rate between them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,11 @@ def run(ctx: JobContext) -> JobResult:
     }
     settings["temperature"] = hyperparameters.temperature
     arguments = trainer_arguments(settings, hyperparameters, ctx.checkpoint_dir)
-    rollout = settings["batch_size"] * settings["gradient_accumulation_steps"]
+    # Prompts per step: each process of a group (worker/launch.py) samples its own batch. Its
+    # size is torchrun's WORLD_SIZE: accelerate's PartialState, asked before the trainer's
+    # arguments set it up for the CPU, answers 1.
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    rollout = settings["batch_size"] * settings["gradient_accumulation_steps"] * processes
     total_steps = arguments.pop("max_steps", None) or max(
         1, int(arguments.pop("num_train_epochs") * len(train)) // rollout
     )
@@ -126,8 +131,10 @@ def run(ctx: JobContext) -> JobResult:
         """The value model beside the policy in every checkpoint, before its marker."""
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            folder = ctx.checkpoint_dir / f"checkpoint-{state.global_step}"
-            value_model.save_pretrained(folder / VALUE_MODEL, safe_serialization=True)
+            # In a process group every rank holds the same value model: rank 0 writes it.
+            if state.is_world_process_zero:
+                folder = ctx.checkpoint_dir / f"checkpoint-{state.global_step}"
+                value_model.save_pretrained(folder / VALUE_MODEL, safe_serialization=True)
 
     progress = ProgressCallback(
         ctx.report, ctx.should_stop, ctx.device, raise_when_stopped=True, start_step=done

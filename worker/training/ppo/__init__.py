@@ -25,6 +25,14 @@ What changed from 1.12.0, to run on TRL 1.16 and transformers 5:
 - the helpers from trl/experimental/utils.py copied into utils.py, so nothing here imports
   `trl.experimental`; `create_reference_model` keeps only the path PPOTrainer takes;
 - the value-head models (modeling_value_head.py) are left out: PPOTrainer does not use them.
+
+What changed to run in a process group (DDP), each marked `# Smiley:` in trainer.py:
+- `save_model`, `null_ref_context`, the LoRA reference pass and `_save_checkpoint`'s model card
+  unwrap the model (`accelerator.unwrap_model`) before reading `.policy` or `.config` off it:
+  the DDP wrapper has neither, and the first checkpoint failed on the model card's `.config`;
+- `is_distributed_loading_by_transformers` set (False), which transformers 5's `Trainer._save`
+  reads on every rank but the main one (PPOTrainer does not call `Trainer.__init__`).
+
 The code is otherwise TRL's, formatted as TRL formats it (ruff skips this folder).
 """
 

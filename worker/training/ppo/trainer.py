@@ -520,6 +520,8 @@ class PPOTrainer(_BaseTrainer):
         self.hp_search_backend = None
         self.is_deepspeed_enabled = getattr(self.accelerator.state, "deepspeed_plugin", None) is not None
         self.is_fsdp_enabled = getattr(self.accelerator.state, "fsdp_plugin", None) is not None
+        # Smiley: transformers 5's Trainer._save reads it on every rank but the main one
+        self.is_distributed_loading_by_transformers = False
         # Create distant repo and output directory if needed
         self.hub_model_id = None
         if self.args.push_to_hub:
@@ -580,21 +582,23 @@ class PPOTrainer(_BaseTrainer):
     @contextmanager
     def null_ref_context(self):
         """Context manager for handling null reference model (that is, peft adapter manipulation)."""
+        policy = self.accelerator.unwrap_model(self.model).policy  # Smiley: DDP has no `.policy`
         with (
-            self.accelerator.unwrap_model(self.model.policy).disable_adapter()
+            policy.disable_adapter()
             if self.is_peft_model and not self.ref_adapter_name
             else nullcontext()
         ):
             if self.ref_adapter_name:
-                self.model.policy.set_adapter(self.ref_adapter_name)
+                policy.set_adapter(self.ref_adapter_name)
             yield
             if self.ref_adapter_name:
-                self.model.policy.set_adapter(self.model_adapter_name or "default")
+                policy.set_adapter(self.model_adapter_name or "default")
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
         backup_model = self.model
-        if hasattr(self.model, "policy"):
-            self.model = self.model.policy  # save only the policy for inference
+        unwrapped = self.accelerator.unwrap_model(self.model)  # Smiley: DDP has no `.policy`
+        if hasattr(unwrapped, "policy"):
+            self.model = unwrapped.policy  # save only the policy for inference
         if self.is_deepspeed_enabled:
             backup_deepspeed = self.deepspeed
             self.deepspeed = self.model
@@ -710,7 +714,10 @@ class PPOTrainer(_BaseTrainer):
 
                     if ref_policy is None:
                         with self.null_ref_context():
-                            ref_output = forward(model.policy, query_response, processing_class.pad_token_id)
+                            # Smiley: DDP has no `.policy`
+                            ref_output = forward(
+                                accelerator.unwrap_model(model).policy, query_response, processing_class.pad_token_id
+                            )
                     else:
                         ref_output = forward(ref_policy, query_response, processing_class.pad_token_id)
                     ref_logits = ref_output.logits[:, context_length - 1 : -1]
@@ -1030,5 +1037,8 @@ class PPOTrainer(_BaseTrainer):
             model_name = Path(self.args.output_dir).name
         else:
             model_name = self.args.hub_model_id.split("/")[-1]
+        backup_model = self.model
+        self.model = self.accelerator.unwrap_model(self.model)  # Smiley: the card reads `.config`
         self.create_model_card(model_name=model_name)
+        self.model = backup_model
         super()._save_checkpoint(model, trial)

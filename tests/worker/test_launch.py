@@ -207,7 +207,7 @@ def settings(tmp_path: Path, own_database: str) -> Settings:
 
 @pytest.fixture(scope="module")
 def tiny_reward(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> Path:
-    """A reward model for the online runs (PPO, RLOO): the tiny model with a score head,
+    """A reward model for the online runs (PPO, RLOO, GRPO): the tiny model with a score head,
     trained a few steps."""
     from worker.jobs import reward
 
@@ -223,13 +223,15 @@ SHAPES = {
     RunKind.dpo: ("preference", SnapshotKind.preference),
     RunKind.ppo: ("prompts", SnapshotKind.prompts),
     RunKind.rloo: ("prompts", SnapshotKind.prompts),
+    RunKind.grpo: ("prompts", SnapshotKind.prompts),
 }
-ONLINE = {RunKind.ppo, RunKind.rloo}
+ONLINE = {RunKind.ppo, RunKind.rloo, RunKind.grpo}
 # Each online kind's own settings, kept small: sampling on a CPU is the slow part. PPO saves a
 # checkpoint at step 3, the step its trainer once failed at under DDP.
 ONLINE_SETTINGS: dict[RunKind, dict[str, Any]] = {
     RunKind.ppo: {"max_completion_length": 6, "num_ppo_epochs": 1, "save_steps": 3},
     RunKind.rloo: {"num_generations": 2},
+    RunKind.grpo: {"num_generations": 2, "max_completion_length": 6},
 }
 
 
@@ -334,6 +336,7 @@ def complete_checkpoints(settings: Settings, run_id: int) -> list[int]:
         (RunKind.dpo, "loss", {"eval_loss", "reward_accuracy", "reward_margin", "train_loss"}),
         (RunKind.ppo, "objective/scores", {"mean_reward", "start_mean_reward", "win_rate"}),
         (RunKind.rloo, "reward", {"mean_reward", "start_mean_reward", "win_rate"}),
+        (RunKind.grpo, "reward", {"mean_reward", "start_mean_reward", "win_rate"}),
     ],
 )
 @pytest.mark.parametrize("own_database", ["sqlite"], indirect=True)  # the group, not the database

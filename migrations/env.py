@@ -44,6 +44,15 @@ def run_migrations_online() -> None:
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
+            if url.startswith("sqlite"):
+                # Batch mode rebuilds a table on SQLite (copy, DROP, rename), and with foreign
+                # keys on, the DROP deletes the old table's rows first, cascading to every
+                # table that refers to it ON DELETE CASCADE: rebuilding `runs` emptied
+                # `run_metrics`. SQLite's recipe for a schema change: keys off (only outside a
+                # transaction, so on the driver's connection before anything begins), every
+                # key checked before the commit (_run_with). The engine is disposed after, so
+                # no connection with keys off is ever reused.
+                _sqlite_foreign_keys_off(connection)
             _run_with(connection)
     finally:
         engine.dispose()
@@ -60,6 +69,7 @@ def _render_item(type_: str, obj: object, autogen_context: Any) -> str | bool:
 
 
 def _run_with(connection: Any) -> None:
+    sqlite = connection.dialect.name == "sqlite"
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -71,6 +81,17 @@ def _run_with(connection: Any) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"a migration broke foreign keys, nothing changed: {broken[:5]}")
+
+
+def _sqlite_foreign_keys_off(connection: Any) -> None:
+    driver = connection.connection.driver_connection
+    driver.execute("PRAGMA foreign_keys=OFF")
+    if driver.execute("PRAGMA foreign_keys").fetchone()[0] != 0:
+        raise RuntimeError("SQLite would not turn foreign keys off: a transaction is open")
 
 
 if context.is_offline_mode():

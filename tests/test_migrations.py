@@ -117,3 +117,41 @@ def test_sqlite_search_tables_are_filled_from_the_rows_already_stored(tmp_path: 
             assert list(left) == []
     finally:
         engine.dispose()
+
+
+def test_sqlite_table_rebuilds_keep_the_rows_that_refer_to_the_table(tmp_path: Path) -> None:
+    # Migrations 0011 and 0013 rebuild `runs` on SQLite; with foreign keys on, the rebuild's
+    # DROP cascaded to `run_metrics` and emptied it (migrations/env.py turns them off).
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    migrate.upgrade(url, "0010")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO projects (id, name, description, label_schema, is_archived, "
+                    "updated_at, created_at) VALUES (1, 'P', '', '{}', 0, '2026-01-01', "
+                    "'2026-01-01')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO runs (id, project_id, kind, status, hyperparameters, metrics, artifacts, base_model_ref, progress, "
+                    "attempts, max_attempts, cancel_requested, created_at) VALUES "
+                    "(3, 1, 'sft', 'succeeded', '{}', '{}', '{}', 'tiny', 1.0, 1, 3, 0, '2026-01-01')"
+                )
+            )
+            connection.execute(
+                text(
+                    'INSERT INTO run_metrics (run_id, step, "values", created_at) VALUES '
+                    "(3, 1, '{\"loss\": 1.5}', '2026-01-01')"
+                )
+            )
+        migrate.upgrade(url)
+        migrate.downgrade(url, "0010")
+        with engine.connect() as connection:
+            metrics = connection.execute(text("SELECT run_id, step FROM run_metrics"))
+            assert list(metrics) == [(3, 1)]
+            assert list(connection.execute(text("PRAGMA foreign_key_check"))) == []
+    finally:
+        engine.dispose()

@@ -23,6 +23,9 @@ from app.models.base import Base, CreatedAt, JSONType, str_enum
 class LabelSource(enum.StrEnum):
     labeler = "labeler"
     imported = "import"
+    # A model's judgement or revision (a judge run, a critique run): it names the model and the
+    # run, and never counts towards a task's overlap of human labels or the labelers' agreement.
+    ai = "ai"
 
 
 class DemonstrationOrigin(enum.StrEnum):
@@ -42,6 +45,7 @@ class Demonstration(CreatedAt, Base):
         CheckConstraint(
             "source <> 'labeler' OR labeler_id IS NOT NULL", name="labeler_has_labeler"
         ),
+        CheckConstraint("source <> 'ai' OR model_id IS NOT NULL", name="ai_has_model"),
         CheckConstraint(
             "origin <> 'edited_draft' OR draft_response_id IS NOT NULL",
             name="edited_draft_has_draft",
@@ -59,6 +63,9 @@ class Demonstration(CreatedAt, Base):
     labeler_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     source: Mapped[LabelSource] = mapped_column(str_enum(LabelSource, "demonstration_source"))
     source_name: Mapped[str] = mapped_column(String(200), default="")
+    # For source "ai": the model that made the label and the run it was made in.
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     # The turns written after the prompt: the assistant's answer, and for a continued
     # conversation further user/assistant turns, as [{"role": ..., "content": ...}].
     messages: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
@@ -83,6 +90,7 @@ class Comparison(CreatedAt, Base):
         CheckConstraint(
             "source <> 'labeler' OR labeler_id IS NOT NULL", name="labeler_has_labeler"
         ),
+        CheckConstraint("source <> 'ai' OR model_id IS NOT NULL", name="ai_has_model"),
         CheckConstraint(
             "time_spent_seconds IS NULL OR time_spent_seconds >= 0", name="time_non_negative"
         ),
@@ -96,6 +104,9 @@ class Comparison(CreatedAt, Base):
     labeler_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     source: Mapped[LabelSource] = mapped_column(str_enum(LabelSource, "comparison_source"))
     source_name: Mapped[str] = mapped_column(String(200), default="")
+    # For source "ai": the model that made the label and the run it was made in.
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     guideline_version_id: Mapped[int | None] = mapped_column(ForeignKey("guideline_versions.id"))
     # "All responses are unacceptable" (Open-Assistant's not_rankable): no ranking, no pairs.
     all_unacceptable: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -33,6 +33,10 @@ class RunKind(enum.StrEnum):
     generate = "generate"
     # A reward model scores a project's judged responses, for the audit against labelers.
     score = "score"
+    # A judge model labels a queue's or a snapshot's tasks (comparisons of source "ai").
+    judge = "judge"
+    # A model critiques and revises responses under a project's principles.
+    critique = "critique"
 
 
 class RunStatus(enum.StrEnum):

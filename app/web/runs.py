@@ -39,8 +39,9 @@ Text = Annotated[common.Text, Form(max_length=1000)]
 QueryText = Annotated[common.Text, Query(max_length=500)]
 
 # Training kinds, in the order of the loop; generation runs start from a queue instead.
-# Generation and score runs have their own forms; this page launches training.
-KINDS = [kind.value for kind in RunKind if kind not in (RunKind.generate, RunKind.score)]
+# Generation, score, judge and critique runs have their own forms; this page launches training.
+OWN_FORMS = (RunKind.generate, RunKind.score, RunKind.judge, RunKind.critique)
+KINDS = [kind.value for kind in RunKind if kind not in OWN_FORMS]
 LIVE = (RunStatus.queued, RunStatus.running)
 # The launch form's fields other than hyperparameters; an error elsewhere shows at the top.
 COMMON_FIELDS = ("kind", "base_model_id", "base_model_ref", "snapshot_id", "reward_model_id")

@@ -136,9 +136,10 @@ def test_sqlite_table_rebuilds_keep_the_rows_that_refer_to_the_table(tmp_path: P
             )
             connection.execute(
                 text(
-                    "INSERT INTO runs (id, project_id, kind, status, hyperparameters, metrics, artifacts, base_model_ref, progress, "
-                    "attempts, max_attempts, cancel_requested, created_at) VALUES "
-                    "(3, 1, 'sft', 'succeeded', '{}', '{}', '{}', 'tiny', 1.0, 1, 3, 0, '2026-01-01')"
+                    "INSERT INTO runs (id, project_id, kind, status, hyperparameters, metrics, "
+                    "artifacts, base_model_ref, progress, attempts, max_attempts, "
+                    "cancel_requested, created_at) VALUES (3, 1, 'sft', 'succeeded', '{}', "
+                    "'{}', '{}', 'tiny', 1.0, 1, 3, 0, '2026-01-01')"
                 )
             )
             connection.execute(

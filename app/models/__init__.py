@@ -3,6 +3,7 @@
 from app.models.agreement import TaskAgreement
 from app.models.base import Base
 from app.models.content import Prompt, PromptCategory, Response, ResponseSource
+from app.models.critique import Principle, ResponseRevision
 from app.models.datasets import DatasetJob, DatasetJobKind, DatasetJobStatus
 from app.models.labels import (
     Comparison,
@@ -21,6 +22,7 @@ from app.models.queues import (
     Queue,
     QueueKind,
     QueueLabeler,
+    SuggestionMode,
     Task,
     TaskResponse,
 )
@@ -62,6 +64,7 @@ __all__ = [
     "Model",
     "ModelRole",
     "Pair",
+    "Principle",
     "Project",
     "Prompt",
     "PromptCategory",
@@ -69,6 +72,7 @@ __all__ = [
     "QueueKind",
     "QueueLabeler",
     "Response",
+    "ResponseRevision",
     "ResponseScore",
     "ResponseSource",
     "ReviewVerdict",
@@ -79,6 +83,7 @@ __all__ = [
     "RunStatus",
     "Snapshot",
     "SnapshotKind",
+    "SuggestionMode",
     "Task",
     "TaskAgreement",
     "TaskEvent",

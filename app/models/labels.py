@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, CreatedAt, JSONType, str_enum
+from app.models.queues import SuggestionMode
 
 
 class LabelSource(enum.StrEnum):
@@ -94,6 +95,12 @@ class Comparison(CreatedAt, Base):
         CheckConstraint(
             "time_spent_seconds IS NULL OR time_spent_seconds >= 0", name="time_non_negative"
         ),
+        # A suggestion is recorded with the AI comparison it showed, and never as "off".
+        CheckConstraint(
+            "(suggestion_mode IS NULL AND suggestion_comparison_id IS NULL) OR "
+            "(suggestion_mode IN ('after', 'before') AND suggestion_comparison_id IS NOT NULL)",
+            name="suggestion_recorded_whole",
+        ),
         *browsing_indexes("comparisons"),
     )
 
@@ -119,6 +126,16 @@ class Comparison(CreatedAt, Base):
     # it was made in.
     rewrite_in_comparison_id: Mapped[int | None] = mapped_column(
         ForeignKey("comparisons.id", ondelete="CASCADE"), index=True
+    )
+    # A labeler's comparison of a task an AI comparison (a judge's) had ranked, on a queue that
+    # shows suggestions: the mode it was made under ("after": shown once submitted, so the
+    # label was not anchored by it; "before": shown while ranking) and that AI comparison.
+    # Recorded at submit, never derived from the queue's current setting.
+    suggestion_mode: Mapped[SuggestionMode | None] = mapped_column(
+        str_enum(SuggestionMode, "comparison_suggestion_mode")
+    )
+    suggestion_comparison_id: Mapped[int | None] = mapped_column(
+        ForeignKey("comparisons.id"), index=True
     )
 
 

@@ -27,6 +27,16 @@ class QueueKind(enum.StrEnum):
     comparison = "comparison"
 
 
+class SuggestionMode(enum.StrEnum):
+    """Whether the workbench shows a judge's ranking of a comparison task (an AI comparison
+    of the same task): never, only once the labeler has submitted (to measure agreement
+    without anchoring), or before they rank."""
+
+    off = "off"
+    after = "after"
+    before = "before"
+
+
 class AssignmentStatus(enum.StrEnum):
     active = "active"
     submitted = "submitted"
@@ -66,6 +76,11 @@ class Queue(CreatedAt, Base):
     max_active_leases: Mapped[int] = mapped_column(default=3)
     open_to_all: Mapped[bool] = mapped_column(Boolean, default=True)
     is_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    suggestion_mode: Mapped[SuggestionMode] = mapped_column(
+        str_enum(SuggestionMode, "suggestion_mode"),
+        default=SuggestionMode.off,
+        server_default=SuggestionMode.off.value,
+    )
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 

@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
 from app.models import ModelRole, Run, RunKind, Snapshot, SnapshotKind, User
+from app.schemas.critique import CritiqueHyperparameters
 from app.schemas.generation import GenerateHyperparameters, ScoreHyperparameters
 from app.schemas.runs import HYPERPARAMETERS
 from app.schemas.training import RunCreate
-from app.services import generation, registry
+from app.services import critique, generation, registry
 from app.services.prompts import get_project_checked, storable_id
 from app.services.runs.queueing import TRAIN_TASK, BrokerUnreachable, connected_sender
 from app.settings import Settings
@@ -36,6 +37,7 @@ SETTINGS_SCHEMAS: dict[str, type[BaseModel]] = {
     **HYPERPARAMETERS,
     "generate": GenerateHyperparameters,
     "score": ScoreHyperparameters,
+    "critique": CritiqueHyperparameters,
 }
 
 
@@ -56,8 +58,9 @@ def create_run(
     get_project_checked(db, project_id)
     hyperparameters = check_hyperparameters(data.kind, data.hyperparameters)
     _check_quantization(hyperparameters)
-    if data.kind in generation.SAMPLING_KINDS:
-        inputs = generation.plan_inputs(db, settings, project_id, data, hyperparameters)
+    if data.kind in generation.SAMPLING_KINDS or data.kind == RunKind.critique:
+        plan = critique.plan_inputs if data.kind == RunKind.critique else generation.plan_inputs
+        inputs = plan(db, settings, project_id, data, hyperparameters)
         return _store_and_enqueue(
             db, settings, project_id, data, hyperparameters, acting, on_created, inputs
         )

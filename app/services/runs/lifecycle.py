@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict
 from app.models import ModelRole, Run, RunKind, RunMetric, RunStatus, User
 from app.models.base import utcnow
-from app.services import generation, registry
+from app.services import critique, generation, registry
 from app.services.agreement.service import agreement_report
 from app.services.runs.queries import get_run
 from app.services.runs.queueing import TRAIN_TASK, BrokerUnreachable, connected_sender
@@ -141,9 +141,12 @@ def complete_run(
     run.finished_at = now
     if stopped:
         run.status = RunStatus.cancelled
-    elif run.kind in generation.SAMPLING_KINDS:
+    elif run.kind in generation.SAMPLING_KINDS or run.kind == RunKind.critique:
         assert model_dir is not None
-        recorded = generation.record_output(db, run, model_dir)
+        record = (
+            critique.record_output if run.kind == RunKind.critique else generation.record_output
+        )
+        recorded = record(db, run, model_dir)
         run.metrics = {**run.metrics, "eval": {**evaluation, **recorded}}
         run.artifacts = {**run.artifacts, "output_dir": _stored_path(settings, model_dir)}
         run.status = RunStatus.succeeded

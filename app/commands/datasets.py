@@ -234,6 +234,7 @@ def _filters(
     labeler: list[str] | None,
     test_fraction: float,
     seed: int,
+    include_ai_revisions: bool = False,
 ) -> SnapshotFilters:
     """The options as SnapshotFilters: version numbers and usernames become ids."""
     get_project_checked(db, project)
@@ -250,6 +251,7 @@ def _filters(
         labeler_ids=[users.get_user_by_username(db, name).id for name in labeler or []],
         test_fraction=test_fraction,
         seed=seed,
+        include_ai_revisions=include_ai_revisions,
     )
 
 
@@ -310,6 +312,13 @@ def export_snapshot(
         float, typer.Option(help="Share of prompts that go to the test split.")
     ] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 0,
+    include_ai_revisions: Annotated[
+        bool,
+        typer.Option(
+            "--include-ai-revisions",
+            help="Add critique runs' revisions: SFT rows, or \"revision > original\" pairs.",
+        ),
+    ] = False,
     acting: AsOpt = None,
 ) -> None:
     """Write an immutable snapshot (JSONL, Parquet and a `datasets` folder)."""
@@ -333,6 +342,7 @@ def export_snapshot(
                 labeler=labeler,
                 test_fraction=test_fraction,
                 seed=seed,
+                include_ai_revisions=include_ai_revisions,
             ),
         )
         user = acting_user(db, acting)

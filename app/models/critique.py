@@ -12,6 +12,9 @@ from app.models.base import Base, CreatedAt, UTCDateTime
 
 # At most one live version of a name in a project.
 LIVE = "retired_at IS NULL"
+# The source_name of a revision's response and of its "revision ≻ original" comparison (source
+# "ai"): how snapshots tell revision pairs from a judge's labels.
+REVISION_SOURCE_NAME = "critique-revision"
 
 
 class Principle(CreatedAt, Base):

@@ -43,6 +43,10 @@ class SnapshotFilters(BaseModel):
     labeler_ids: list[int] = Field(default_factory=list, max_length=10000)
     # Labels an admin rejected are left out unless this is set.
     include_rejected: bool = False
+    # Critique runs' revisions (app/services/critique): in SFT snapshots as rows of the
+    # prompt and the revision (no demonstration, task or labeler), in preference data as
+    # "revision ≻ original" pairs of source "ai". Left out unless asked for.
+    include_ai_revisions: bool = False
     # Share of prompts (not rows) that go to the test split.
     test_fraction: float = Field(default=0.1, ge=0, le=1)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)

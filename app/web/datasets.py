@@ -74,6 +74,7 @@ class SnapshotForm(BaseModel):
     exclude_flagged: FormText = ""
     exclude_gold: FormText = ""
     include_rejected: FormText = ""
+    include_ai_revisions: FormText = ""
     test_fraction: FormText = "0.1"
     seed: FormText = "0"
 
@@ -100,6 +101,7 @@ class SnapshotForm(BaseModel):
             exclude_flagged="on" if stored.get("exclude_flagged") else "",
             exclude_gold="on" if stored.get("exclude_gold") else "",
             include_rejected="on" if stored.get("include_rejected") else "",
+            include_ai_revisions="on" if stored.get("include_ai_revisions") else "",
             test_fraction=text("test_fraction", 0.1),
             seed=text("seed", 0),
         )
@@ -119,6 +121,7 @@ class SnapshotForm(BaseModel):
                 "exclude_flagged": self.exclude_flagged == "on",
                 "exclude_gold": self.exclude_gold == "on",
                 "include_rejected": self.include_rejected == "on",
+                "include_ai_revisions": self.include_ai_revisions == "on",
                 "test_fraction": self.test_fraction.strip(),
                 "seed": self.seed.strip(),
             }
@@ -215,6 +218,7 @@ FILTER_LABELS = {
     "exclude_flagged": "Leave out judgements that flag a response",
     "exclude_gold": "Leave out gold tasks",
     "include_rejected": "Include labels an admin rejected",
+    "include_ai_revisions": "Include AI revisions (critique runs)",
     "margin": "Margin column",
     "test_fraction": "Test fraction",
     "seed": "Seed",

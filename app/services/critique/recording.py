@@ -28,12 +28,12 @@ from app.models import (
     ResponseSource,
     Run,
 )
+from app.models.critique import REVISION_SOURCE_NAME
 from app.schemas.critique import CritiqueHyperparameters
 from app.services.queues import chunks
 
 OUTPUT_FILE = "revisions.jsonl"
-# The source_name of a revision's comparison: how snapshots tell revision pairs apart.
-SOURCE_NAME = "critique-revision"
+SOURCE_NAME = REVISION_SOURCE_NAME
 
 
 def _lines(path: Path) -> Iterator[dict[str, Any]]:

@@ -14,7 +14,17 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
-from app.models import Comparison, Demonstration, GuidelineVersion, Prompt, Queue, Task, User
+from app.models import (
+    Comparison,
+    Demonstration,
+    GuidelineVersion,
+    LabelSource,
+    Prompt,
+    Queue,
+    Task,
+    User,
+)
+from app.models.critique import REVISION_SOURCE_NAME
 from app.schemas.snapshots import SnapshotFilters
 from app.services.agreement.loading import load_ratings
 from app.services.agreement.metrics import pairwise_agreement_by
@@ -33,6 +43,7 @@ ALL = frozenset(
         "exclude_gold",
         "labeler_ids",
         "include_rejected",
+        "include_ai_revisions",
     }
 )
 # What each selection can filter on, and why the rest cannot apply.
@@ -45,11 +56,12 @@ APPLIES: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"queue_ids", "created_from", "created_to", "exclude_gold"}),
         "a prompts snapshot takes no labels",
     ),
+    # The revisions' pairs belong to no task, so a consensus of tasks never holds them.
     "pairs": (ALL, ""),
     "consensus": (
         frozenset({"queue_ids", "min_agreement", "exclude_flagged", "exclude_gold"}),
         "a consensus is made from all of a task's judgements; use source 'pairs' to select "
-        "judgements by labeler, guideline version or date",
+        "judgements by labeler, guideline version or date, or to include AI revisions",
     ),
     "raw": (ALL, ""),
     "kto": (ALL, ""),
@@ -126,7 +138,16 @@ def label_conditions(
         conditions.append(
             comparison_not_rejected() if label is Comparison else demonstration_not_rejected()
         )
+    if label is Comparison and not filters.include_ai_revisions:
+        conditions.append(~is_ai_revision())
     return conditions
+
+
+def is_ai_revision() -> ColumnElement[bool]:
+    """A critique run's "revision ≻ original" comparison (narrowly: not a judge's labels)."""
+    return (Comparison.source == LabelSource.ai) & (
+        Comparison.source_name == REVISION_SOURCE_NAME
+    )
 
 
 def agreeing_tasks(db: Session, project_id: int, min_agreement: float) -> set[int]:

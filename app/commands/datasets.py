@@ -316,7 +316,7 @@ def export_snapshot(
         bool,
         typer.Option(
             "--include-ai-revisions",
-            help="Add critique runs' revisions: SFT rows, or \"revision > original\" pairs.",
+            help='Add critique runs\' revisions: SFT rows, or "revision > original" pairs.',
         ),
     ] = False,
     acting: AsOpt = None,

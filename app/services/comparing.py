@@ -7,6 +7,7 @@ app/services/submitting.py."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,6 +22,7 @@ from app.models import (
     LabelSource,
     Pair,
     QueueKind,
+    SuggestionMode,
     Task,
     User,
 )
@@ -93,6 +95,7 @@ def submit_comparison(
             comment=data.comment.strip(),
             time_spent_seconds=time_spent(claimed.leased_at, now, data.idle_seconds),
             idempotency_key=data.idempotency_key,
+            **_suggestion(claimed),
         )
         .on_conflict_do_nothing(index_elements=[table.c.idempotency_key])
         .returning(table.c.id)
@@ -238,3 +241,15 @@ def _adapt_overlap(db: Session, claimed: Claimed) -> None:
             .execution_options(synchronize_session=False)
         )
         forget_loaded(db, Task, claimed.task_id)
+
+
+def _suggestion(claimed: Claimed) -> dict[str, Any]:
+    """The suggestion this label is measured against: recorded when the queue shows the
+    judge's ranking and the task has one, under the mode of this moment (never derived later
+    from the queue's setting, which may change)."""
+    if claimed.suggestion_mode == SuggestionMode.off or claimed.suggestion_comparison_id is None:
+        return {"suggestion_mode": None, "suggestion_comparison_id": None}
+    return {
+        "suggestion_mode": claimed.suggestion_mode,
+        "suggestion_comparison_id": claimed.suggestion_comparison_id,
+    }

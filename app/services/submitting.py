@@ -32,6 +32,7 @@ from app.models import (
     QueueKind,
     Response,
     ResponseSource,
+    SuggestionMode,
     Task,
     TaskResponse,
     User,
@@ -43,6 +44,7 @@ from app.services.guidelines import current_guideline
 from app.services.leasing import LeaseExpired, get_own_assignment, lease_has_expired
 from app.services.prompts import storable_id
 from app.services.rewrites import rewrite_response_ids
+from app.services.suggestions import latest_ai_comparison
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,10 @@ class Claimed:
     max_overlap: int
     label_schema: dict[str, Any]
     guideline_version_id: int | None
+    # The queue's suggestion mode and the task's newest ranked AI comparison (a judge's), the
+    # suggestion a comparison label records (app/services/suggestions.py).
+    suggestion_mode: SuggestionMode
+    suggestion_comparison_id: int | None
     # The task's responses: id to content (the content only where `with_content` asked).
     responses: dict[int, str | None]
 
@@ -236,6 +242,8 @@ def claim_for_submit(
             current,
             TaskResponse.response_id,
             Response.content if with_content else literal_column("NULL"),
+            Queue.suggestion_mode,
+            latest_ai_comparison(),
         )
         .select_from(Task)
         .join(Queue, Queue.id == Task.queue_id)
@@ -260,6 +268,8 @@ def claim_for_submit(
         label_schema=first[6],
         guideline_version_id=first[7],
         responses={row[8]: row[9] for row in rows if row[8] is not None},
+        suggestion_mode=SuggestionMode(first[10]),
+        suggestion_comparison_id=first[11],
     )
 
 

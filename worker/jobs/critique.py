@@ -51,7 +51,10 @@ def run(ctx: JobContext) -> JobResult:
             return JobResult(metrics={}, model_dir=ctx.output_dir, role=None, stopped=True)
         chunk = rows[start : start + CHUNK]
         asked = [critique_conversation(row) for row in chunk]
-        critiques = [clean(text) for text in sample(model, tokenizer, asked, seed=params.seed + start, **options)]
+        critiques = [
+            clean(text)
+            for text in sample(model, tokenizer, asked, seed=params.seed + start, **options)
+        ]
         revised = [
             revision_conversation(conversation, critique, row)
             for conversation, critique, row in zip(asked, critiques, chunk, strict=True)
@@ -59,7 +62,11 @@ def run(ctx: JobContext) -> JobResult:
         revisions = [
             clean(text)
             for text in sample(
-                model, tokenizer, revised, seed=params.seed + REVISION_SEED_OFFSET + start, **options
+                model,
+                tokenizer,
+                revised,
+                seed=params.seed + REVISION_SEED_OFFSET + start,
+                **options,
             )
         ]
         written += [

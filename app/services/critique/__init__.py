@@ -10,4 +10,11 @@ from app.services.critique.launching import INPUT_FILE, plan_inputs
 from app.services.critique.recording import OUTPUT_FILE, SOURCE_NAME, record_output
 from app.services.critique.revisions import list_revisions
 
-__all__ = ["INPUT_FILE", "OUTPUT_FILE", "SOURCE_NAME", "list_revisions", "plan_inputs", "record_output"]
+__all__ = [
+    "INPUT_FILE",
+    "OUTPUT_FILE",
+    "SOURCE_NAME",
+    "list_revisions",
+    "plan_inputs",
+    "record_output",
+]

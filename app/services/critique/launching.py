@@ -125,7 +125,10 @@ def _candidate_responses(
         )
         found, where = list(dict.fromkeys(rows)), f"queue {queue.id}'s tasks"
     elif data.snapshot_id is not None:
-        found, field = _snapshot_responses(db, settings, project_id, data.snapshot_id), "snapshot_id"
+        found, field = (
+            _snapshot_responses(db, settings, project_id, data.snapshot_id),
+            "snapshot_id",
+        )
         where = f"snapshot {data.snapshot_id}"
     else:
         assert params.response_ids is not None
@@ -192,9 +195,7 @@ def _responses(db: Session, response_ids: Sequence[int]) -> dict[int, tuple[int,
     found: dict[int, tuple[int, str]] = {}
     for chunk in chunks(list(response_ids)):
         rows = db.execute(
-            select(Response.id, Response.prompt_id, Response.content).where(
-                Response.id.in_(chunk)
-            )
+            select(Response.id, Response.prompt_id, Response.content).where(Response.id.in_(chunk))
         )
         found.update({rid: (prompt_id, content) for rid, prompt_id, content in rows})
     return found

@@ -50,9 +50,7 @@ def record_output(db: Session, run: Run, output: Path) -> dict[str, float]:
     originals: dict[int, tuple[int, str]] = {}
     for chunk in chunks(sorted({int(row["response_id"]) for row in rows})):
         found = db.execute(
-            select(Response.id, Response.prompt_id, Response.content).where(
-                Response.id.in_(chunk)
-            )
+            select(Response.id, Response.prompt_id, Response.content).where(Response.id.in_(chunk))
         )
         originals.update({rid: (prompt_id, content) for rid, prompt_id, content in found})
     # Only the versions the launch took: a row naming another is the worker's mistake.

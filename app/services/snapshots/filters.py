@@ -145,9 +145,7 @@ def label_conditions(
 
 def is_ai_revision() -> ColumnElement[bool]:
     """A critique run's "revision ≻ original" comparison (narrowly: not a judge's labels)."""
-    return (Comparison.source == LabelSource.ai) & (
-        Comparison.source_name == REVISION_SOURCE_NAME
-    )
+    return (Comparison.source == LabelSource.ai) & (Comparison.source_name == REVISION_SOURCE_NAME)
 
 
 def agreeing_tasks(db: Session, project_id: int, min_agreement: float) -> set[int]:

@@ -6,6 +6,7 @@ from app.api import (
     agreement,
     auth,
     browsing,
+    critique,
     dashboard,
     datasets,
     demographics,
@@ -46,3 +47,4 @@ router.include_router(runs.router)
 router.include_router(task_events.router)
 router.include_router(evaluations.router)
 router.include_router(loop_audit.router)
+router.include_router(critique.router)

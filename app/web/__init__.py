@@ -16,6 +16,7 @@ from app.web import (
     guidelines,
     home,
     loop_audit,
+    principles,
     projects,
     prompts,
     queues,
@@ -48,5 +49,6 @@ router.include_router(runs.router)
 router.include_router(task_events.router)
 router.include_router(evaluations.router)
 router.include_router(generation.router)
+router.include_router(principles.router)
 router.include_router(loop_audit.router)
 router.include_router(workbench.router)

@@ -20,6 +20,7 @@ PROJECT_TABS: list[tuple[str, str]] = [
     ("Datasets", "datasets"),
     ("Runs", "runs"),
     ("Generate", "generate"),
+    ("Principles", "principles"),
     ("Evaluations", "evaluations"),
     ("Rounds", "rounds"),
 ]

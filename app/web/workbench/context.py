@@ -19,13 +19,14 @@ from app.models import (
     Queue,
     QueueKind,
     Response,
+    SuggestionMode,
     Task,
     User,
 )
 from app.models.base import utcnow
 from app.schemas.labeling import SKIP_REASON_LABELS
 from app.security import sign
-from app.services import assignments, drafts, guideline_reads
+from app.services import assignments, drafts, guideline_reads, suggestions
 from app.web.workbench.forms import FormValues, letters, turn_roles, written_turns
 
 # Time away from the page (between the last save and a reload) counts as idle beyond this,
@@ -79,6 +80,9 @@ class TaskView:
     flash: str | None = None
     # What the skip form held when it was refused.
     skip_values: FormValues = field(default_factory=FormValues)
+    # The judge's ranking in this page's letters, shown while ranking only on a queue whose
+    # suggestion mode is "before" (never in "after": that would anchor the measured label).
+    suggestion: str | None = None
 
     @property
     def shown(self) -> list[Shown]:
@@ -187,13 +191,14 @@ def task_view(
     project = db.get(Project, queue.project_id)
     assert project is not None
     draft = drafts.get_draft(db, assignment)
+    shown = responses if queue.kind == QueueKind.comparison else []
     return TaskView(
         assignment=assignment,
         task=task,
         queue=queue,
         project=project,
         prompt=prompt,
-        responses=responses if queue.kind == QueueKind.comparison else [],
+        responses=shown,
         draft_response=assignments.draft_response(db, task)
         if queue.kind == QueueKind.demonstration
         else None,
@@ -207,4 +212,29 @@ def task_view(
         errors=errors or {},
         warnings=warnings or [],
         flash=flash,
+        suggestion=_suggestion_before(db, queue, task, shown),
     )
+
+
+def _suggestion_before(db: Session, queue: Queue, task: Task, shown: list[Response]) -> str | None:
+    if queue.suggestion_mode != SuggestionMode.before or not shown:
+        return None
+    judge = suggestions.task_suggestion(db, task.id)
+    if not judge:
+        return None
+    names = dict(zip((r.id for r in shown), letters(len(shown)), strict=True))
+    return suggestions.ranking_words(judge, names)
+
+
+def after_submit_words(db: Session, comparison_id: int, shown: list[Response]) -> str:
+    """What the labeler reads once a label is in, on a queue that shows the judge's ranking:
+    the ranking in the letters they saw, and how far theirs agreed. Empty when the label has
+    no recorded suggestion."""
+    found = suggestions.measured(db, comparison_id)
+    if found is None:
+        return ""
+    names = dict(zip((r.id for r in shown), letters(len(shown)), strict=True))
+    words = f"The judge ranked it {suggestions.ranking_words(found.judge, names)}"
+    if found.pairs:
+        words += f"; you agreed on {found.agreed} of {found.pairs} pairs"
+    return words + "."

@@ -15,7 +15,7 @@ from app.errors import DomainError, InvalidInput
 from app.models import Assignment, QueueKind, User
 from app.schemas.labeling import DraftSave, SkipSubmit
 from app.services import assignments, drafts
-from app.web.workbench.context import TaskView, task_view
+from app.web.workbench.context import TaskView, after_submit_words, task_view
 from app.web.workbench.flow import PostedValues, WebLabeler, open_next, show_task
 from app.web.workbench.forms import FormValues, parse_comparison, parse_demonstration
 
@@ -92,10 +92,12 @@ def submit_comparison(
     data = parsed.data.model_copy(update={"idempotency_key": view.idempotency_key})
     queue = view.queue
     try:
-        assignments.submit_comparison(db, assignment.id, labeler, data)
+        done = assignments.submit_comparison(db, assignment.id, labeler, data)
     except DomainError as error:
         return _refused(request, db, assignment, labeler, values, error)
-    return open_next(request, db, labeler, queue, DONE)
+    # The judge's ranking, once the label is in: "after" shows it here for the first time.
+    revealed = after_submit_words(db, done.label_id, view.responses)
+    return open_next(request, db, labeler, queue, f"{DONE} {revealed}".strip())
 
 
 @router.post("/assignments/{assignment_id}/demonstration")

@@ -14,8 +14,9 @@ from app.deps import SessionDep, WebAdmin, WebStaff
 from app.errors import DomainError, InvalidInput
 from app.models import QueueKind, User
 from app.schemas import common
+from app.schemas.critique import SuggestionModeSet
 from app.schemas.queues import QueueCreate, QueueUpdate
-from app.services import projects, queue_tasks, queues
+from app.services import projects, queue_tasks, queues, suggestions
 from app.services import tasks as task_service
 from app.services.prompts import MAX_ID, get_project_checked
 from app.services.tasks import AddedTasks
@@ -204,6 +205,9 @@ def _detail_page(
             "task_total": task_service.count_tasks(db, queue_id),
             "offset": offset,
             "per_page": TASKS_PER_PAGE,
+            "suggestions": suggestions.queue_agreement(db, queue_id)
+            if queue.kind == QueueKind.comparison
+            else None,
         },
         user=user,
         status_code=status_code,
@@ -276,6 +280,27 @@ def update_queue(
             status_code=_status(error),
         )
     return redirect(request, f"/queues/{queue.id}", notice=f"Saved {queue.name}.")
+
+
+@router.post("/queues/{queue_id}/suggestions")
+def set_suggestion_mode(
+    request: Request, db: SessionDep, admin: WebAdmin, queue_id: int, mode: Text = ""
+) -> Response:
+    try:
+        queue = suggestions.set_suggestion_mode(
+            db, queue_id, SuggestionModeSet.model_validate({"mode": mode.strip()}).mode
+        )
+    except (ValidationError, DomainError) as error:
+        return _detail_page(
+            request, db, admin, queue_id, errors={"mode": "; ".join(form_errors(error).values())},
+            status_code=_status(error),
+        )  # fmt: skip
+    words = {"off": "off", "after": "after submit", "before": "before ranking"}
+    return redirect(
+        request,
+        f"/queues/{queue.id}",
+        notice=f"The judge's ranking is shown {words[queue.suggestion_mode.value]}.",
+    )
 
 
 @router.post("/queues/{queue_id}/pause")

@@ -285,7 +285,7 @@ def test_snapshots_take_revisions_only_when_asked(
     db: Session, settings: Settings, project: Project, rhea: User,
     revised: tuple[Run, list[Response], Principle],
 ) -> None:  # fmt: skip
-    run, responses, _ = revised
+    _, responses, _ = revised
 
     def rows(kind: SnapshotKind, include: bool) -> list[dict[str, Any]]:
         filters = SnapshotFilters(test_fraction=0, include_ai_revisions=include)

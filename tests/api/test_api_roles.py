@@ -39,10 +39,12 @@ from app.models import (
     User,
 )
 from app.models.base import utcnow
+from app.schemas.critique import PrincipleCreate
 from app.schemas.labeling import DemonstrationSubmit
 from app.schemas.snapshots import SnapshotCreate
 from app.schemas.users import TokenCreate
 from app.services import assignments, auth
+from app.services.principles import create_principle
 from app.services.snapshots import create_snapshot
 from app.services.submitting import submit_demonstration
 from app.settings import Settings
@@ -126,6 +128,8 @@ ADMIN_ONLY: dict[Endpoint, Call] = {
     ("GET", f"{API}/demographics"): Call(200),
     # It names labelers next to their figures.
     ("GET", f"{API}/projects/{{project_id}}/dashboard/labelers.csv"): Call(200),
+    # A queue setting like the others: whether the workbench shows the judge's ranking.
+    ("PUT", f"{API}/queues/{{queue_id}}/suggestions"): Call(200, {"mode": "after"}),
 }
 # Admins and researchers: the project's data, its queues and how the labeling goes.
 STAFF: dict[Endpoint, Call] = {
@@ -212,6 +216,18 @@ STAFF: dict[Endpoint, Call] = {
     ("GET", f"{API}/responses/{{response_id}}/lineage"): Call(
         200, ids={"response_id": "prompt_response_a"}
     ),
+    # Principles for critique runs, their revisions, and labelers' agreement with the judge.
+    ("GET", f"{API}/projects/{{project_id}}/principles"): Call(200),
+    ("POST", f"{API}/projects/{{project_id}}/principles"): Call(
+        201, {"name": "honest", "critique_request": "True?", "revision_request": "Make it true."}
+    ),
+    ("GET", f"{API}/principles/{{principle_id}}"): Call(200),
+    ("PUT", f"{API}/principles/{{principle_id}}"): Call(
+        201, {"name": "kind", "critique_request": "Unkind?", "revision_request": "Be kinder."}
+    ),
+    ("DELETE", f"{API}/principles/{{principle_id}}"): Call(200),
+    ("GET", f"{API}/projects/{{project_id}}/revisions"): Call(200),
+    ("GET", f"{API}/queues/{{queue_id}}/suggestions"): Call(200),
 }
 # A labeler's own work. Leasing is for labelers alone; the assignment routes are open to
 # everyone signed in but act only on the caller's own assignments (another's is a 404).
@@ -461,6 +477,11 @@ def ids_for(caller: User, db: Session, victim: User, project: Project) -> Ids:
         DemonstrationSubmit(messages=[{"role": "assistant", "content": "Old pond, a frog."}]),
     )
 
+    principle = create_principle(
+        db, project.id,
+        PrincipleCreate(name="kind", critique_request="Unkind?", revision_request="Be kind."),
+        caller,
+    )  # fmt: skip
     spare = make_prompt(db, project, "Name a colour.")
     spare_responses = make_responses(db, spare, 2)
     db.commit()
@@ -510,6 +531,7 @@ def ids_for(caller: User, db: Session, victim: User, project: Project) -> Ids:
         "other_policy_id": other_policy_id,
         "reward_model_id": reward_model_id,
         "evaluation_id": evaluation_id,
+        "principle_id": principle.id,
         "name": "train.jsonl",  # type: ignore[dict-item]  # a snapshot's file, not an id
     }
 
@@ -863,6 +885,7 @@ def test_openapi_lists_every_api_route_and_no_page(
         "/api/v1/models/{model_id}/audit",
         "/api/v1/models/{model_id}/audit/requeue",
         "/api/v1/models/{model_id}/audit/score",
+        "/api/v1/principles/{principle_id}",
         "/api/v1/projects",
         "/api/v1/projects/{project_id}",
         "/api/v1/projects/{project_id}/agreement",
@@ -890,10 +913,12 @@ def test_openapi_lists_every_api_route_and_no_page(
         "/api/v1/projects/{project_id}/labels.csv",
         "/api/v1/projects/{project_id}/models",
         "/api/v1/projects/{project_id}/models/tree",
+        "/api/v1/projects/{project_id}/principles",
         "/api/v1/projects/{project_id}/prompt-search",
         "/api/v1/projects/{project_id}/prompts",
         "/api/v1/projects/{project_id}/queues",
         "/api/v1/projects/{project_id}/review-queue",
+        "/api/v1/projects/{project_id}/revisions",
         "/api/v1/projects/{project_id}/rounds",
         "/api/v1/projects/{project_id}/runs",
         "/api/v1/projects/{project_id}/snapshots",
@@ -906,6 +931,7 @@ def test_openapi_lists_every_api_route_and_no_page(
         "/api/v1/queues/{queue_id}/progress",
         "/api/v1/queues/{queue_id}/requeue-superseded",
         "/api/v1/queues/{queue_id}/resume",
+        "/api/v1/queues/{queue_id}/suggestions",
         "/api/v1/queues/{queue_id}/tasks",
         "/api/v1/responses/{response_id}/lineage",
         "/api/v1/runs/{run_id}",

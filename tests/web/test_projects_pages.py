@@ -548,7 +548,8 @@ def test_every_project_page_has_the_same_tabs_with_its_own_marked(
         ("Guideline", f"{base}/guidelines"), ("Dashboard", f"{base}/dashboard"),
         ("Agreement", f"{base}/agreement"), ("Review", f"{base}/review"),
         ("Datasets", f"{base}/datasets"), ("Runs", f"{base}/runs"),
-        ("Generate", f"{base}/generate"), ("Evaluations", f"{base}/evaluations"),
+        ("Generate", f"{base}/generate"), ("Principles", f"{base}/principles"),
+        ("Evaluations", f"{base}/evaluations"),
         ("Rounds", f"{base}/rounds"),
     ]  # fmt: skip
     for label, url in expected:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, status
 
 from app.deps import MAX_ID, ApiAdmin, ApiUser, SessionDep
 from app.errors import NotFound
-from app.models import Assignment, User
+from app.models import Assignment, QueueKind, SuggestionMode, User
 from app.schemas.labeling import (
     AssignmentOut,
     ComparisonSubmit,
@@ -30,7 +30,14 @@ from app.schemas.labeling import (
     SkipSubmit,
     SubmitResult,
 )
-from app.services import assignments, drafts, guideline_reads, overview, projects
+from app.services import (
+    assignments,
+    drafts,
+    guideline_reads,
+    overview,
+    projects,
+    suggestions,
+)
 
 router = APIRouter(tags=["labeling"])
 
@@ -57,7 +64,15 @@ def _out(db: SessionDep, assignment: Assignment) -> AssignmentOut:
         draft_response=ShownResponse(id=offered[0], content=offered[1]) if offered else None,
         guideline_version=page.guideline_version,
         draft_revision=page.draft_revision,
+        suggestion=_suggestion_before(db, page),
     )
+
+
+def _suggestion_before(db: SessionDep, page: assignments.AssignmentPage) -> list[list[int]] | None:
+    if page.suggestion_mode != SuggestionMode.before or page.kind != QueueKind.comparison:
+        return None
+    judge = suggestions.task_suggestion(db, page.task_id)
+    return suggestions.ranking_groups(judge) if judge else None
 
 
 def _result(done: assignments.Submitted) -> SubmitResult:
@@ -165,7 +180,13 @@ def renew(assignment_id: int, db: SessionDep, user: ApiUser) -> AssignmentOut:
 def submit_comparison(
     assignment_id: int, data: ComparisonSubmit, db: SessionDep, user: ApiUser
 ) -> SubmitResult:
-    return _result(assignments.submit_comparison(db, assignment_id, user, data))
+    done = assignments.submit_comparison(db, assignment_id, user, data)
+    result = _result(done)
+    if done.suggestion_comparison_id is not None:
+        # Once the label is in, the judge's ranking it is measured against.
+        judge = suggestions.ranks_of(db, done.suggestion_comparison_id)
+        result.suggestion = suggestions.ranking_groups(judge)
+    return result
 
 
 @router.post(

@@ -185,6 +185,9 @@ class AssignmentOut(BaseModel):
     guideline_version: int | None
     # The revision of the labeler's saved work on this task, if any (GET .../draft has it).
     draft_revision: int | None
+    # The judge's ranking of the task (groups of tied response ids, best first), given only
+    # on a queue that shows it before the label (suggestion mode "before").
+    suggestion: list[list[int]] | None = None
 
 
 class LeaseResult(BaseModel):
@@ -198,6 +201,9 @@ class SubmitResult(BaseModel):
     replayed: bool = Field(description="True when this idempotency key was already submitted.")
     pairs: int = 0
     warnings: list[str] = Field(default_factory=list)
+    # On a queue that shows the judge's ranking: that ranking (groups of tied response ids,
+    # best first), once the label is in.
+    suggestion: list[list[int]] | None = None
     rewrites: list[int] = Field(
         default_factory=list, description="Ids of the responses the rewrites became."
     )

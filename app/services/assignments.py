@@ -28,6 +28,7 @@ from app.models import (
     Queue,
     QueueKind,
     Response,
+    SuggestionMode,
     Task,
     TaskResponse,
     User,
@@ -202,6 +203,8 @@ class AssignmentPage:
     draft_response: tuple[int, str] | None
     guideline_version: int | None
     draft_revision: int | None
+    # Whether a client may show the judge's ranking before the label (app/services/suggestions).
+    suggestion_mode: SuggestionMode = SuggestionMode.off
 
 
 def assignment_page(db: Session, assignment: Assignment) -> AssignmentPage:
@@ -235,6 +238,7 @@ def assignment_page(db: Session, assignment: Assignment) -> AssignmentPage:
             draft,
             Response.id,
             Response.content,
+            Queue.suggestion_mode,
         )
         .select_from(Task)
         .join(Queue, Queue.id == Task.queue_id)
@@ -267,4 +271,5 @@ def assignment_page(db: Session, assignment: Assignment) -> AssignmentPage:
         draft_response=offered,
         guideline_version=first[7],
         draft_revision=first[8],
+        suggestion_mode=SuggestionMode(first[11]),
     )

@@ -161,6 +161,7 @@ def submit_comparison(
         pairs=len(pairs),
         warnings=tuple(score_rank_conflicts(data)),
         rewrites=tuple(rewrites),
+        suggestion_comparison_id=_suggestion(claimed)["suggestion_comparison_id"],
     )
 
 

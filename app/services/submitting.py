@@ -56,6 +56,8 @@ class Submitted:
     warnings: tuple[str, ...] = ()
     # Ids of the responses a comparison's rewrites became.
     rewrites: tuple[int, ...] = ()
+    # The AI comparison (a judge's ranking) the label recorded as its suggestion, if any.
+    suggestion_comparison_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -300,6 +302,7 @@ def replay_of(
         replayed=True,
         pairs=int(pairs or 0),
         rewrites=tuple(rewrite_response_ids(db, found.id)),
+        suggestion_comparison_id=found.suggestion_comparison_id,
     )
 
 

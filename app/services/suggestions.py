@@ -172,3 +172,11 @@ def queue_agreement(db: Session, queue_id: int) -> QueueSuggestions:
             for mode, (count, pairs, agreed) in totals.items()
         ],
     )
+
+
+def ranking_groups(ranks: Mapping[int, int]) -> list[list[int]]:
+    """A ranking as groups of tied response ids, best first (as gold answers are written)."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    for response_id, rank in ranks.items():
+        groups[rank].append(response_id)
+    return [sorted(groups[rank]) for rank in sorted(groups)]

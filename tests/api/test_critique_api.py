@@ -5,12 +5,26 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Principle, Project, QueueKind, User
+from app.models import (
+    Comparison,
+    ComparisonItem,
+    LabelSource,
+    Principle,
+    Project,
+    QueueKind,
+    SuggestionMode,
+    TaskResponse,
+    User,
+)
+from app.services import suggestions
+from app.settings import Settings
 from tests.api.helpers import API, count, error
 from tests.conftest import bearer, make_token
-from tests.factories import make_project, make_queue
+from tests.factories import make_comparison_tasks, make_project, make_queue
+from tests.training_factories import make_model
 
 HARMLESS = {
     "name": "harmless",
@@ -114,3 +128,43 @@ def test_the_suggestion_mode_is_an_admins_setting_and_reports_agreement(
     assert refused.json()["error"]["message"] == (
         f"queue {demos.id} is a demonstration queue: there is no ranking to suggest"
     )
+
+
+def test_a_labeler_gets_the_judges_ranking_before_only_in_before_mode_and_after_submitting(
+    client: TestClient, db: Session, settings: Settings, project: Project, labeler: User
+) -> None:
+    queue = make_queue(db, project)
+    (task,) = make_comparison_tasks(db, queue, project, 1, responses_each=2)
+    judge = make_model(db, settings, "judge", project=project)
+    first, second = db.scalars(
+        select(TaskResponse.response_id).where(TaskResponse.task_id == task.id)
+    ).all()
+    judged = Comparison(task_id=task.id, prompt_id=task.prompt_id, source=LabelSource.ai,
+                        model_id=judge.id)  # fmt: skip
+    db.add(judged)
+    db.flush()
+    db.add_all([
+        ComparisonItem(comparison_id=judged.id, response_id=second, rank=1, flags=[]),
+        ComparisonItem(comparison_id=judged.id, response_id=first, rank=2, flags=[]),
+    ])  # fmt: skip
+    db.commit()
+    headers = bearer(make_token(db, labeler))
+    suggestions.set_suggestion_mode(db, queue.id, SuggestionMode.after)
+    leased = client.post(f"{API}/queues/{queue.id}/lease", headers=headers).json()["assignment"]
+    assert leased["suggestion"] is None
+    suggestions.set_suggestion_mode(db, queue.id, SuggestionMode.before)
+    shown = client.get(f"{API}/assignments/{leased['id']}", headers=headers).json()
+    assert shown["suggestion"] == [[second], [first]]
+
+    items = [{"response_id": first, "score": 5, "rank": 1},
+             {"response_id": second, "score": 3, "rank": 2}]  # fmt: skip
+    done = client.post(
+        f"{API}/assignments/{leased['id']}/comparison", json={"items": items}, headers=headers
+    )
+    assert done.status_code == 201
+    assert done.json()["suggestion"] == [[second], [first]]
+    label = db.get(Comparison, done.json()["label_id"])
+    assert label is not None
+    assert (label.suggestion_mode, label.suggestion_comparison_id) == (
+        SuggestionMode.before, judged.id,
+    )  # fmt: skip

@@ -117,6 +117,7 @@ def test_submit_replay_and_errors(client: TestClient, db: Session, labeler: User
         "pairs": 3,
         "warnings": [],
         "rewrites": [],
+        "suggestion": None,
     }
     replay = client.post(url, json=body, headers=headers)
     assert (replay.status_code, replay.json()["replayed"], replay.json()["label_id"]) == (

@@ -561,12 +561,12 @@ def test_the_snapshot_page_shows_its_manifest_files_and_preview(
     assert re.findall(r'data-testid="filter-row" data-key="\w+"><th>([^<]+)</th>', page) == [
         "Preference rows from", "Queues", "Guideline versions", "Labelers", "Made from",
         "Made before", "Minimum agreement", "Leave out judgements that flag a response",
-        "Leave out gold tasks", "Include labels an admin rejected", "Margin column",
-        "Test fraction", "Seed",
+        "Leave out gold tasks", "Include labels an admin rejected",
+        "Include AI revisions (critique runs)", "Margin column", "Test fraction", "Seed",
     ]  # fmt: skip
     assert rows("filter-row", page) == [
         ["pairs"], ["any"], ["version 1"], ["any"], ["any"], ["any"], ["any"], ["no"], ["no"],
-        ["no"], ["none"], ["0.0"], ["0"],
+        ["no"], ["no"], ["none"], ["0.0"], ["0"],
     ]  # fmt: skip
     assert re.findall(r'href="(/snapshots/\d+/files/[^"]+)"', page) == [
         f"/snapshots/{newer.id}/files/{name}"

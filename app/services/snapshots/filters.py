@@ -61,7 +61,7 @@ APPLIES: dict[str, tuple[frozenset[str], str]] = {
     "consensus": (
         frozenset({"queue_ids", "min_agreement", "exclude_flagged", "exclude_gold"}),
         "a consensus is made from all of a task's judgements; use source 'pairs' to select "
-        "judgements by labeler, guideline version or date, or to include AI revisions",
+        "judgements by labeler, guideline version or date",
     ),
     "raw": (ALL, ""),
     "kto": (ALL, ""),

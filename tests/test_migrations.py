@@ -156,3 +156,47 @@ def test_sqlite_table_rebuilds_keep_the_rows_that_refer_to_the_table(tmp_path: P
             assert list(connection.execute(text("PRAGMA foreign_key_check"))) == []
     finally:
         engine.dispose()
+
+
+def test_sqlite_suggestion_columns_keep_comparisons_items_and_pairs(tmp_path: Path) -> None:
+    # Migration 0015 rebuilds `comparisons` and `queues` on SQLite; their items and pairs
+    # (ON DELETE CASCADE) must survive the upgrade and the downgrade.
+    url = f"sqlite:///{tmp_path / 'labels.sqlite3'}"
+    migrate.upgrade(url, "0013")
+    engine = make_engine(url)
+    rows = (
+        "INSERT INTO projects (id, name, description, label_schema, is_archived, updated_at, "
+        "created_at) VALUES (1, 'P', '', '{}', 0, '2026-01-01', '2026-01-01')",
+        "INSERT INTO queues (id, project_id, name, kind, overlap, max_overlap, priority, "
+        "lease_seconds, max_active_leases, open_to_all, is_paused, created_at) VALUES "
+        "(2, 1, 'Q', 'comparison', 1, 1, 0, 60, 1, 1, 0, '2026-01-01')",
+        "INSERT INTO prompts (id, project_id, messages, category, source, content_hash, "
+        "created_at) VALUES (3, 1, '[]', 'other', 'test', 'h', '2026-01-01')",
+        "INSERT INTO responses (id, prompt_id, content, source, source_name, created_at) "
+        "VALUES (4, 3, 'a', 'import', 't', '2026-01-01'), (5, 3, 'b', 'import', 't', "
+        "'2026-01-01')",
+        "INSERT INTO comparisons (id, prompt_id, source, source_name, all_unacceptable, "
+        "comment, created_at) VALUES (6, 3, 'import', 't', 0, '', '2026-01-01')",
+        "INSERT INTO comparison_items (comparison_id, response_id, rank, flags, flag_note) "
+        "VALUES (6, 4, 1, '[]', ''), (6, 5, 2, '[]', '')",
+        "INSERT INTO pairs (id, comparison_id, prompt_id, winner_response_id, "
+        "loser_response_id) VALUES (7, 6, 3, 4, 5)",
+    )
+    try:
+        with engine.begin() as connection:
+            for row in rows:
+                connection.execute(text(row))
+        migrate.upgrade(url)
+        with engine.connect() as connection:
+            assert list(connection.execute(text("SELECT suggestion_mode FROM queues"))) == [
+                ("off",)
+            ]
+            assert connection.scalar(text("SELECT count(*) FROM comparison_items")) == 2
+            assert connection.scalar(text("SELECT count(*) FROM pairs")) == 1
+        migrate.downgrade(url, "0013")
+        with engine.connect() as connection:
+            assert connection.scalar(text("SELECT count(*) FROM comparison_items")) == 2
+            assert connection.scalar(text("SELECT count(*) FROM pairs")) == 1
+            assert list(connection.execute(text("PRAGMA foreign_key_check"))) == []
+    finally:
+        engine.dispose()

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import combinations
 
-from sqlalchemy import select
+from sqlalchemy import ScalarSelect, select
 from sqlalchemy.orm import Session, aliased
 
 from app.errors import InvalidInput
@@ -49,7 +49,7 @@ def set_suggestion_mode(db: Session, queue_id: int, mode: SuggestionMode) -> Que
     return queue
 
 
-def latest_ai_comparison():  # type: ignore[no-untyped-def]
+def latest_ai_comparison() -> ScalarSelect[int]:
     """A scalar subquery: the newest ranked AI comparison of the task in the outer query."""
     judged = aliased(Comparison)
     return (

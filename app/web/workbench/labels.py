@@ -96,7 +96,11 @@ def submit_comparison(
     except DomainError as error:
         return _refused(request, db, assignment, labeler, values, error)
     # The judge's ranking, once the label is in: "after" shows it here for the first time.
-    revealed = after_submit_words(db, done.label_id, view.responses)
+    revealed = (
+        after_submit_words(db, done.label_id, view.responses)
+        if done.suggestion_comparison_id is not None
+        else ""
+    )
     return open_next(request, db, labeler, queue, f"{DONE} {revealed}".strip())
 
 

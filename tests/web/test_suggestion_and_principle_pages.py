@@ -108,7 +108,7 @@ def test_after_submit_the_ranking_shows_only_once_the_label_is_in(
     )
     assert answer.status_code == 200
     assert by_testid(answer.text, "wb-flash") == [
-        f"Submitted. The judge ranked it {words}; you agreed on 0 of 1 pairs."
+        f"Submitted. The judge ranked the task you submitted {words}; you agreed on 0 of 1 pairs."
     ]
     # The next task, in "after" mode, again shows nothing before its submit.
     assert 'data-testid="suggestion"' not in answer.text
@@ -140,7 +140,7 @@ def test_before_the_ranking_is_on_the_task_page(
         f"/work/assignments/{assignment.id}/comparison", data=form(csrf, best), headers=HX
     )
     assert by_testid(answer.text, "wb-flash") == [
-        f"Submitted. The judge ranked it {words}; you agreed on 1 of 1 pairs."
+        f"Submitted. The judge ranked the task you submitted {words}; you agreed on 1 of 1 pairs."
     ]
     label = db.scalar(select(Comparison).where(Comparison.labeler_id == labeler.id))
     assert label is not None and label.suggestion_mode == SuggestionMode.before

@@ -234,7 +234,8 @@ def after_submit_words(db: Session, comparison_id: int, shown: list[Response]) -
     if found is None:
         return ""
     names = dict(zip((r.id for r in shown), letters(len(shown)), strict=True))
-    words = f"The judge ranked it {suggestions.ranking_words(found.judge, names)}"
+    ranking = suggestions.ranking_words(found.judge, names)
+    words = f"The judge ranked the task you submitted {ranking}"
     if found.pairs:
         words += f"; you agreed on {found.agreed} of {found.pairs} pairs"
     return words + "."

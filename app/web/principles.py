@@ -38,6 +38,7 @@ SETTINGS = (
     "seed",
 )
 SCHEMA_FIELDS = CritiqueHyperparameters.model_fields
+USE_PRINCIPLE = "use_principle_"
 DEFAULTS = {
     name: str(SCHEMA_FIELDS[name].default)
     for name in ("principle_choice", "max_new_tokens", "temperature", "top_p", "seed")
@@ -182,9 +183,8 @@ def start_critique(
         shown: dict[str, str] = {}
         for key, text in form_errors(error).items():
             name = key.removeprefix("hyperparameters.")
-            shown.setdefault(
-                f"run_{name}" if name in (*RUN_FIELDS, *SETTINGS) else "run_form", text
-            )
+            known = (*RUN_FIELDS, *SETTINGS, "principle_ids")
+            shown.setdefault(f"run_{name}" if name in known else "run_form", text)
         return _page(
             request, db, user, project_id, run_values=values, errors=shown,
             status_code=_status(error),
@@ -201,6 +201,16 @@ def critique_request(values: Mapping[str, str]) -> RunCreate:
     if not given["base_model_id"]:
         raise InvalidInput("choose the model that critiques and revises", field="base_model_id")
     hyperparameters: dict[str, Any] = {name: given[name] for name in SETTINGS if given[name]}
+    # Ticked principles (use_principle_<id>); none ticked takes every current one.
+    ticked = [
+        name.removeprefix(USE_PRINCIPLE)
+        for name, value in values.items()
+        if name.startswith(USE_PRINCIPLE) and value == "on"
+    ]
+    if ticked:
+        if not all(found.isdigit() for found in ticked):
+            raise InvalidInput("principles are chosen by id", field="principle_ids")
+        hyperparameters["principle_ids"] = sorted(int(found) for found in ticked)
     return RunCreate.model_validate(
         {
             "kind": RunKind.critique,

@@ -20,6 +20,8 @@ from app.models import (
     LabelSource,
     Principle,
     Project,
+    Run,
+    RunKind,
     SuggestionMode,
     TaskResponse,
     User,
@@ -204,3 +206,41 @@ def test_the_principles_page_adds_and_edits_principles_as_versions(
         "choose the model that critiques and revises"
     ]
     assert db.scalar(select(func.count()).select_from(Principle)) == 2
+
+
+def test_a_critique_run_starts_from_the_principles_page_with_the_ticked_principles(
+    client: TestClient, db: Session, settings: Settings, researcher: User
+) -> None:
+    project: Project = make_project(db)
+    queue = make_queue(db, project)
+    make_comparison_tasks(db, queue, project, 1, responses_each=2)
+    critic = make_model(db, settings, "critic", project=project)
+    db.commit()
+    csrf = web_login(client, "rhea")
+    url = f"/projects/{project.id}/principles"
+    for name in ("kind", "honest"):
+        client.post(url, data={"csrf_token": csrf, "name": name, "critique_request": "Why not?",
+                               "revision_request": "Fix it."})  # fmt: skip
+    kind, honest = db.scalars(select(Principle).order_by(Principle.id)).all()
+    form = {"csrf_token": csrf, "base_model_id": str(critic.id), "queue_id": str(queue.id),
+            "max_new_tokens": "16"}  # fmt: skip
+
+    started = client.post(f"{url}/critique", data={**form, f"use_principle_{honest.id}": "on"})
+    assert started.status_code == 303
+    run_id = int(started.headers["location"].rsplit("/", 1)[1])
+    run = db.get(Run, run_id)
+    assert run is not None
+    assert (run.kind, run.hyperparameters["principle_ids"], run.hyperparameters["queue_id"]) == (
+        RunKind.critique, [honest.id], queue.id,
+    )  # fmt: skip
+    assert by_testid(client.get(f"/runs/{run_id}").text, "run-principles") == [
+        f"versions {honest.id} ; the revisions are listed on the Principles page"
+    ]
+
+    client.post(f"{url}/{kind.id}/retire", data={"csrf_token": csrf})
+    refused = client.post(f"{url}/critique", data={**form, f"use_principle_{kind.id}": "on"})
+    assert refused.status_code == 422
+    assert by_testid(refused.text, "critique-principles-error") == [
+        f"principle {kind.id} (kind) is retired: use its current version"
+    ]
+    assert db.scalar(select(func.count()).select_from(Run)) == 1

@@ -323,3 +323,23 @@ def test_snapshots_take_revisions_only_when_asked(
     )  # fmt: skip
     with pytest.raises(DomainError, match="include_ai_revisions does not apply here"):
         create_snapshot(db, settings, project.id, consensus, rhea)
+
+
+def test_a_revision_of_something_the_run_did_not_ask_stores_nothing(
+    db: Session, settings: Settings, project: Project, rhea: User, critic: Model
+) -> None:
+    harmless = principles.create_principle(db, project.id, HARMLESS, rhea)
+    prompt = make_prompt(db, project)
+    asked, other = make_responses(db, prompt, 2)
+    db.commit()
+    run = launch(db, settings, project, rhea, base_model_id=critic.id,
+                 hyperparameters={"response_ids": [asked.id]})  # fmt: skip
+    row = {"principle_id": harmless.id, "critique": "c", "revision": "Better."}
+    with pytest.raises(ValueError, match=f"names response {other.id} and principle"):
+        finish(db, settings, run, [{**row, "response_id": asked.id},
+                                   {**row, "response_id": other.id}])  # fmt: skip
+    db.rollback()
+    assert db.scalar(select(func.count()).select_from(ResponseRevision)) == 0
+    assert (
+        db.scalar(select(func.count()).select_from(Response).where(Response.run_id == run.id)) == 0
+    )

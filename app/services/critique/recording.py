@@ -22,7 +22,6 @@ from app.models import (
     ComparisonItem,
     LabelSource,
     Pair,
-    Principle,
     Response,
     ResponseRevision,
     ResponseSource,
@@ -30,6 +29,7 @@ from app.models import (
 )
 from app.models.critique import REVISION_SOURCE_NAME
 from app.schemas.critique import CritiqueHyperparameters
+from app.services.critique.launching import INPUT_FILE
 from app.services.queues import chunks
 
 OUTPUT_FILE = "revisions.jsonl"
@@ -53,9 +53,12 @@ def record_output(db: Session, run: Run, output: Path) -> dict[str, float]:
             select(Response.id, Response.prompt_id, Response.content).where(Response.id.in_(chunk))
         )
         originals.update({rid: (prompt_id, content) for rid, prompt_id, content in found})
-    # Only the versions the launch took: a row naming another is the worker's mistake.
-    taken = set(params.principle_ids or [])
-    known = set(db.scalars(select(Principle.id).where(Principle.id.in_(sorted(taken)))))
+    # Only what the launch asked (input/critiques.jsonl beside the output folder): a row
+    # naming another response or principle is the worker's mistake, and nothing is stored.
+    asked = {
+        (int(row["response_id"]), int(row["principle_id"]))
+        for row in _lines(output.parent / "input" / INPUT_FILE)
+    }
     sampling = {
         "temperature": params.temperature,
         "top_p": params.top_p,
@@ -65,7 +68,7 @@ def record_output(db: Session, run: Run, output: Path) -> dict[str, float]:
     made = empty = unchanged = 0
     for row in rows:
         original_id, principle_id = int(row["response_id"]), int(row["principle_id"])
-        if original_id not in originals or principle_id not in known:
+        if (original_id, principle_id) not in asked or original_id not in originals:
             raise ValueError(
                 f"the worker's revision names response {original_id} and principle "
                 f"{principle_id}, which this run did not critique"

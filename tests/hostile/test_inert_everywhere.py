@@ -19,6 +19,7 @@ from app.models import (
     Evaluation,
     Model,
     ModelRole,
+    Principle,
     Response,
     ResponseSource,
     Role,
@@ -123,6 +124,10 @@ def seed(live_server: LiveServer) -> Seeded:
         project = make_project(db, NAME, creator=boss)
         project.description = HOSTILE
         publish_guideline(db, project, 1, body=HOSTILE)
+        db.add(
+            Principle(project_id=project.id, name=NAME, critique_request=HOSTILE,
+                      revision_request=HOSTILE, created_by_id=boss.id)
+        )  # fmt: skip
         queue = make_queue(db, project, name=NAME)
         prompt = make_prompt(db, project, HOSTILE)
         reward = Model(name=NAME, role=ModelRole.reward, path=NAME)
@@ -326,6 +331,7 @@ def drive_every_page(browser: Browser, base: str, seeded: Seeded) -> None:
             (f"/queues/{seeded.queue}/progress", False),
             (f"/projects/{p}/rounds", True),
             (f"/projects/{p}/generate", True),
+            (f"/projects/{p}/principles", True),
             (f"/projects/{p}/models/{seeded.reward_model}/audit", True),
             (f"/responses/{seeded.model_response}/lineage", True),
             (f"/responses/{seeded.human_response}/lineage", True),

@@ -119,7 +119,7 @@ def fetch_hub_models(
         report(dict(progress))
 
     folders: dict[str, Path] = {}
-    for name, repo_id in paths.downloads.items():
+    for repo_id in paths.downloads.values():
         if repo_id not in folders:
             folders[repo_id] = download_model(
                 repo_id,

@@ -103,6 +103,11 @@ class GenerateHyperparameters(BaseModel):
         "once per task; labelers are not told which answer is whose.",
     )
 
+    use_vllm: bool | None = Field(
+        default=None,
+        description="Sample through vLLM (CUDA workers with the vllm extra); None: vLLM where "
+        "the worker has it, transformers' generate otherwise. The run records which.",
+    )
     compare_best_of: int = Field(
         default=1,
         ge=1,

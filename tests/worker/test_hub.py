@@ -57,7 +57,9 @@ def test_a_hub_model_downloads_once_with_its_progress(
 
     # A second run finds every file in the cache: nothing is fetched again.
     again: list[DownloadProgress] = []
-    assert download_model("smiley/tiny", cache, on_progress=again.append, endpoint=hub.url) == folder
+    assert (
+        download_model("smiley/tiny", cache, on_progress=again.append, endpoint=hub.url) == folder
+    )
     assert again[-1] == DownloadProgress("smiley/tiny", files, files, 0, 0, "cached", COMMIT)
     assert set(hub.downloads.values()) == {1}
     # And with the hub out of reach, the cached snapshot still serves.
@@ -115,7 +117,9 @@ def test_what_cannot_be_downloaded_says_why(hub: FakeHub, tmp_path: Path) -> Non
 
 def test_a_cancel_stops_a_download(hub: FakeHub, tmp_path: Path) -> None:
     with pytest.raises(DownloadStopped):
-        download_model("smiley/tiny", tmp_path / "cache", endpoint=hub.url, should_stop=lambda: True)
+        download_model(
+            "smiley/tiny", tmp_path / "cache", endpoint=hub.url, should_stop=lambda: True
+        )
 
 
 @pytest.fixture
@@ -167,7 +171,9 @@ def test_the_runner_downloads_a_hub_base_model_before_the_job(
     )  # fmt: skip
 
     assert outcome == "succeeded"
-    assert seen == [settings.data_dir / "models" / "hub" / "models--smiley--tiny" / "snapshots" / COMMIT]
+    assert seen == [
+        settings.data_dir / "models" / "hub" / "models--smiley--tiny" / "snapshots" / COMMIT
+    ]
     files, size = len(file_sizes(tiny)), sum(file_sizes(tiny).values())
     with sessions() as db:
         run = db.get(Run, run_id)

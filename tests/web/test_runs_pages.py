@@ -315,8 +315,9 @@ def test_switching_kind_swaps_in_that_kinds_form_keeping_the_base_model(
     fragment = response.text
     assert fragment.strip().startswith('<form method="post" action="/projects/')
     assert "<html" not in fragment
-    assert re.findall(r'name="(hp\.[\w.]+)"', fragment)[-4:] == [
-        "hp.max_completion_length", "hp.temperature", "hp.num_generations", "hp.beta"
+    assert re.findall(r'name="(hp\.[\w.]+)"', fragment)[-5:] == [
+        "hp.max_completion_length", "hp.temperature", "hp.num_generations", "hp.use_vllm",
+        "hp.beta",
     ]  # fmt: skip
     assert f'<option value="{base.id}" selected>tiny-base</option>' in fragment
     assert f'<option value="{reward.id}" >rm</option>' in fragment

@@ -212,3 +212,30 @@ def test_a_run_whose_hub_model_is_missing_fails_saying_so(
             f"HubDownloadError: the hub at {hub.url} has no model 'smiley/nothing' this worker "
             "may read (a private or gated model needs HF_TOKEN set on the workers)"
         )
+
+
+def test_a_run_cancelled_while_its_model_downloads_ends_cancelled(
+    hub: FakeHub, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    run_id = hub_run(sessions, settings, "smiley/tiny")
+    with sessions() as db:
+        run = db.get(Run, run_id)
+        assert run is not None
+        run.cancel_requested = True
+        db.commit()
+    # Each file takes longer than a heartbeat, which brings the cancel to the download.
+    hub.delay = 0.5
+
+    def job(ctx: JobContext) -> JobResult:
+        raise AssertionError("a cancelled run's job must not start")
+
+    outcome = execute_run(
+        run_id, "w@host", settings=settings, sessions=sessions, jobs={"sft": job},
+        device="cpu", hub_endpoint=hub.url,
+    )  # fmt: skip
+
+    assert outcome == "cancelled"
+    with sessions() as db:
+        run = db.get(Run, run_id)
+        assert run is not None
+        assert (run.status, run.output_model_id, run.error) == (RunStatus.cancelled, None, None)

@@ -272,18 +272,41 @@ def process_group_comparison(
     common = {"max_steps": steps, "save_steps": steps, "logging_steps": max(1, steps // 10)}
     single_hp = {**common, "batch_size": per_process * options.processes}
     group_hp = {**common, "batch_size": per_process, "processes": options.processes}
-    singles, groups = [], []
+    # accelerate launch's own choice on a CPU: physical cores over processes, at least 1.
+    per_rank = max(1, (psutil.cpu_count(logical=False) or 1) // options.processes)
+    threads = torch.get_num_threads()
+    singles, narrow, groups = [], [], []
     load_before = load()
     for attempt in range(options.repeats):
         singles.append(
             run_job("sft", model, snapshot, root / f"single-{attempt}", single_hp, device)[0]
         )
+        if device == "cpu":
+            # One process on a rank's thread budget: DDP's own scaling, apart from how one
+            # process uses several cores (which a loaded machine hurts most).
+            torch.set_num_threads(per_rank)
+            try:
+                narrow.append(
+                    run_job("sft", model, snapshot, root / f"narrow-{attempt}", single_hp, device)[
+                        0
+                    ]
+                )
+            finally:
+                torch.set_num_threads(threads)
         measured, settings = run_job(
             "sft", model, snapshot, root / f"group-{attempt}", group_hp, device
         )
         groups.append(measured)
     single = max(singles, key=lambda run: run["tokens_per_second"])
     group = max(groups, key=lambda run: run["tokens_per_second"])
+    same_threads: dict[str, Any] = {}
+    if narrow:
+        best = max(narrow, key=lambda run: run["tokens_per_second"])
+        same_threads = {
+            "single_at_rank_threads": best,
+            "ratio_at_rank_threads": group["tokens_per_second"] / best["tokens_per_second"],
+            "wall_ratio_at_rank_threads": best["wall_seconds"] / group["wall_seconds"],
+        }
     return {
         "processes": options.processes,
         "steps": steps,
@@ -295,13 +318,9 @@ def process_group_comparison(
         "distributed": settings.get("distributed"),
         "process_backend": settings.get("process_backend"),
         "accelerate_distributed_type": settings.get("accelerate_distributed_type"),
-        "torch_threads_single_process": torch.get_num_threads(),
-        # accelerate launch's own choice on a CPU: physical cores over processes, at least 1.
-        "torch_threads_per_rank": max(
-            1, (psutil.cpu_count(logical=False) or 1) // options.processes
-        )
-        if device == "cpu"
-        else None,
+        **same_threads,
+        "torch_threads_single_process": threads,
+        "torch_threads_per_rank": per_rank if device == "cpu" else None,
         "cpus": os.cpu_count(),
         "load_average_before": load_before,
         "load_average_after": load(),

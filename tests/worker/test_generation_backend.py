@@ -49,6 +49,7 @@ class FakeVllm:
     def __init__(self) -> None:
         self.engines: list[dict[str, Any]] = []
         self.requests: list[tuple[list[int], dict[str, Any]]] = []
+        self.generate_options: list[dict[str, Any]] = []
         fake = self
 
         class LLM:
@@ -56,7 +57,7 @@ class FakeVllm:
                 fake.engines.append(kwargs)
 
             def generate(self, prompts: list[dict[str, Any]], params: list[Any], **kwargs: Any):
-                assert kwargs == {"lora_request": None, "use_tqdm": False}
+                fake.generate_options.append(kwargs)
                 fake.requests += [
                     (prompt["prompt_token_ids"], param.kwargs)
                     for prompt, param in zip(prompts, params, strict=True)
@@ -72,7 +73,7 @@ class FakeVllm:
         self.module.LLM = LLM  # type: ignore[attr-defined]
         self.module.SamplingParams = SamplingParams  # type: ignore[attr-defined]
         lora = types.ModuleType("vllm.lora.request")
-        lora.LoRARequest = object  # type: ignore[attr-defined]
+        lora.LoRARequest = lambda *args: ("LoRARequest", *args)  # type: ignore[attr-defined]
         self.submodules = {"vllm.lora": types.ModuleType("vllm.lora"), "vllm.lora.request": lora}
 
 
@@ -168,10 +169,41 @@ def test_a_generation_run_on_a_cuda_worker_with_vllm_samples_and_records_it(
     assert [(s["prompt_id"], s["sample"], s["content"]) for s in samples] == [
         (7, 0, "seed 3"), (7, 1, "seed 4"), (8, 0, "seed 5"), (8, 1, "seed 6"),
     ]  # fmt: skip
+    assert fake_vllm.generate_options == [{"lora_request": None, "use_tqdm": False}]
     assert result.settings["generation_backend"] == "vllm"
     assert result.settings["reasons"]["generation_backend"] == (
         "CUDA worker with the vllm package installed"
     )
+
+
+def test_vllm_serves_an_adapter_as_its_base_plus_a_lora_request(
+    fake_vllm: FakeVllm, tiny: Path, tmp_path: Path
+) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    from worker.training.generation import VllmSampler
+    from worker.training.loading import load_policy, load_tokenizer
+
+    adapter = tmp_path / "adapter"
+    get_peft_model(load_policy(tiny), LoraConfig(r=12, target_modules=["q_proj"])).save_pretrained(
+        adapter
+    )
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = str(tiny)
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    options = {"max_new_tokens": 4, "temperature": 1.0, "top_p": 1.0}
+
+    sampler = VllmSampler(adapter, load_tokenizer(tiny), "bfloat16", options)
+    assert sampler.sample([[{"role": "user", "content": "Hi."}]], seed=9) == ["seed 9"]
+
+    # vLLM reserves adapter room in fixed sizes: rank 12 needs the 16 slot.
+    assert fake_vllm.engines == [
+        {"model": str(tiny), "dtype": "bfloat16", "gpu_memory_utilization": GENERATION_GPU_MEMORY,
+         "enable_lora": True, "max_lora_rank": 16, "max_loras": 1}
+    ]  # fmt: skip
+    assert fake_vllm.generate_options == [
+        {"lora_request": ("LoRARequest", "adapter", 1, str(adapter)), "use_tqdm": False}
+    ]
 
 
 def test_a_generation_run_on_the_cpu_records_generate(tiny: Path, tmp_path: Path) -> None:

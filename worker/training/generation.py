@@ -33,6 +33,8 @@ GENERATION_GPU_MEMORY = 0.85
 # Colocated with training (RLOO, GRPO), vLLM leaves the rest of the GPU to the policy, its
 # gradients and optimizer state (TRL's default for colocate is 0.3).
 COLOCATED_GPU_MEMORY = 0.3
+# The adapter ranks vLLM 0.31 can reserve room for (its LoRAConfig.max_lora_rank).
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
 def vllm_installed() -> bool:
@@ -121,8 +123,14 @@ class VllmSampler:
         lora: dict[str, Any] = {}
         self.lora_request = None
         if len(chain) == 2:
-            rank = json.loads((chain[1] / ADAPTER_CONFIG).read_text()).get("r", 16)
-            lora = {"enable_lora": True, "max_lora_rank": max(int(rank), 8), "max_loras": 1}
+            rank = int(json.loads((chain[1] / ADAPTER_CONFIG).read_text()).get("r", 16))
+            fitting = [size for size in VLLM_LORA_RANKS if size >= rank]
+            if not fitting:
+                raise JobInputError(
+                    f"vLLM serves adapters of rank up to {VLLM_LORA_RANKS[-1]}; {folder} has "
+                    f"rank {rank}: set use_vllm off"
+                )
+            lora = {"enable_lora": True, "max_lora_rank": fitting[0], "max_loras": 1}
             self.lora_request = LoRARequest("adapter", 1, str(chain[1]))
         self.llm = LLM(
             model=str(chain[0]),

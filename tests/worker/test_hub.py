@@ -223,8 +223,9 @@ def test_a_run_cancelled_while_its_model_downloads_ends_cancelled(
         assert run is not None
         run.cancel_requested = True
         db.commit()
-    # Each file takes longer than a heartbeat, which brings the cancel to the download.
-    hub.delay = 0.5
+    # Each file takes far longer than a heartbeat (0.05 s), which brings the cancel to the
+    # download before its first byte.
+    hub.delay = 1.0
 
     def job(ctx: JobContext) -> JobResult:
         raise AssertionError("a cancelled run's job must not start")

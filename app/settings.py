@@ -73,7 +73,8 @@ class Settings(BaseSettings):
     allow_hub_models: bool = Field(
         default=False,
         description="Accept hub model names (owner/name) as base models; only where workers "
-        "can download them.",
+        "can download them (through huggingface_hub, from HF_ENDPOINT with HF_TOKEN, into "
+        "data_dir/models/hub, once).",
     )
     import_dir: Path | None = Field(
         default=None,

@@ -11,7 +11,16 @@ RSS (reset before each run through /proc/self/clear_refs) on a CPU. Each side ru
 `--repeats` times, alternating, and the best run counts. Then SFT with packing (padding-free,
 best-fit decreasing) against padded batches on the same data: real tokens per second and
 steps per epoch. On CUDA, MFU: 6 x parameters FLOPs per trained token (8 for DPO, whose
-reference model also reads every token) per second over the device's dense bf16 peak.
+reference model also reads every token) per second over the device's dense bf16 peak; on a
+CPU the MFU figures are skipped, saying so.
+
+Then the SFT job as a process group (`--processes`, 2 by default: worker/launch.py, DDP over
+gloo on a CPU, NCCL on GPUs when the machine has that many) against one process doing the same
+total work: the same steps at the same global batch (one process takes `processes` times the
+per-process batch). Throughput is the trainer's own real tokens over its train_runtime (TRL
+gathers num_tokens over the ranks), and the wall time, launch and model loading included, is
+beside it. The machine's load average at the start and end is recorded: on a shared CPU it
+moves the ratio more than anything here.
 
 Depends on worker/, torch, transformers, trl, datasets and pydantic only: no database, no web
 app. The snapshot is written as a `datasets` folder, which the jobs read like the service's.
@@ -28,10 +37,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from worker.jobs import dpo, reward, sft
 from worker.jobs.context import JobContext
+from worker.launch import run_group, visible_gpus
 from worker.training.loading import load_policy
 from worker.training.synthetic import NEGATIVE, POSITIVE, TEMPLATES, TOPICS
 from worker.training.tiny import build_tiny_model
@@ -142,6 +154,8 @@ def throughput(logs: list[dict[str, Any]], steps: int) -> dict[str, float]:
 def run_job(
     kind: str, model: Path, snapshot: Path, root: Path, hp: dict[str, Any], device: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The job module in this process, or with hp["processes"] above 1 as the runner launches
+    it: a process group (worker/launch.py) whose rank 0 reports."""
     logs: list[dict[str, Any]] = []
     steps: list[int] = []
     context = JobContext(
@@ -159,10 +173,12 @@ def run_job(
         should_stop=lambda: False,
         log=lambda line: None,
     )
+    started = time.perf_counter()
     with Peak(device) as peak:
-        result = JOBS[kind].run(context)
+        result = (run_group if hp.get("processes", 1) > 1 else JOBS[kind].run)(context)
+    wall = time.perf_counter() - started
     reported = [entry["gpu_memory_gb"] for entry in logs if "gpu_memory_gb" in entry]
-    measured = {**throughput(logs, max(steps)), "peak_memory_gb": peak.gb}
+    measured = {**throughput(logs, max(steps)), "peak_memory_gb": peak.gb, "wall_seconds": wall}
     if reported:
         # What the progress callback told the run page, beside the bench's own reading.
         measured["reported_gpu_memory_gb"] = max(reported)
@@ -240,6 +256,77 @@ def run_plain(
     return {**measured, "peak_memory_gb": peak.gb}
 
 
+def load() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def process_group_comparison(
+    model: Path, snapshot: Path, root: Path, options: argparse.Namespace, device: str
+) -> dict[str, Any]:
+    """SFT as `options.processes` processes against one process, the same total work."""
+    import psutil
+    import torch
+
+    per_process = options.batch_size or 8
+    steps = options.group_steps
+    common = {"max_steps": steps, "save_steps": steps, "logging_steps": max(1, steps // 10)}
+    single_hp = {**common, "batch_size": per_process * options.processes}
+    group_hp = {**common, "batch_size": per_process, "processes": options.processes}
+    # accelerate launch's own choice on a CPU: physical cores over processes, at least 1.
+    per_rank = max(1, (psutil.cpu_count(logical=False) or 1) // options.processes)
+    threads = torch.get_num_threads()
+    singles, narrow, groups = [], [], []
+    load_before = load()
+    for attempt in range(options.repeats):
+        singles.append(
+            run_job("sft", model, snapshot, root / f"single-{attempt}", single_hp, device)[0]
+        )
+        if device == "cpu":
+            # One process on a rank's thread budget: DDP's own scaling, apart from how one
+            # process uses several cores (which a loaded machine hurts most).
+            torch.set_num_threads(per_rank)
+            try:
+                narrow.append(
+                    run_job("sft", model, snapshot, root / f"narrow-{attempt}", single_hp, device)[
+                        0
+                    ]
+                )
+            finally:
+                torch.set_num_threads(threads)
+        measured, settings = run_job(
+            "sft", model, snapshot, root / f"group-{attempt}", group_hp, device
+        )
+        groups.append(measured)
+    single = max(singles, key=lambda run: run["tokens_per_second"])
+    group = max(groups, key=lambda run: run["tokens_per_second"])
+    same_threads: dict[str, Any] = {}
+    if narrow:
+        best = max(narrow, key=lambda run: run["tokens_per_second"])
+        same_threads = {
+            "single_at_rank_threads": best,
+            "ratio_at_rank_threads": group["tokens_per_second"] / best["tokens_per_second"],
+            "wall_ratio_at_rank_threads": best["wall_seconds"] / group["wall_seconds"],
+        }
+    return {
+        "processes": options.processes,
+        "steps": steps,
+        "global_batch": per_process * options.processes,
+        "single": single,
+        "group": group,
+        "ratio": group["tokens_per_second"] / single["tokens_per_second"],
+        "wall_ratio": single["wall_seconds"] / group["wall_seconds"],
+        "distributed": settings.get("distributed"),
+        "process_backend": settings.get("process_backend"),
+        "accelerate_distributed_type": settings.get("accelerate_distributed_type"),
+        **same_threads,
+        "torch_threads_single_process": threads,
+        "torch_threads_per_rank": per_rank if device == "cpu" else None,
+        "cpus": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": load(),
+    }
+
+
 def mfu(
     tokens_per_second: float, parameters: int, flops_per_parameter: int, device: str
 ) -> float | None:
@@ -264,6 +351,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--kinds", default="sft,reward,dpo")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="the process group's size; 1 skips it"
+    )
+    parser.add_argument(
+        "--group-steps", type=int, default=60, help="steps of each process-group comparison run"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     options = parser.parse_args()
 
@@ -286,8 +379,15 @@ def main() -> None:
         "steps": options.steps,
         "rows": options.rows,
         "target_ratio": TARGET_RATIO,
+        "load_average_at_start": load(),
         "kinds": {},
     }
+    if device != "cuda":
+        report["mfu_skipped"] = (
+            "MFU is measured against a GPU's dense bf16 peak: skipped on this "
+            f"{device} (run on a CUDA machine for it)"
+        )
+        print(report["mfu_skipped"], flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         model = build_tiny_model(root / "model", max_positions=1024, **SIZES[options.size])
@@ -352,6 +452,20 @@ def main() -> None:
                 "mfu_padded": mfu(padded["tokens_per_second"], parameters, 6, device),
             }
             print(json.dumps({"packing": report["packing"]}, indent=2), flush=True)
+        gpus = visible_gpus() if device == "cuda" else 0
+        if options.processes < 2:
+            report["process_group_skipped"] = "--processes 1"
+        elif device == "cuda" and gpus < options.processes:
+            report["process_group_skipped"] = (
+                f"{options.processes} processes need a GPU each; this machine has {gpus}"
+            )
+        else:
+            report["process_group"] = process_group_comparison(
+                model, snapshots["sft"], root / "group", options, device
+            )
+            print(json.dumps({"process_group": report["process_group"]}, indent=2), flush=True)
+        if "process_group_skipped" in report:
+            print(f"process group: skipped: {report['process_group_skipped']}", flush=True)
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written to {options.out}")

@@ -59,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "target_queue_id": None,
     "include_demonstration": False,
     "compare_model_id": None,
+    "use_vllm": None,
     "compare_best_of": 1,
 }
 

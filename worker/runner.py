@@ -12,7 +12,7 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,9 +20,10 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import get_engine, session_factory
-from app.models import ModelRole, Run, RunKind
+from app.models import Model, ModelRole, Run, RunKind
 from app.services import registry, runs
 from app.settings import Settings, get_settings
+from worker.hub import DownloadProgress, DownloadStopped, hub_cache
 from worker.jobs.context import JobContext, JobResult
 
 log = logging.getLogger(__name__)
@@ -40,18 +41,34 @@ class RunPaths:
     checkpoints: Path
     inputs: Path
     compare_model: Path | None
+    # The models named by hub name, to download before the job starts: field -> owner/name.
+    downloads: dict[str, str] = field(default_factory=dict)
+
+
+def _registered(settings: Settings, model: Model) -> tuple[Path, str | None]:
+    """A registered model's folder, or for one registered by hub name where it will be once
+    downloaded (its hub name beside it)."""
+    if model.path is None and model.hub_name:
+        return hub_cache(settings.data_dir) / model.hub_name, model.hub_name
+    return registry.model_folder(settings, model.path or ""), None
 
 
 def run_paths(db: Session, settings: Settings, run: Run) -> RunPaths:
+    downloads: dict[str, str] = {}
     if run.base_model_id is not None:
-        base = registry.get_model(db, run.base_model_id)
-        base_path = registry.model_folder(settings, base.path or base.hub_name or "")
+        base_path, hub_name = _registered(settings, registry.get_model(db, run.base_model_id))
+    elif registry.names_hub_model(settings, run.base_model_ref or ""):
+        hub_name = run.base_model_ref
+        base_path = hub_cache(settings.data_dir) / (hub_name or "")
     else:
-        base_path = registry.model_folder(settings, run.base_model_ref or "")
+        base_path, hub_name = registry.model_folder(settings, run.base_model_ref or ""), None
+    if hub_name is not None:
+        downloads["base_model"] = hub_name
     reward = None
     if run.reward_model_id is not None:
-        model = registry.get_model(db, run.reward_model_id)
-        reward = registry.model_folder(settings, model.path or "")
+        reward, hub_name = _registered(settings, registry.get_model(db, run.reward_model_id))
+        if hub_name is not None:
+            downloads["reward_model"] = hub_name
     snapshot = None
     if run.snapshot_id is not None:
         from app.services.snapshots import get_snapshot
@@ -66,8 +83,9 @@ def run_paths(db: Session, settings: Settings, run: Run) -> RunPaths:
     compare = None
     compare_id = run.hyperparameters.get("compare_model_id")
     if run.kind == RunKind.generate and compare_id is not None:
-        compared = registry.get_model(db, int(compare_id))
-        compare = registry.model_folder(settings, compared.path or "")
+        compare, hub_name = _registered(settings, registry.get_model(db, int(compare_id)))
+        if hub_name is not None:
+            downloads["compare_model"] = hub_name
     folder = settings.data_dir / "runs" / str(run.id)
     return RunPaths(
         base_path,
@@ -77,7 +95,40 @@ def run_paths(db: Session, settings: Settings, run: Run) -> RunPaths:
         folder / "checkpoints",
         folder / "input",
         compare,
+        downloads,
     )
+
+
+def fetch_hub_models(
+    paths: RunPaths,
+    settings: Settings,
+    report: Callable[[dict[str, Any]], None],
+    should_stop: Callable[[], bool],
+    endpoint: str | None = None,
+) -> RunPaths:
+    """The run's paths with every hub-named model downloaded into the model cache (or found
+    there) and its snapshot folder in place of the name. Before the job and before a process
+    group is launched: the ranks find the folders there. `report` gets every model's progress
+    so far, keyed by hub name (the run page's "Model download" line)."""
+    from worker.hub import download_model
+
+    progress: dict[str, dict[str, Any]] = {}
+
+    def downloading(update: DownloadProgress) -> None:
+        progress[update.model] = update.as_dict()
+        report(dict(progress))
+
+    folders: dict[str, Path] = {}
+    for repo_id in paths.downloads.values():
+        if repo_id not in folders:
+            folders[repo_id] = download_model(
+                repo_id,
+                hub_cache(settings.data_dir),
+                on_progress=downloading,
+                should_stop=should_stop,
+                endpoint=endpoint,
+            )
+    return replace(paths, **{name: folders[repo_id] for name, repo_id in paths.downloads.items()})
 
 
 def job_module(kind: str) -> ModuleType:
@@ -161,10 +212,12 @@ def execute_run(
     sessions: sessionmaker[Session] | None = None,
     jobs: Mapping[str, JobRunner] | None = None,
     device: str | None = None,
+    hub_endpoint: str | None = None,
 ) -> str:
     """Claims and runs `run_id`; returns what happened ("skipped", "succeeded", "cancelled",
     "failed", "lost"). Tests pass their own `sessions` and `jobs` (by default the process's
-    engine and the modules worker.jobs.<kind>)."""
+    engine and the modules worker.jobs.<kind>), and `hub_endpoint` (by default
+    huggingface_hub's, HF_ENDPOINT)."""
     settings = settings or get_settings()
     sessions = sessions or session_factory(get_engine())
     with sessions() as db:
@@ -191,8 +244,18 @@ def execute_run(
                 beat.lost.set()
                 beat.stop.set()
 
+    def report_downloads(progress: dict[str, Any]) -> None:
+        with sessions() as db:
+            if not runs.record_downloads(db, run_id, worker_name, progress):
+                beat.lost.set()
+                beat.stop.set()
+
     with RunHeartbeat(sessions, run_id, worker_name, settings.run_heartbeat_seconds) as beat:
         try:
+            if paths.downloads:
+                paths = fetch_hub_models(
+                    paths, settings, report_downloads, beat.stop.is_set, hub_endpoint
+                )
             job = pick_job(kind, hyperparameters, jobs)
             paths.checkpoints.mkdir(parents=True, exist_ok=True)
             ctx = JobContext(
@@ -214,6 +277,10 @@ def execute_run(
                 reported_through=reported_through,
             )
             result = job(ctx)
+        except DownloadStopped:
+            # Cancelled while its model downloaded: nothing trained, nothing to keep but the
+            # files already in the model cache.
+            result = JobResult(metrics={}, model_dir=paths.output, role=None, stopped=True)
         except Exception as error:
             with sessions() as db:
                 runs.fail_run(

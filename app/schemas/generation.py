@@ -8,7 +8,7 @@ its splits), the tasks of a queue, or a list of prompt ids.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,6 +16,23 @@ from app.schemas.queues import MAX_COMPARISON_RESPONSES
 
 MAX_PROMPT_IDS = 10_000
 MAX_SAMPLES = 64
+
+
+def one_process(kind: str, items: str, data: Any) -> Any:
+    """`processes`, the training kinds' process-group size, is refused above 1 here with a
+    reason rather than as an unknown field: generation and scoring run in one process on one
+    device (through vLLM where a CUDA worker has it, worker/training/generation.py), and a
+    second run on another worker is how more GPUs take part. processes=1 is accepted and
+    dropped, so a form or script that sends it for every kind still works."""
+    if not isinstance(data, dict) or "processes" not in data:
+        return data
+    if type(data["processes"]) is not int or data["processes"] != 1:
+        raise ValueError(
+            f"processes: a {kind} run works in one process on one device; process groups "
+            "(processes above 1) are for training runs. To use more GPUs, split the "
+            f"{items} over several {kind} runs"
+        )
+    return {key: value for key, value in data.items() if key != "processes"}
 
 
 class GenerateHyperparameters(BaseModel):
@@ -86,6 +103,11 @@ class GenerateHyperparameters(BaseModel):
         "once per task; labelers are not told which answer is whose.",
     )
 
+    use_vllm: bool | None = Field(
+        default=None,
+        description="Sample through vLLM (CUDA workers with the vllm extra); None: vLLM where "
+        "the worker has it, transformers' generate otherwise. The run records which.",
+    )
     compare_best_of: int = Field(
         default=1,
         ge=1,
@@ -94,6 +116,11 @@ class GenerateHyperparameters(BaseModel):
         "keeps the best: best-of-N as the baseline a trained policy must beat (needs a reward "
         "model).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_process(cls, data: Any) -> Any:
+        return one_process("generation", "prompts", data)
 
     @model_validator(mode="after")
     def _consistent(self) -> GenerateHyperparameters:
@@ -146,3 +173,8 @@ class ScoreHyperparameters(BaseModel):
     limit: int | None = Field(
         default=None, ge=1, le=1_000_000, description="Score at most this many (newest first)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_process(cls, data: Any) -> Any:
+        return one_process("score", "responses", data)

@@ -335,6 +335,13 @@ class GroupSamplingHyperparameters(OnlineHyperparameters):
         description="Completions per prompt; each one is judged against its group (RLOO: the "
         "mean of the others' rewards; GRPO: the group's mean and spread).",
     )
+    use_vllm: bool | None = Field(
+        title="Sample with vLLM",
+        default=None,
+        description="Sample completions through vLLM colocated on the training GPU (CUDA "
+        "workers with the vllm extra); None: vLLM where the worker has it, transformers' "
+        "generate otherwise. The run records which.",
+    )
 
     @model_validator(mode="after")
     def _whole_groups(self) -> GroupSamplingHyperparameters:

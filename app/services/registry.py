@@ -114,12 +114,19 @@ def checked_model_folder(
     return folder
 
 
+def names_hub_model(settings: Settings, ref: str) -> bool:
+    """Whether a run's base model reference is a hub name: one that reads owner/name is a
+    folder only where such a folder is inside the model folders; otherwise it is a hub name,
+    whether or not something of that name exists elsewhere. The web app checks with it before
+    a run is queued, the worker again before it loads (worker/runner.py)."""
+    if not HUB_NAME.match(ref):
+        return False
+    return not (in_model_folders(settings, ref) and model_folder(settings, ref).exists())
+
+
 def check_base_ref(settings: Settings, ref: str) -> None:
-    """A base model named by folder or hub name, checked before anything is queued. A name
-    that reads owner/name is a folder only where such a folder is inside the model folders;
-    otherwise it is a hub name, whether or not something of that name exists elsewhere."""
-    inside = in_model_folders(settings, ref)
-    if HUB_NAME.match(ref) and not (inside and model_folder(settings, ref).exists()):
+    """A base model named by folder or hub name, checked before anything is queued."""
+    if names_hub_model(settings, ref):
         if not settings.allow_hub_models:
             raise InvalidInput(
                 f"{ref!r} is not a model folder inside the model folders, and hub downloads "

@@ -442,6 +442,36 @@ def chosen_settings(run: Run) -> list[tuple[str, str, str]]:
     return [(name, shown_value(value), str(reasons.get(name, ""))) for name, value in used.items()]
 
 
+def size_text(count: int) -> str:
+    """Bytes in decimal units, as the hub shows model sizes."""
+    if count < 1000:
+        return f"{count} B"
+    value = count / 1000
+    for unit in ("KB", "MB"):
+        if value < 1000:
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def download_lines(run: Run) -> list[tuple[str, str]]:
+    """(hub name, how far it is) for each model the run downloads from the hub
+    (worker/hub.py): bytes and files so far, then where it ended."""
+    lines = []
+    for name, item in sorted((run.artifacts.get("downloads") or {}).items()):
+        files = f"{item.get('files_done', 0)} of {item.get('files_total', 0)} files"
+        size = size_text(int(item.get("bytes_done", 0)))
+        if item.get("state") == "cached":
+            text = f"in the model cache ({files}), nothing downloaded"
+        elif item.get("state") == "done":
+            text = f"downloaded, {size} ({files})"
+        else:
+            total = int(item.get("bytes_total", 0))
+            text = f"downloading: {size} of {size_text(total)}, {files}"
+        lines.append((name, text))
+    return lines
+
+
 def duration(run: Run) -> str | None:
     """How long the run ran (or has been running); nothing while it waits in the queue."""
     start, end = run.started_at, run.finished_at
@@ -476,6 +506,7 @@ def _run_page(
         "latest": metric_rows(run.metrics.get("train") or {}),
         "evaluation": metric_rows(run.metrics.get("eval") or {}),
         "chosen": chosen_settings(run),
+        "downloads": download_lines(run),
         "hyperparameters": [(k, shown_value(v)) for k, v in sorted(run.hyperparameters.items())],
         "took": duration(run),
         "can_resume": run.status in (RunStatus.failed, RunStatus.cancelled)

@@ -136,6 +136,27 @@ def test_a_bad_config_is_refused_with_its_field_and_nothing_is_queued(
                 "hyperparameters.processes",
             ),
         )
+    # Generation and scoring run in one process: a process group is refused with the reason.
+    reward_model = make_model(db, settings, "rm", ModelRole.reward)
+    for body, kind, items in (
+        ({"kind": "generate", "base_model_id": base.id}, "generation", "prompts"),
+        ({"kind": "score", "reward_model_id": reward_model.id}, "score", "responses"),
+    ):
+        response = client.post(
+            f"{API}/projects/{project.id}/runs",
+            json={**body, "hyperparameters": {"processes": 2}},
+            headers=as_researcher,
+        )
+        assert (response.status_code, response.json()) == (
+            422,
+            error(
+                "invalid_input",
+                f"hyperparameters: processes: a {kind} run works in one process on one "
+                "device; process groups (processes above 1) are for training runs. To use "
+                f"more GPUs, split the {items} over several {kind} runs",
+                "hyperparameters",
+            ),
+        ), body
     assert (run_count(db), queued_messages(settings)) == (0, 0)
 
 

@@ -93,6 +93,7 @@ def test_empty_hyperparameters_leave_the_device_dependent_ones_open() -> None:
         "max_completion_length": 32,
         "temperature": 1.0,
         "num_generations": 4,
+        "use_vllm": None,
         "beta": 0.05,
     }
     assert GRPOHyperparameters().model_dump() == {
@@ -100,6 +101,7 @@ def test_empty_hyperparameters_leave_the_device_dependent_ones_open() -> None:
         "max_completion_length": 32,
         "temperature": 1.0,
         "num_generations": 4,
+        "use_vllm": None,
         "beta": 0.0,
         "loss_type": "dapo",
         "reward_functions": [],

@@ -149,6 +149,7 @@ def test_a_good_post_queues_one_generate_run_with_the_settings_posted(
         "target_queue_id": world.ranking.id,
         "include_demonstration": True,
         "compare_model_id": world.previous.id,
+        "use_vllm": None,
         "compare_best_of": 1,
     }
     assert queued_messages(settings) == 1

@@ -315,8 +315,9 @@ def test_switching_kind_swaps_in_that_kinds_form_keeping_the_base_model(
     fragment = response.text
     assert fragment.strip().startswith('<form method="post" action="/projects/')
     assert "<html" not in fragment
-    assert re.findall(r'name="(hp\.[\w.]+)"', fragment)[-4:] == [
-        "hp.max_completion_length", "hp.temperature", "hp.num_generations", "hp.beta"
+    assert re.findall(r'name="(hp\.[\w.]+)"', fragment)[-5:] == [
+        "hp.max_completion_length", "hp.temperature", "hp.num_generations", "hp.use_vllm",
+        "hp.beta",
     ]  # fmt: skip
     assert f'<option value="{base.id}" selected>tiny-base</option>' in fragment
     assert f'<option value="{reward.id}" >rm</option>' in fragment
@@ -621,6 +622,35 @@ def test_the_live_part_polls_while_running_and_stops_when_finished(
     )
     settings_table = finished.split('data-testid="run-settings"')[1].split("</table>")[0]
     assert texts(r"<tr>(.*?)</tr>", settings_table) == ["bf16 off cpu with a 0.1M parameters model"]
+
+
+def test_a_hub_models_download_shows_on_the_live_part_as_it_goes(
+    client: TestClient, db: Session, settings: Settings, project: Project, base: Model,
+    researcher: User,
+) -> None:  # fmt: skip
+    run = make_run(db, project, base, make_snapshot(db, settings, project))
+    web_login(client, researcher.username)
+    assert count_of("run-download", client.get(f"/runs/{run.id}").text) == 0
+    runs.claim_run(db, run.id, WORKER)
+
+    def shown(**progress: object) -> str:
+        item = {"model": "owner/name", "files_done": 2, "files_total": 5, "commit": None}
+        assert runs.record_downloads(db, run.id, WORKER, {"owner/name": {**item, **progress}})
+        live = client.get(f"/runs/{run.id}/live", headers={"HX-Request": "true"}).text
+        return by_testid("run-download", live)
+
+    assert shown(bytes_done=1_234_567, bytes_total=4_000_000_000, state="downloading") == (
+        "owner/name: downloading: 1.2 MB of 4.0 GB, 2 of 5 files"
+    )
+    assert shown(bytes_done=4_000_000_000, bytes_total=4_000_000_000, state="done") == (
+        "owner/name: downloaded, 4.0 GB (2 of 5 files)"
+    )
+    assert shown(bytes_done=0, bytes_total=0, state="cached") == (
+        "owner/name: in the model cache (2 of 5 files), nothing downloaded"
+    )
+    # Another worker's run is not written to.
+    assert not runs.record_downloads(db, run.id, "someone-else", {})
+    assert db.get(Run, run.id).artifacts["downloads"]["owner/name"]["state"] == "cached"
 
 
 def test_a_run_sent_again_says_so_and_why(

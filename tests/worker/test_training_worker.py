@@ -24,6 +24,7 @@ from app.services import runs
 from app.settings import Settings
 from tests.conftest import REDIS_URL, make_user, redis_db, unavailable
 from tests.factories import make_project
+from tests.worker.fake_hub import serve_hub
 from tests.worker.training_worker import (
     sft_snapshot,
     start_worker,
@@ -141,6 +142,62 @@ def test_an_sft_run_trains_on_a_worker_and_registers_its_model(
             run.base_model_id,
         )
     folder = settings.data_dir / f"runs/{run_id}/model"
+    assert (folder / "config.json").is_file()
+    assert list(folder.glob("*.safetensors"))
+
+
+# One database is enough: what is new here is the download, not the run's bookkeeping.
+@pytest.mark.parametrize("own_database", ["sqlite"], indirect=True)
+def test_an_sft_run_from_a_hub_name_downloads_its_base_once_and_trains(
+    sessions: sessionmaker[Session], settings: Settings, tiny: Path
+) -> None:
+    settings = settings.model_copy(update={"allow_hub_models": True})
+    settings.ensure_data_dir()
+    with sessions() as db:
+        researcher = make_user(db, "rhea", Role.researcher)
+        project = make_project(db)
+        db.commit()
+        snapshot = sft_snapshot(db, settings, project, researcher)
+        run_ids = [
+            runs.create_run(
+                db,
+                settings,
+                project.id,
+                RunCreate(
+                    kind="sft",
+                    base_model_ref="smiley/tiny",
+                    snapshot_id=snapshot.id,
+                    hyperparameters={"max_steps": 4, "batch_size": 4, "logging_steps": 2},
+                ),
+                acting=researcher,
+            ).id
+            for _ in range(2)
+        ]
+    with serve_hub({"smiley/tiny": tiny}) as hub:
+        # The worker finds the hub where huggingface_hub looks: HF_ENDPOINT.
+        worker = start_worker(settings, "e2e-hub@%h", HF_ENDPOINT=hub.url)
+        try:
+            wait_for(
+                lambda: all(
+                    run_state(sessions, run_id).status in (RunStatus.succeeded, RunStatus.failed)
+                    for run_id in run_ids
+                ),
+                300,
+                "both hub runs to finish",
+                worker,
+            )
+        finally:
+            worker.stop()
+    first, second = (run_state(sessions, run_id) for run_id in run_ids)
+    assert first.status == second.status == RunStatus.succeeded, (first.error, second.error)
+    # The second run found the model in the cache: every file was fetched once.
+    assert set(hub.downloads.values()) == {1}
+    size = sum(path.stat().st_size for path in tiny.iterdir())
+    assert first.artifacts["downloads"]["smiley/tiny"]["state"] == "done"
+    assert first.artifacts["downloads"]["smiley/tiny"]["bytes_done"] == size
+    assert second.artifacts["downloads"]["smiley/tiny"]["state"] == "cached"
+    assert [step for step, _ in losses(sessions, second.id)] == [2, 4]
+    folder = settings.data_dir / f"runs/{second.id}/model"
     assert (folder / "config.json").is_file()
     assert list(folder.glob("*.safetensors"))
 

@@ -20,8 +20,9 @@ from worker.jobs.context import JobContext, JobResult
 from worker.training.arguments import parse_hyperparameters
 from worker.training.defaults import loading_arguments, pick_model_loading, record_loading
 from worker.training.errors import JobInputError
-from worker.training.evaluation import sample, score
-from worker.training.loading import load_policy, load_reward_model, load_tokenizer
+from worker.training.evaluation import score
+from worker.training.generation import open_sampler, pick_generation_backend, record_backend
+from worker.training.loading import load_reward_model, load_tokenizer
 
 SAMPLES_FILE = "samples.jsonl"
 # Prompts sampled between two progress reports and stop checks.
@@ -34,6 +35,8 @@ def run(ctx: JobContext) -> JobResult:
     params = parse_hyperparameters(GenerateHyperparameters, ctx.hyperparameters)
     loading = pick_model_loading(ctx.device, None, None)
     load = loading_arguments(loading)
+    # vLLM on a CUDA worker that has it, generate otherwise (worker/training/generation.py).
+    backend = pick_generation_backend(ctx.device, params.use_vllm)
     set_seed(params.seed)
     prompts = read_prompts(ctx.input_dir)
     # One group per (prompt, repeat): the samples a task will compare.
@@ -45,19 +48,19 @@ def run(ctx: JobContext) -> JobResult:
     }
 
     tokenizer = load_tokenizer(ctx.base_model_path)
-    policy = load_policy(ctx.base_model_path, **load).to(ctx.device).eval()
+    policy = open_sampler(
+        backend[0], ctx.base_model_path, tokenizer, ctx.device, loading, load, options
+    )
     samples: list[dict[str, Any]] = []
     steps = len(groups) * (2 if params.compare_model_id is not None else 1)
     for start in range(0, len(groups), CHUNK):
         if ctx.should_stop():
+            policy.close()
             return JobResult(metrics={}, model_dir=ctx.output_dir, role=None, stopped=True)
         chunk = groups[start : start + CHUNK]
-        texts = sample(
-            policy,
-            tokenizer,
+        texts = policy.sample(
             [row["messages"] for row, _ in chunk for _ in range(params.samples_per_prompt)],
             seed=params.seed + start,
-            **options,
         )
         for index, text in enumerate(texts):
             row, repeat = chunk[index // params.samples_per_prompt]
@@ -73,7 +76,7 @@ def run(ctx: JobContext) -> JobResult:
             )
         done = start + len(chunk)
         ctx.report(done, {"samples": float(len(samples))}, 0.9 * done / steps)
-    del policy
+    policy.close()
 
     metrics: dict[str, float] = {"prompts": float(len(prompts))}
     if ctx.reward_model_path is not None:
@@ -90,7 +93,7 @@ def run(ctx: JobContext) -> JobResult:
     if params.compare_model_id is not None:
         if ctx.compare_model_path is None:
             raise JobInputError("the compare model's folder was not given to the job")
-        samples += compare_samples(ctx, params, samples, options)
+        samples += compare_samples(ctx, params, samples, options, backend[0])
     ctx.output_dir.mkdir(parents=True, exist_ok=True)
     with (ctx.output_dir / SAMPLES_FILE).open("w", encoding="utf-8") as handle:
         for item in samples:
@@ -101,6 +104,7 @@ def run(ctx: JobContext) -> JobResult:
     # Every model here loads with the device's defaults (worker/training/defaults.py).
     settings: dict[str, Any] = dict(options)
     record_loading(settings, loading)
+    record_backend(settings, backend)
     return JobResult(metrics=metrics, model_dir=ctx.output_dir, role=None, settings=settings)
 
 
@@ -164,25 +168,26 @@ def compare_samples(
     params: GenerateHyperparameters,
     samples: list[dict[str, Any]],
     options: dict[str, Any],
+    backend: str,
 ) -> list[dict[str, Any]]:
     """The compare model's answer for each (prompt, repeat) still kept: one sample, or with
     compare_best_of N the one the reward model scores highest of N (a best-of-N baseline)."""
     assert ctx.compare_model_path is not None
     groups = list(_by_group(samples))
     messages = {item["prompt_id"]: item["messages"] for item in samples}
-    load = loading_arguments(pick_model_loading(ctx.device, None, None))
+    loading = pick_model_loading(ctx.device, None, None)
     tokenizer = load_tokenizer(ctx.compare_model_path)
-    model = load_policy(ctx.compare_model_path, **load).to(ctx.device).eval()
+    model = open_sampler(
+        backend, ctx.compare_model_path, tokenizer, ctx.device, loading,
+        loading_arguments(loading), options,
+    )  # fmt: skip
     draws = params.compare_best_of
     # Its own seeds, offset from the policy's, so the two never share a random stream.
-    texts = sample(
-        model,
-        tokenizer,
+    texts = model.sample(
         [messages[prompt_id] for prompt_id, _ in groups for _ in range(draws)],
         seed=params.seed + 1_000_003,
-        **options,
     )
-    del model
+    model.close()
     answers = [
         {"prompt_id": prompt_id, "repeat": repeat, "source": "compare", "sample": index % draws,
          "content": text, "messages": messages[prompt_id]}

@@ -30,6 +30,11 @@ from worker.training.defaults import (
 )
 from worker.training.errors import JobInputError
 from worker.training.evaluation import compare_policies
+from worker.training.generation import (
+    pick_generation_backend,
+    record_backend,
+    trl_vllm_arguments,
+)
 from worker.training.loading import load_policy, load_reward_model, load_tokenizer, parameter_count
 
 
@@ -45,6 +50,8 @@ def run(ctx: JobContext) -> JobResult:
         hyperparameters.attn_implementation,
         hyperparameters.load_in_4bit,
     )
+    # vLLM colocated where the worker has it (worker/training/generation.py).
+    backend = pick_generation_backend(ctx.device, hyperparameters.use_vllm)
     load = loading_arguments(loading)
     set_seed(hyperparameters.seed)
     resume = resume_checkpoint(ctx.resume_from)
@@ -63,6 +70,7 @@ def run(ctx: JobContext) -> JobResult:
         "rloo", ctx.device, parameter_count(policy), hyperparameters.model_dump()
     )
     record_loading(settings, loading)
+    record_backend(settings, backend)
     generations = hyperparameters.num_generations
     if hyperparameters.batch_size is None and settings["batch_size"] % generations:
         # Each prompt's completions must land in one batch: round up to whole groups.
@@ -77,6 +85,7 @@ def run(ctx: JobContext) -> JobResult:
     }
     args = RLOOConfig(
         **trainer_arguments(settings, hyperparameters, ctx.checkpoint_dir),
+        **trl_vllm_arguments(backend[0]),
         num_generations=generations,
         max_completion_length=hyperparameters.max_completion_length,
         temperature=hyperparameters.temperature,

@@ -108,6 +108,20 @@ def record_metrics(
     return True
 
 
+def record_downloads(db: Session, run_id: int, worker_name: str, progress: dict[str, Any]) -> bool:
+    """How far the run's hub models have downloaded (worker/hub.py), for the run page; False
+    (and nothing written) when the run is no longer this worker's."""
+    run = db.scalar(select(Run).where(_owned(run_id, worker_name)))
+    if run is None:
+        db.rollback()
+        return False
+    # A new dict, so the JSON column sees the change.
+    run.artifacts = {**run.artifacts, "downloads": progress}
+    run.heartbeat_at = utcnow()
+    db.commit()
+    return True
+
+
 def complete_run(
     db: Session,
     settings: Settings,

@@ -12,6 +12,7 @@ from app.models.labels import (
     LabelSource,
     Pair,
 )
+from app.models.judging import JudgeTemplate
 from app.models.loop import Evaluation, ResponseScore
 from app.models.observability import TaskEvent
 from app.models.projects import GuidelineVersion, Project
@@ -55,6 +56,7 @@ __all__ = [
     "Evaluation",
     "GuidelineRead",
     "GuidelineVersion",
+    "JudgeTemplate",
     "LabelReview",
     "LabelSource",
     "LabelerProfile",

@@ -14,9 +14,11 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidInput
 from app.models import ModelRole, Run, RunKind, Snapshot, SnapshotKind, User
 from app.schemas.generation import GenerateHyperparameters, ScoreHyperparameters
+from app.schemas.judging import JudgeHyperparameters
 from app.schemas.runs import HYPERPARAMETERS
 from app.schemas.training import RunCreate
 from app.services import generation, registry
+from app.services.judging.launching import plan_judging
 from app.services.prompts import get_project_checked, storable_id
 from app.services.runs.queueing import TRAIN_TASK, BrokerUnreachable, connected_sender
 from app.settings import Settings
@@ -36,6 +38,7 @@ SETTINGS_SCHEMAS: dict[str, type[BaseModel]] = {
     **HYPERPARAMETERS,
     "generate": GenerateHyperparameters,
     "score": ScoreHyperparameters,
+    "judge": JudgeHyperparameters,
 }
 
 
@@ -58,6 +61,12 @@ def create_run(
     _check_quantization(hyperparameters)
     if data.kind in generation.SAMPLING_KINDS:
         inputs = generation.plan_inputs(db, settings, project_id, data, hyperparameters)
+        return _store_and_enqueue(
+            db, settings, project_id, data, hyperparameters, acting, on_created, inputs
+        )
+    if data.kind == RunKind.judge:
+        # Fills the judge's mode, template and guideline versions into the hyperparameters.
+        inputs = plan_judging(db, settings, project_id, data, hyperparameters, acting)
         return _store_and_enqueue(
             db, settings, project_id, data, hyperparameters, acting, on_created, inputs
         )

@@ -24,6 +24,7 @@ from app.models import ModelRole, Run, RunKind, RunMetric, RunStatus, User
 from app.models.base import utcnow
 from app.services import generation, registry
 from app.services.agreement.service import agreement_report
+from app.services.judging.recording import record_judgements
 from app.services.runs.queries import get_run
 from app.services.runs.queueing import TRAIN_TASK, BrokerUnreachable, connected_sender
 from app.settings import Settings
@@ -141,9 +142,13 @@ def complete_run(
     run.finished_at = now
     if stopped:
         run.status = RunStatus.cancelled
-    elif run.kind in generation.SAMPLING_KINDS:
+    elif run.kind in generation.SAMPLING_KINDS or run.kind == RunKind.judge:
         assert model_dir is not None
-        recorded = generation.record_output(db, run, model_dir)
+        recorded = (
+            record_judgements(db, run, model_dir)
+            if run.kind == RunKind.judge
+            else generation.record_output(db, run, model_dir)
+        )
         run.metrics = {**run.metrics, "eval": {**evaluation, **recorded}}
         run.artifacts = {**run.artifacts, "output_dir": _stored_path(settings, model_dir)}
         run.status = RunStatus.succeeded

@@ -4,6 +4,7 @@ from app.models.agreement import TaskAgreement
 from app.models.base import Base
 from app.models.content import Prompt, PromptCategory, Response, ResponseSource
 from app.models.datasets import DatasetJob, DatasetJobKind, DatasetJobStatus
+from app.models.judging import JudgeTemplate
 from app.models.labels import (
     Comparison,
     ComparisonItem,
@@ -12,7 +13,6 @@ from app.models.labels import (
     LabelSource,
     Pair,
 )
-from app.models.judging import JudgeTemplate
 from app.models.loop import Evaluation, ResponseScore
 from app.models.observability import TaskEvent
 from app.models.projects import GuidelineVersion, Project

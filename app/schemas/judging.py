@@ -65,7 +65,7 @@ class JudgeHyperparameters(BaseModel):
         default=1.0,
         gt=0,
         le=1000,
-        description="Reward judges: the 1-7 score is 4 + 3·tanh((reward − the task's mean "
+        description="Reward judges: the 1-7 score is 4 + 3·tanh((reward - the task's mean "
         "reward) / score_scale), rounded; a larger scale gives scores nearer 4.",
     )
 

@@ -9,7 +9,7 @@ source "labeler" (and imports) only.
 
 Reward judges: the ranking is by reward, best first; a response whose reward is within
 `tie_epsilon` of the one ranked just above it shares its rank. The 1-7 score is
-4 + 3·tanh((reward − the task's mean reward) / score_scale), rounded half up: 4 for an
+4 + 3·tanh((reward - the task's mean reward) / score_scale), rounded half up: 4 for an
 average response of the task, towards 7 (1) the further above (below) the mean it is. The
 rewards themselves are stored as the model's ResponseScores too (replacing its older scores
 of the same responses, as a score run does), where the loop audit and the agreement page read
@@ -39,9 +39,9 @@ from app.models import (
     Run,
 )
 from app.schemas.judging import JudgeHyperparameters
+from app.services.judging.templates import parse_reply
 from app.services.pairs import RankedResponse, expand_pairs
 from app.services.queues import chunks
-from app.services.judging.templates import parse_reply
 
 OUTPUT_FILE = "judgements.jsonl"
 
@@ -147,7 +147,10 @@ def _store(
             margin=pair.margin,
         )
         for pair in expand_pairs(
-            [RankedResponse(rid, rank, score) for rid, rank, score in zip(ids, ranks, given)]
+            [
+                RankedResponse(rid, rank, score)
+                for rid, rank, score in zip(ids, ranks, given, strict=True)
+            ]
         )
     )
 

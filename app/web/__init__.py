@@ -15,6 +15,7 @@ from app.web import (
     generation,
     guidelines,
     home,
+    judging,
     loop_audit,
     projects,
     prompts,
@@ -48,5 +49,6 @@ router.include_router(runs.router)
 router.include_router(task_events.router)
 router.include_router(evaluations.router)
 router.include_router(generation.router)
+router.include_router(judging.router)
 router.include_router(loop_audit.router)
 router.include_router(workbench.router)

@@ -58,7 +58,7 @@ PAIRS_ONLY = frozenset({"human_weight", "ai_weight", "min_judge_agreement"})
 APPLIES: dict[str, tuple[frozenset[str], str]] = {
     "sft": (
         ALL - {"min_agreement", "exclude_flagged"} - PAIRS_ONLY,
-        "demonstrations carry no flags and no agreement, and are not weighted",
+        "demonstrations carry no flags and no agreement",
     ),
     "prompts": (
         frozenset({"queue_ids", "created_from", "created_to", "exclude_gold"}),
@@ -67,8 +67,8 @@ APPLIES: dict[str, tuple[frozenset[str], str]] = {
     "pairs": (ALL, ""),
     "consensus": (
         frozenset({"queue_ids", "min_agreement", "exclude_flagged", "exclude_gold"}),
-        "a consensus is made from all of a task's human judgements; use source 'pairs' to "
-        "select judgements by labeler, guideline version, date or source (AI labels)",
+        "a consensus is made from all of a task's judgements; use source 'pairs' to select "
+        "judgements by labeler, guideline version or date",
     ),
     "raw": (ALL - {"human_weight", "ai_weight"}, "an export's rows are not weighted"),
     "kto": (ALL - {"human_weight", "ai_weight"}, "an export's rows are not weighted"),
@@ -88,6 +88,13 @@ def check_filters(db: Session, project_id: int, filters: SnapshotFilters, select
     a queue, guideline version or labeler that is not there."""
     get_project(db, project_id)
     allowed, why = APPLIES[selection]
+    if selection == "sft":
+        for name in sorted(active_filters(filters) & PAIRS_ONLY):
+            raise InvalidInput(
+                f"{name} does not apply here: only preference pairs are weighted or chosen by a "
+                "judge's agreement",
+                field=f"filters.{name}",
+            )
     for name in sorted(active_filters(filters) - allowed):
         raise InvalidInput(f"{name} does not apply here: {why}", field=f"filters.{name}")
     _all_found(

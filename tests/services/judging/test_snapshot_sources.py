@@ -106,7 +106,7 @@ def test_the_judge_where_it_agrees_with_people_and_people_elsewhere(
         ({"human_weight": 2}, "preference", "set label_sources \"both\""),
         ({"label_sources": "ai_where_agreeing", "judge_model_id": 1}, "preference",
          "needs the judge"),
-        ({"label_sources": "both", "ai_weight": 3}, "sft", "ai_weight does not apply here"),
+        ({"label_sources": "both", "ai_weight": 3}, "sft", "ai_weight does not apply here: only"),
         ({"label_sources": "ai", "judge_model_id": 999999}, "preference", "no model with id"),
         ({"ai_categories": ["chat"]}, "preference", "worked out from the rule"),
     ],

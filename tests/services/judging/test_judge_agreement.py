@@ -3,15 +3,29 @@ labels kept out of everything that counts people's labels."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput
-from app.models import Comparison, ComparisonItem, LabelSource, Pair, Task, TaskAgreement
+from app.models import (
+    Comparison,
+    ComparisonItem,
+    LabelSource,
+    Model,
+    ModelRole,
+    Pair,
+    Run,
+    RunKind,
+    Task,
+    TaskAgreement,
+)
 from app.services.agreement.service import agreement_report, task_consensus
 from app.services.browsing import LabelFilters, list_labels
 from app.services.judging.agreement import judge_report, send_back_tasks
+from app.services.judging.recording import OUTPUT_FILE, record_judgements
 from app.settings import Settings
 from tests.judge_world import build_judge_world
 
@@ -119,3 +133,41 @@ def test_the_data_browser_lists_ai_labels_under_their_model(
     assert len(people.items) == 9
     skips = list_labels(db, world.project.id, LabelFilters(kind="skip", source=LabelSource.ai))
     assert skips.items == []
+
+
+def test_a_reward_judges_confidence_is_its_reward_margin(db: Session, settings: Settings) -> None:
+    world = build_judge_world(db, settings.data_dir)
+    rm = Model(name="rm", role=ModelRole.reward, path="models/rm")
+    db.add(rm)
+    db.flush()
+    run = Run(
+        project_id=world.project.id, kind=RunKind.judge, base_model_id=rm.id,
+        hyperparameters={"queue_id": world.main.id, "mode": "reward"},
+    )  # fmt: skip
+    db.add(run)
+    db.flush()
+    (a, b), (c, d, e) = ([r.id for r in rs] for rs in world.responses[:2])
+    output = settings.data_dir / "rm-output"
+    output.mkdir(parents=True)
+    (output / OUTPUT_FILE).write_text(
+        "".join(
+            json.dumps({"task_id": task.id, "prompt_id": task.prompt_id, "response_ids": ids,
+                        "rewards": rewards}) + "\n"
+            for task, ids, rewards in [
+                (world.tasks[0], [a, b], [0.1, 0.9]), (world.tasks[1], [c, d, e], [2.0, 1.0, 1.5]),
+            ]
+        )
+    )  # fmt: skip
+    assert record_judgements(db, run, output) == {"labels": 2, "unparsed": 0, "tasks": 2}
+    db.commit()
+    judges = {judge.model_name: judge for judge in judge_report(db, world.project.id).judges}
+    assert sorted(judges) == ["judge-lm", "rm"]
+    judge = judges["rm"]
+    assert (judge.mode, judge.template_id, judge.overall.pairs, judge.overall.agreeing) == (
+        "reward", None, 4, 2,
+    )  # fmt: skip
+    assert [
+        (x.human_winner_response_id, x.human_loser_response_id, x.margin_kind)
+        for x in judge.disagreements
+    ] == [(a, b, "reward"), (d, e, "reward")]
+    assert [x.margin for x in judge.disagreements] == pytest.approx([0.8, 0.5])

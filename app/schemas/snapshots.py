@@ -62,7 +62,7 @@ class SnapshotFilters(BaseModel):
     min_judge_agreement: float | None = Field(default=None, ge=0, le=1)
     # Worked out when the snapshot is made from the rule above, and stored: the categories
     # whose AI labels were taken. Never given.
-    ai_categories: list[str] = Field(default_factory=list, max_length=20)
+    ai_categories: list[Text] = Field(default_factory=list, max_length=20)
     # Share of prompts (not rows) that go to the test split.
     test_fraction: float = Field(default=0.1, ge=0, le=1)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)

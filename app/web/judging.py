@@ -172,8 +172,8 @@ def save_template(
     db: SessionDep,
     user: WebStaff,
     project_id: int,
-    body: Annotated[str, Form(max_length=30_000)] = "",
-    note: Annotated[str, Form(max_length=1000)] = "",
+    body: Annotated[common.Text, Form(max_length=30_000)] = "",
+    note: Annotated[common.Text, Form(max_length=1000)] = "",
 ) -> Response:
     try:
         saved = templates.save_template(

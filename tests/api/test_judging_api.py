@@ -7,12 +7,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.models import Task, User
+from app.models import ModelRole, Task, User
 from app.services.agreement.reliability import CACHE
 from app.settings import Settings
 from tests.api.helpers import API, error
 from tests.conftest import bearer, make_token
 from tests.judge_world import JudgeWorld, build_judge_world
+from tests.training_factories import make_model
 
 
 @pytest.fixture
@@ -91,3 +92,22 @@ def test_judge_templates_are_versioned(
     )  # fmt: skip
     listed = client.get(url, headers=headers).json()
     assert [row["version"] for row in listed] == [2, 1]
+
+
+def test_a_judge_run_is_launched_like_any_run(
+    client: TestClient, db: Session, settings: Settings, world: JudgeWorld, researcher: User
+) -> None:
+    reward = make_model(db, settings, "rm", ModelRole.reward, project=world.project)
+    db.commit()
+    answer = client.post(
+        f"{API}/projects/{world.project.id}/runs",
+        json={"kind": "judge", "base_model_id": reward.id,
+              "hyperparameters": {"queue_id": world.side.id}},
+        headers=bearer(make_token(db, researcher)),
+    )  # fmt: skip
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    assert (body["kind"], body["base_model_id"], body["hyperparameters"]["mode"]) == (
+        "judge", reward.id, "reward",
+    )  # fmt: skip
+    assert body["hyperparameters"]["queue_id"] == world.side.id

@@ -15,7 +15,7 @@ from app.schemas.judging import (
     SendBackTasks,
     SentBackTasks,
 )
-from app.services.judging import agreement, templates
+from app.services.judging import agreement, sending, templates
 
 router = APIRouter(responses=STANDARD_ERRORS, tags=["judges"])
 
@@ -37,7 +37,7 @@ def judge_agreement(
 @router.post("/projects/{project_id}/agreement/judges/send-back", response_model=SentBackTasks)
 def send_back(project_id: int, data: SendBackTasks, db: SessionDep, _: ApiStaff) -> SentBackTasks:
     """Ask for one more human label on each task (its overlap grows by one); all or none."""
-    return SentBackTasks(task_ids=agreement.send_back_tasks(db, project_id, data.task_ids))
+    return SentBackTasks(task_ids=sending.send_back_tasks(db, project_id, data.task_ids))
 
 
 @router.get("/projects/{project_id}/judge-templates", response_model=list[JudgeTemplateOut])

@@ -20,7 +20,7 @@ from app.models import RunKind
 from app.schemas.judging import JudgeFigures, JudgeTemplateCreate
 from app.schemas.training import RunCreate
 from app.services import runs
-from app.services.judging import agreement, templates
+from app.services.judging import agreement, sending, templates
 from app.settings import get_settings
 
 judge_cli = typer.Typer(
@@ -132,7 +132,7 @@ def send_back_command(
     """Ask for one more human label on each task (its overlap grows by one)."""
     with session() as db:
         acting_user(db, as_)
-        sent = agreement.send_back_tasks(db, project, task_ids)
+        sent = sending.send_back_tasks(db, project, task_ids)
     typer.echo(f"{len(sent)} tasks wait for one more human label: {', '.join(map(str, sent))}")
 
 

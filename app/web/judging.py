@@ -23,7 +23,7 @@ from app.schemas import common
 from app.schemas.judging import JudgeHyperparameters, JudgeTemplateCreate
 from app.schemas.training import RunCreate
 from app.services import queues, registry, runs, snapshots
-from app.services.judging import agreement, templates
+from app.services.judging import sending, templates
 from app.services.prompts import get_project_checked
 from app.web.generation import shown_errors
 from app.web.rendering import form_errors, redirect, render
@@ -203,7 +203,7 @@ def send_back(
     wanted = [value.strip() for value in task_id or []]
     if not wanted or not all(value.isdigit() for value in wanted):
         raise InvalidInput("tick at least one task to send back", field="task_id")
-    sent = agreement.send_back_tasks(db, project_id, [int(value) for value in wanted])
+    sent = sending.send_back_tasks(db, project_id, [int(value) for value in wanted])
     return redirect(
         request,
         f"/projects/{project_id}/agreement#judges",

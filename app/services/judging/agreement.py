@@ -18,7 +18,7 @@ Wilson on the effective number of pairs, pairs clustered by task.
 How sure the judge was of a reversed pair: a reward judge's reward difference (its stored
 ResponseScores), a generative judge's 1-7 score difference, or its rank difference when it
 gave no scores. The most confident disagreements are the ones worth a person's second look:
-send_back_tasks asks for one more human label on each (overlap + 1, as the review page's
+sending.send_back_tasks asks for one more human label on each (overlap + 1, as the review page's
 "send back" does).
 """
 
@@ -27,13 +27,13 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import NotFound
 from app.models import (
     Comparison,
     ComparisonItem,
@@ -73,13 +73,6 @@ class HumanPair:
     loser: int
     labelers: int
     support: float | None
-
-
-@dataclass
-class _Judge:
-    labels: int = 0
-    by_task: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
-    disagreements: list[JudgeDisagreement] = field(default_factory=list)
 
 
 def human_consensus_pairs(
@@ -179,6 +172,56 @@ def _figures(by_task: dict[int, list[float]]) -> JudgeFigures:
     )
 
 
+def _task_info(db: Session, tasks: list[int]) -> dict[int, tuple[int, int, PromptCategory]]:
+    """{task: (queue, prompt, the prompt's category)}."""
+    found: dict[int, tuple[int, int, PromptCategory]] = {}
+    for chunk in chunks(tasks):
+        rows = db.execute(
+            select(Task.id, Task.queue_id, Task.prompt_id, Prompt.category)
+            .join(Prompt, Prompt.id == Task.prompt_id)
+            .where(Task.id.in_(chunk))
+        )
+        found.update({task: (queue, prompt, category) for task, queue, prompt, category in rows})
+    return found
+
+
+Ranked = dict[int, tuple[int | None, int | None]]  # response -> (rank, score)
+
+
+class _Outcomes:
+    """One judge's outcome per consensus pair (1 agrees, 0 reverses), grouped by task for the
+    clustered interval, overall, per category and per queue; and the reversed pairs."""
+
+    def __init__(self) -> None:
+        self.overall: dict[int, list[float]] = defaultdict(list)
+        self.by_category: dict[PromptCategory, dict[int, list[float]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        self.by_queue: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+        self.disagreements: list[JudgeDisagreement] = []
+
+    def add(
+        self,
+        task: int,
+        info: tuple[int, int, PromptCategory],
+        ranked: Ranked,
+        pairs: list[HumanPair],
+        rewards: dict[int, float],
+    ) -> None:
+        queue, prompt, category = info
+        for pair in pairs:
+            if pair.winner not in ranked or pair.loser not in ranked:
+                continue
+            winner, loser = ranked[pair.winner], ranked[pair.loser]
+            if winner[0] is None or loser[0] is None or winner[0] == loser[0]:
+                continue  # the judge ties the pair: no preference, left out
+            agrees = winner[0] < loser[0]
+            for found in (self.overall, self.by_category[category], self.by_queue[queue]):
+                found[task].append(1.0 if agrees else 0.0)
+            if not agrees:
+                self.disagreements.append(_disagreement(task, prompt, pair, rewards, winner, loser))
+
+
 def judge_report(
     db: Session, project_id: int, *, queue_id: int | None = None, limit: int = DEFAULT_LIMIT
 ) -> JudgeAgreementReport:
@@ -192,16 +235,7 @@ def judge_report(
     human = human_consensus_pairs(db, project_id, queue_id)
     labels = _ai_labels(db, project_id, queue_id)
     tasks = sorted({task for judged in labels.values() for task in judged})
-    task_info: dict[int, tuple[int, int, PromptCategory]] = {}
-    for chunk in chunks(tasks):
-        rows = db.execute(
-            select(Task.id, Task.queue_id, Task.prompt_id, Prompt.category)
-            .join(Prompt, Prompt.id == Task.prompt_id)
-            .where(Task.id.in_(chunk))
-        )
-        task_info.update(
-            {task: (queue, prompt, category) for task, queue, prompt, category in rows}
-        )
+    task_info = _task_info(db, tasks)
     models = {
         model.id: model
         for model in db.scalars(select(Model).where(Model.id.in_({m for m, _ in labels})))
@@ -227,29 +261,15 @@ def judge_report(
             if reward
             else {}
         )
-        overall: dict[int, list[float]] = defaultdict(list)
-        by_category: dict[PromptCategory, dict[int, list[float]]] = defaultdict(
-            lambda: defaultdict(list)
-        )
-        by_queue: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-        disagreements: list[JudgeDisagreement] = []
+        outcomes = _Outcomes()
         for task, ranked in judged.items():
-            queue, prompt, category = task_info[task]
-            for pair in human.get(task, []):
-                if pair.winner not in ranked or pair.loser not in ranked:
-                    continue
-                (rank_w, score_w), (rank_l, score_l) = ranked[pair.winner], ranked[pair.loser]
-                if rank_w is None or rank_l is None or rank_w == rank_l:
-                    continue
-                agrees = rank_w < rank_l
-                for found in (overall, by_category[category], by_queue[queue]):
-                    found[task].append(1.0 if agrees else 0.0)
-                if not agrees:
-                    disagreements.append(
-                        _disagreement(
-                            task, prompt, pair, rewards, (rank_w, score_w), (rank_l, score_l)
-                        )
-                    )
+            outcomes.add(task, task_info[task], ranked, human.get(task, []), rewards)
+        overall, by_category, by_queue, disagreements = (
+            outcomes.overall,
+            outcomes.by_category,
+            outcomes.by_queue,
+            outcomes.disagreements,
+        )
         disagreements.sort(key=lambda d: (-d.margin, d.task_id, d.human_winner_response_id))
         judges.append(
             JudgeAgreementOut(
@@ -289,8 +309,8 @@ def _disagreement(
     prompt: int,
     pair: HumanPair,
     rewards: dict[int, float],
-    winner: tuple[int, int | None],
-    loser: tuple[int, int | None],
+    winner: tuple[int | None, int | None],
+    loser: tuple[int | None, int | None],
 ) -> JudgeDisagreement:
     if pair.winner in rewards and pair.loser in rewards:
         margin, kind = rewards[pair.loser] - rewards[pair.winner], "reward"
@@ -319,31 +339,3 @@ def category_agreement(
         if (judge.model_id, judge.template_id) == (model_id, template_id):
             return {row.category: row.agreement for row in judge.categories}
     return {}
-
-
-def send_back_tasks(db: Session, project_id: int, task_ids: Sequence[int]) -> list[int]:
-    """One more human label on each task: its overlap grows by one, so the next labeler who has
-    not judged it is leased it. All or nothing: a task of another project, or a retired one,
-    refuses the lot."""
-    get_project_checked(db, project_id)
-    wanted = sorted(set(task_ids))
-    found = {
-        task.id: task
-        for chunk in chunks(wanted)
-        for task in db.scalars(
-            select(Task)
-            .join(Queue, Queue.id == Task.queue_id)
-            .where(Task.id.in_(chunk), Queue.project_id == project_id)
-        )
-    }
-    for task_id in wanted:
-        if task_id not in found:
-            raise InvalidInput(
-                f"no task with id {task_id} in project {project_id}", field="task_ids"
-            )
-        if found[task_id].retired_at is not None:
-            raise Conflict(f"task {task_id} is retired: nobody can be leased it")
-    for task in found.values():
-        task.overlap += 1
-    db.commit()
-    return wanted

@@ -24,8 +24,9 @@ from app.models import (
 )
 from app.services.agreement.service import agreement_report, task_consensus
 from app.services.browsing import LabelFilters, list_labels
-from app.services.judging.agreement import judge_report, send_back_tasks
+from app.services.judging.agreement import judge_report
 from app.services.judging.recording import OUTPUT_FILE, record_judgements
+from app.services.judging.sending import send_back_tasks
 from app.settings import Settings
 from tests.judge_world import build_judge_world
 

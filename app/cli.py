@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from app import migrate
-from app.commands import critique, datasets, fail, generation, session, training
+from app.commands import critique, datasets, fail, generation, judging, session, training
 from app.models import Role
 from app.observability.logging import configure_logging, log_web_worker_restarts
 from app.observability.metrics import prepare_multiprocess_dir
@@ -37,6 +37,7 @@ datasets.register(cli)
 training.register(cli)
 generation.register(cli)
 critique.register(cli)
+judging.register(cli)
 
 EMBEDDED_WORKER_FLAGS = ["--without-mingle", "--without-gossip", "--without-heartbeat"]
 

@@ -12,6 +12,7 @@ from app.api import (
     demographics,
     evaluations,
     guidelines,
+    judging,
     labeling,
     loop_audit,
     projects,
@@ -48,3 +49,4 @@ router.include_router(task_events.router)
 router.include_router(evaluations.router)
 router.include_router(loop_audit.router)
 router.include_router(critique.router)
+router.include_router(judging.router)

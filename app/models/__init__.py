@@ -5,6 +5,7 @@ from app.models.base import Base
 from app.models.content import Prompt, PromptCategory, Response, ResponseSource
 from app.models.critique import Principle, ResponseRevision
 from app.models.datasets import DatasetJob, DatasetJobKind, DatasetJobStatus
+from app.models.judging import JudgeTemplate
 from app.models.labels import (
     Comparison,
     ComparisonItem,
@@ -57,6 +58,7 @@ __all__ = [
     "Evaluation",
     "GuidelineRead",
     "GuidelineVersion",
+    "JudgeTemplate",
     "LabelReview",
     "LabelSource",
     "LabelerProfile",

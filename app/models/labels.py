@@ -114,6 +114,8 @@ class Comparison(CreatedAt, Base):
     # For source "ai": the model that made the label and the run it was made in.
     model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"), index=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    # For a generative judge's label: the judge template version it was asked with.
+    judge_template_id: Mapped[int | None] = mapped_column(ForeignKey("judge_templates.id"))
     guideline_version_id: Mapped[int | None] = mapped_column(ForeignKey("guideline_versions.id"))
     # "All responses are unacceptable" (Open-Assistant's not_rankable): no ranking, no pairs.
     all_unacceptable: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -16,6 +16,11 @@ PreferenceSource = Literal["pairs", "consensus"]
 # written only when asked for: "score_gap" is the chosen response's score minus the rejected
 # one's (app/services/snapshots/preference.py documents the scale), 0.0 where either is unscored.
 MarginOption = Literal["none", "score_gap"]
+# Whose labels a snapshot takes: people's (labelers' and imported; the default), AI judges'
+# (source "ai"), both, or "ai_where_agreeing": a judge's labels on the prompt categories where
+# it agrees with the human consensus at least `min_judge_agreement`, people's elsewhere.
+LabelSources = Literal["human", "ai", "both", "ai_where_agreeing"]
+MAX_SOURCE_WEIGHT = 10
 
 
 def _ids(value: list[int]) -> list[int]:
@@ -47,6 +52,21 @@ class SnapshotFilters(BaseModel):
     # prompt and the revision (no demonstration, task or labeler), in preference data as
     # "revision ≻ original" pairs of source "ai". Left out unless asked for.
     include_ai_revisions: bool = False
+    label_sources: LabelSources = "human"
+    # AI labels of this judge model only (and, for a generative judge, this template version).
+    judge_model_id: int | None = Field(default=None, ge=1)
+    judge_template_id: int | None = Field(default=None, ge=1)
+    # With label_sources "both", preference rows only: each row is written this many times
+    # (TRL's RewardTrainer and DPOTrainer read no per-row weight column, so a weight is a
+    # repeat count; repeats of a prompt's rows stay in its split).
+    human_weight: int = Field(default=1, ge=1, le=MAX_SOURCE_WEIGHT)
+    ai_weight: int = Field(default=1, ge=1, le=MAX_SOURCE_WEIGHT)
+    # With label_sources "ai_where_agreeing": the judge's agreement with the human consensus a
+    # prompt category needs for its AI labels to be taken (and its human labels left out).
+    min_judge_agreement: float | None = Field(default=None, ge=0, le=1)
+    # Worked out when the snapshot is made from the rule above, and stored: the categories
+    # whose AI labels were taken. Never given.
+    ai_categories: list[Text] = Field(default_factory=list, max_length=20)
     # Share of prompts (not rows) that go to the test split.
     test_fraction: float = Field(default=0.1, ge=0, le=1)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
@@ -66,6 +86,25 @@ class SnapshotFilters(BaseModel):
     def _range(self) -> SnapshotFilters:
         if self.created_from and self.created_to and self.created_from >= self.created_to:
             raise ValueError("created_from must be before created_to")
+        if self.label_sources != "both" and (self.human_weight, self.ai_weight) != (1, 1):
+            raise ValueError(
+                "human_weight and ai_weight weigh one source against the other: set "
+                'label_sources "both"'
+            )
+        rule = self.label_sources == "ai_where_agreeing"
+        if rule and (self.judge_model_id is None or self.min_judge_agreement is None):
+            raise ValueError(
+                'label_sources "ai_where_agreeing" needs the judge (judge_model_id) and the '
+                "agreement it must reach on a category (min_judge_agreement)"
+            )
+        if not rule and self.min_judge_agreement is not None:
+            raise ValueError('min_judge_agreement is for label_sources "ai_where_agreeing"')
+        if self.label_sources == "human" and (
+            self.judge_model_id is not None or self.judge_template_id is not None
+        ):
+            raise ValueError("judge_model_id chooses AI labels, and label_sources is human")
+        if self.judge_template_id is not None and self.judge_model_id is None:
+            raise ValueError("judge_template_id needs the judge model (judge_model_id)")
         return self
 
 

@@ -311,7 +311,7 @@ def _skip_query(db: Session, project_id: int, filters: LabelFilters) -> Select[A
         query = query.where(Task.queue_id == filters.queue_id)
     if filters.labeler_id is not None:
         query = query.where(Assignment.labeler_id == filters.labeler_id)
-    if filters.source == LabelSource.imported:
+    if filters.source in (LabelSource.imported, LabelSource.ai):
         query = query.where(false())  # only labelers skip
     if filters.category is not None:
         query = query.where(Prompt.category == filters.category)
@@ -376,6 +376,9 @@ def _label_row(kind: str, row: Any, flags: list[str]) -> LabelRow:
     category, messages, label_text, version, gold, seconds, agreement, skip_reason = row[9:17]
     if kind == "demonstration":
         label_text = first_turn(label_text or [])
+    if str(getattr(source, "value", source)) == LabelSource.ai.value:
+        # An AI label's "labeler" is the judge model that made it (its name when it was made).
+        username, source_name = source_name, "AI"
     if kind == "skip":
         # `seconds` holds the lease's start: the time spent before skipping, less idle time.
         seconds = max(0.0, (created - seconds).total_seconds() - row[17])

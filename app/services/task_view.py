@@ -16,6 +16,7 @@ from app.models import (
     ComparisonItem,
     Demonstration,
     LabelReview,
+    LabelSource,
     Project,
     Prompt,
     Queue,
@@ -115,11 +116,19 @@ def task_view(db: Session, task_id: int) -> TaskView:
         for item in db.scalars(select(ComparisonItem).where(ComparisonItem.comparison_id.in_(ids))):
             items[item.comparison_id][item.response_id] = item
     view.judgements.extend(
-        Judgement(row[0], row[1] or "import", items[row[0].id], row[2]) for row in rows
+        Judgement(row[0], row[1] or _unnamed(row[0]), items[row[0].id], row[2]) for row in rows
     )
-    view.pairs.extend(_pair_agreement(view.judgements, [r.id for r in responses]))
+    # The pairs' agreement is the people's: a judge's label is shown, not counted.
+    people = [j for j in view.judgements if j.comparison.source != LabelSource.ai]
+    view.pairs.extend(_pair_agreement(people, [r.id for r in responses]))
     view.consensus = task_consensus(db, [task.id])[0]
     return view
+
+
+def _unnamed(comparison: Comparison) -> str:
+    if comparison.source == LabelSource.ai:
+        return f"{comparison.source_name} (AI judge)"
+    return "import"
 
 
 def _pair_agreement(judgements: list[Judgement], response_ids: list[int]) -> list[PairAgreement]:

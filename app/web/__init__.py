@@ -15,6 +15,7 @@ from app.web import (
     generation,
     guidelines,
     home,
+    judging,
     loop_audit,
     principles,
     projects,
@@ -50,5 +51,6 @@ router.include_router(task_events.router)
 router.include_router(evaluations.router)
 router.include_router(generation.router)
 router.include_router(principles.router)
+router.include_router(judging.router)
 router.include_router(loop_audit.router)
 router.include_router(workbench.router)

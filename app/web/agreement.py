@@ -11,6 +11,7 @@ from app.errors import InvalidInput
 from app.models import GuidelineVersion, Queue, QueueKind
 from app.schemas import common
 from app.services.agreement import service
+from app.services.judging.agreement import judge_report
 from app.services.projects import get_project
 from app.services.reviews import rejected_counts
 from app.web.charts import over_time_chart
@@ -44,6 +45,7 @@ def agreement_page(
     found = service.agreement_dashboard(
         db, project_id, queue_id=queue, guideline_version_id=version
     )
+    judges = judge_report(db, project_id, queue_id=queue)
     query = "&".join(
         f"{name}={value}"
         for name, value in (("queue_id", queue), ("guideline_version_id", version))
@@ -55,6 +57,7 @@ def agreement_page(
         {
             "project": project,
             "report": found.report,
+            "judges": judges,
             # Quality beside agreement: how many of each labeler's labels an admin rejected.
             "rejected": rejected_counts(db, [row.labeler_id for row in found.report.labelers]),
             "points": found.over_time,

@@ -23,9 +23,10 @@ from app.models import Snapshot, SnapshotKind, User
 from app.schemas import common
 from app.schemas.dataset_jobs import ImportJobCreate
 from app.schemas.snapshots import SnapshotCreate, SnapshotFilters
-from app.services import dashboard, dataset_jobs, guidelines, queues, snapshots, users
+from app.services import dashboard, dataset_jobs, guidelines, queues, registry, snapshots, users
 from app.services.dataset_jobs import SNAPSHOT_FILES, Enqueue, send_to_worker
 from app.services.imports import list_import_files
+from app.services.judging import templates as judge_templates
 from app.services.prompts import get_project_checked
 from app.services.snapshots.writers import SPLITS
 from app.settings import Settings
@@ -75,6 +76,13 @@ class SnapshotForm(BaseModel):
     exclude_gold: FormText = ""
     include_rejected: FormText = ""
     include_ai_revisions: FormText = ""
+    # Whose labels (SnapshotFilters.label_sources); empty fields take the defaults.
+    label_sources: FormText = "human"
+    judge_model_id: FormText = ""
+    judge_template_id: FormText = ""
+    human_weight: FormText = "1"
+    ai_weight: FormText = "1"
+    min_judge_agreement: FormText = ""
     test_fraction: FormText = "0.1"
     seed: FormText = "0"
 
@@ -102,6 +110,12 @@ class SnapshotForm(BaseModel):
             exclude_gold="on" if stored.get("exclude_gold") else "",
             include_rejected="on" if stored.get("include_rejected") else "",
             include_ai_revisions="on" if stored.get("include_ai_revisions") else "",
+            label_sources=text("label_sources", "human"),
+            judge_model_id=text("judge_model_id"),
+            judge_template_id=text("judge_template_id"),
+            human_weight=text("human_weight", 1),
+            ai_weight=text("ai_weight", 1),
+            min_judge_agreement=text("min_judge_agreement"),
             test_fraction=text("test_fraction", 0.1),
             seed=text("seed", 0),
         )
@@ -122,6 +136,12 @@ class SnapshotForm(BaseModel):
                 "exclude_gold": self.exclude_gold == "on",
                 "include_rejected": self.include_rejected == "on",
                 "include_ai_revisions": self.include_ai_revisions == "on",
+                "label_sources": self.label_sources.strip() or "human",
+                "judge_model_id": self.judge_model_id.strip() or None,
+                "judge_template_id": self.judge_template_id.strip() or None,
+                "human_weight": self.human_weight.strip() or 1,
+                "ai_weight": self.ai_weight.strip() or 1,
+                "min_judge_agreement": self.min_judge_agreement.strip() or None,
                 "test_fraction": self.test_fraction.strip(),
                 "seed": self.seed.strip(),
             }
@@ -191,6 +211,8 @@ def _choices(db: Session, project_id: int) -> dict[str, Any]:
         "queue_choices": queues.list_queues(db, project_id),
         "version_choices": guidelines.list_versions(db, project_id),
         "labeler_choices": dashboard.project_labelers(db, project_id),
+        "judge_choices": registry.list_models(db, project_id),
+        "template_choices": judge_templates.list_templates(db, project_id),
     }
 
 
@@ -209,6 +231,7 @@ def _filter_names(choices: dict[str, Any], usernames: dict[int, str]) -> dict[st
 # filter added later) still shows, in words made from its key, after these.
 FILTER_LABELS = {
     "source": "Preference rows from",
+    "sources_in_words": "Labels from",
     "queue_ids": "Queues",
     "guideline_version_ids": "Guideline versions",
     "labeler_ids": "Labelers",
@@ -222,6 +245,13 @@ FILTER_LABELS = {
     "margin": "Margin column",
     "test_fraction": "Test fraction",
     "seed": "Seed",
+    "label_sources": "Label sources",
+    "judge_model_id": "Judge model",
+    "judge_template_id": "Judge template",
+    "human_weight": "Human rows written",
+    "ai_weight": "AI rows written",
+    "min_judge_agreement": "Agreement the judge needs on a category",
+    "ai_categories": "Categories taken from the judge",
 }
 
 

@@ -7,7 +7,7 @@ the AI comparison it was measured against. On SQLite batch mode rebuilds `compar
 `queues` (foreign keys off meanwhile: migrations/env.py); neither carries triggers.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-06
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0013"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -228,6 +228,15 @@ STAFF: dict[Endpoint, Call] = {
     ("DELETE", f"{API}/principles/{{principle_id}}"): Call(200),
     ("GET", f"{API}/projects/{{project_id}}/revisions"): Call(200),
     ("GET", f"{API}/queues/{{queue_id}}/suggestions"): Call(200),
+    # AI judges against the people, and the judge template's versions.
+    ("GET", f"{API}/projects/{{project_id}}/agreement/judges"): Call(200),
+    ("POST", f"{API}/projects/{{project_id}}/agreement/judges/send-back"): Call(
+        200, lambda ids: {"task_ids": [ids["task_id"]]}
+    ),
+    ("GET", f"{API}/projects/{{project_id}}/judge-templates"): Call(200),
+    ("POST", f"{API}/projects/{{project_id}}/judge-templates"): Call(
+        201, {"body": "Rank {responses}."}
+    ),
 }
 # A labeler's own work. Leasing is for labelers alone; the assignment routes are open to
 # everyone signed in but act only on the caller's own assignments (another's is a 404).
@@ -889,6 +898,8 @@ def test_openapi_lists_every_api_route_and_no_page(
         "/api/v1/projects",
         "/api/v1/projects/{project_id}",
         "/api/v1/projects/{project_id}/agreement",
+        "/api/v1/projects/{project_id}/agreement/judges",
+        "/api/v1/projects/{project_id}/agreement/judges/send-back",
         "/api/v1/projects/{project_id}/agreement/labelers.csv",
         "/api/v1/projects/{project_id}/dashboard",
         "/api/v1/projects/{project_id}/dashboard/agreement-over-time.csv",
@@ -909,6 +920,7 @@ def test_openapi_lists_every_api_route_and_no_page(
         "/api/v1/projects/{project_id}/guidelines/{version}",
         "/api/v1/projects/{project_id}/guidelines/{version}/publish",
         "/api/v1/projects/{project_id}/imports",
+        "/api/v1/projects/{project_id}/judge-templates",
         "/api/v1/projects/{project_id}/labels",
         "/api/v1/projects/{project_id}/labels.csv",
         "/api/v1/projects/{project_id}/models",

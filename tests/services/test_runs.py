@@ -398,9 +398,6 @@ def test_every_run_kind_has_a_settings_schema_and_a_job_module() -> None:
     assert kinds == {
         "sft", "reward", "dpo", "ppo", "rloo", "grpo", "generate", "score", "judge", "critique",
     }  # fmt: skip
-    # Judge runs' schema and job module come with issue 20's judge half (branch judge20): on
-    # merge this line becomes `kinds` again.
-    kinds -= {"judge"}
     assert set(SETTINGS_SCHEMAS) == kinds
     jobs = Path(__file__).resolve().parents[2] / "worker" / "jobs"
     assert {kind for kind in kinds if (jobs / f"{kind}.py").is_file()} == kinds

@@ -158,6 +158,13 @@ WEB_FORMS: dict[str, tuple[dict[str, str], int]] = {
         {"base_model_id": "{model_id}", "prompt_ids": "{prompt_id}"},
         303,
     ),
+    # AI judges: a judge run, a template version, the judge's disagreements sent back.
+    "/projects/{project_id}/judge": (
+        {"model_id": "{reward_model_id}", "queue_id": "{audit_queue_id}"},
+        303,
+    ),
+    "/projects/{project_id}/judge-templates": ({"body": "Rank {{responses}}."}, 303),
+    "/projects/{project_id}/agreement/judges/send-back": ({"task_id": "{task_id}"}, 303),
 }
 # Files sent with a form, beside its fields.
 UPLOADS: dict[str, dict[str, tuple[str, bytes]]] = {
@@ -291,6 +298,8 @@ def path_ids(db: Session, settings: Settings, admin: User, labeler: User) -> dic
         "comparison_id": judged.id,
         "demonstration_id": written.label_id,
         "task_id": audit_task.id,
+        # A queue with a task of two responses: a judge run has something to label.
+        "audit_queue_id": audit_task.queue_id,
         "model_id": model.id,
         "other_policy_id": other_policy.id,
         "prompt_id": prompt.id,

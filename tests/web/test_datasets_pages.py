@@ -559,14 +559,18 @@ def test_the_snapshot_page_shows_its_manifest_files_and_preview(
     assert by_testid("superseded-by", page) == ["—"]
     # In words and in the form's order, not as the manifest's keys (issue 16).
     assert re.findall(r'data-testid="filter-row" data-key="\w+"><th>([^<]+)</th>', page) == [
-        "Preference rows from", "Queues", "Guideline versions", "Labelers", "Made from",
-        "Made before", "Minimum agreement", "Leave out judgements that flag a response",
-        "Leave out gold tasks", "Include labels an admin rejected",
-        "Include AI revisions (critique runs)", "Margin column", "Test fraction", "Seed",
+        "Preference rows from", "Labels from", "Queues", "Guideline versions", "Labelers",
+        "Made from", "Made before", "Minimum agreement",
+        "Leave out judgements that flag a response", "Leave out gold tasks",
+        "Include labels an admin rejected", "Include AI revisions (critique runs)",
+        "Margin column", "Test fraction", "Seed", "Label sources", "Judge model", "Judge template", "Human rows written",
+        "AI rows written", "Agreement the judge needs on a category",
+        "Categories taken from the judge",
     ]  # fmt: skip
     assert rows("filter-row", page) == [
-        ["pairs"], ["any"], ["version 1"], ["any"], ["any"], ["any"], ["any"], ["no"], ["no"],
-        ["no"], ["no"], ["none"], ["0.0"], ["0"],
+        ["pairs"], ["People's labels only (labelers' and imported); no AI labels"], ["any"],
+        ["version 1"], ["any"], ["any"], ["any"], ["any"], ["no"], ["no"], ["no"], ["no"],
+        ["none"], ["0.0"], ["0"], ["human"], ["any"], ["any"], ["1"], ["1"], ["any"], ["any"],
     ]  # fmt: skip
     assert re.findall(r'href="(/snapshots/\d+/files/[^"]+)"', page) == [
         f"/snapshots/{newer.id}/files/{name}"

@@ -21,6 +21,7 @@ from app.errors import InvalidInput
 from app.models import (
     Comparison,
     ComparisonItem,
+    LabelSource,
     Model,
     ModelRole,
     Prompt,
@@ -294,7 +295,8 @@ def _plan_scoring(
         judged = (
             select(ComparisonItem.response_id)
             .join(Comparison, Comparison.id == ComparisonItem.comparison_id)
-            .where(Comparison.prompt_id == Response.prompt_id)
+            # People's judgements: an AI judge's label does not make a response "judged".
+            .where(Comparison.prompt_id == Response.prompt_id, Comparison.source != LabelSource.ai)
         )
         query = query.where(Response.id.in_(judged))
     if params.limit is not None:

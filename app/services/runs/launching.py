@@ -15,9 +15,11 @@ from app.errors import InvalidInput
 from app.models import ModelRole, Run, RunKind, Snapshot, SnapshotKind, User
 from app.schemas.critique import CritiqueHyperparameters
 from app.schemas.generation import GenerateHyperparameters, ScoreHyperparameters
+from app.schemas.judging import JudgeHyperparameters
 from app.schemas.runs import HYPERPARAMETERS
 from app.schemas.training import RunCreate
 from app.services import critique, generation, registry
+from app.services.judging.launching import plan_judging
 from app.services.prompts import get_project_checked, storable_id
 from app.services.runs.queueing import TRAIN_TASK, BrokerUnreachable, connected_sender
 from app.settings import Settings
@@ -38,6 +40,7 @@ SETTINGS_SCHEMAS: dict[str, type[BaseModel]] = {
     "generate": GenerateHyperparameters,
     "score": ScoreHyperparameters,
     "critique": CritiqueHyperparameters,
+    "judge": JudgeHyperparameters,
 }
 
 
@@ -61,6 +64,12 @@ def create_run(
     if data.kind in generation.SAMPLING_KINDS or data.kind == RunKind.critique:
         plan = critique.plan_inputs if data.kind == RunKind.critique else generation.plan_inputs
         inputs = plan(db, settings, project_id, data, hyperparameters)
+        return _store_and_enqueue(
+            db, settings, project_id, data, hyperparameters, acting, on_created, inputs
+        )
+    if data.kind == RunKind.judge:
+        # Fills the judge's mode, template and guideline versions into the hyperparameters.
+        inputs = plan_judging(db, settings, project_id, data, hyperparameters, acting)
         return _store_and_enqueue(
             db, settings, project_id, data, hyperparameters, acting, on_created, inputs
         )

@@ -24,6 +24,7 @@ from app.models import ModelRole, Run, RunKind, RunMetric, RunStatus, User
 from app.models.base import utcnow
 from app.services import critique, generation, registry
 from app.services.agreement.service import agreement_report
+from app.services.judging.recording import record_judgements
 from app.services.runs.queries import get_run
 from app.services.runs.queueing import TRAIN_TASK, BrokerUnreachable, connected_sender
 from app.settings import Settings
@@ -155,12 +156,14 @@ def complete_run(
     run.finished_at = now
     if stopped:
         run.status = RunStatus.cancelled
-    elif run.kind in generation.SAMPLING_KINDS or run.kind == RunKind.critique:
+    elif run.kind in generation.SAMPLING_KINDS or run.kind in (RunKind.critique, RunKind.judge):
         assert model_dir is not None
-        record = (
-            critique.record_output if run.kind == RunKind.critique else generation.record_output
-        )
-        recorded = record(db, run, model_dir)
+        if run.kind == RunKind.judge:
+            recorded = record_judgements(db, run, model_dir)
+        elif run.kind == RunKind.critique:
+            recorded = critique.record_output(db, run, model_dir)
+        else:
+            recorded = generation.record_output(db, run, model_dir)
         run.metrics = {**run.metrics, "eval": {**evaluation, **recorded}}
         run.artifacts = {**run.artifacts, "output_dir": _stored_path(settings, model_dir)}
         run.status = RunStatus.succeeded

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
@@ -18,7 +18,9 @@ from app.models import (
     Comparison,
     Demonstration,
     GuidelineVersion,
+    JudgeTemplate,
     LabelSource,
+    Model,
     Prompt,
     Queue,
     Task,
@@ -44,12 +46,20 @@ ALL = frozenset(
         "labeler_ids",
         "include_rejected",
         "include_ai_revisions",
+        "label_sources",
+        "judge_model_id",
+        "judge_template_id",
+        "human_weight",
+        "ai_weight",
+        "min_judge_agreement",
     }
 )
+# Weights repeat preference rows; the rule reads a judge's agreement on comparisons.
+PAIRS_ONLY = frozenset({"human_weight", "ai_weight", "min_judge_agreement"})
 # What each selection can filter on, and why the rest cannot apply.
 APPLIES: dict[str, tuple[frozenset[str], str]] = {
     "sft": (
-        ALL - {"min_agreement", "exclude_flagged"},
+        ALL - {"min_agreement", "exclude_flagged"} - PAIRS_ONLY,
         "demonstrations carry no flags and no agreement",
     ),
     "prompts": (
@@ -63,14 +73,17 @@ APPLIES: dict[str, tuple[frozenset[str], str]] = {
         "a consensus is made from all of a task's judgements; use source 'pairs' to select "
         "judgements by labeler, guideline version or date",
     ),
-    "raw": (ALL, ""),
-    "kto": (ALL, ""),
+    "raw": (ALL - {"human_weight", "ai_weight"}, "an export's rows are not weighted"),
+    "kto": (ALL - {"human_weight", "ai_weight"}, "an export's rows are not weighted"),
 }
+
+
+DEFAULTS = SnapshotFilters().model_dump()
 
 
 def active_filters(filters: SnapshotFilters) -> set[str]:
     values = filters.model_dump()
-    return {name for name in ALL if values[name] not in (None, False, [])}
+    return {name for name in ALL if values[name] != DEFAULTS[name]}
 
 
 def check_filters(db: Session, project_id: int, filters: SnapshotFilters, selection: str) -> None:
@@ -78,6 +91,13 @@ def check_filters(db: Session, project_id: int, filters: SnapshotFilters, select
     a queue, guideline version or labeler that is not there."""
     get_project(db, project_id)
     allowed, why = APPLIES[selection]
+    if selection == "sft":
+        for name in sorted(active_filters(filters) & PAIRS_ONLY):
+            raise InvalidInput(
+                f"{name} does not apply here: only preference pairs are weighted or chosen by a "
+                "judge's agreement",
+                field=f"filters.{name}",
+            )
     for name in sorted(active_filters(filters) - allowed):
         raise InvalidInput(f"{name} does not apply here: {why}", field=f"filters.{name}")
     _all_found(
@@ -97,12 +117,67 @@ def check_filters(db: Session, project_id: int, filters: SnapshotFilters, select
         f"guideline version in project {project_id}",
         "filters.guideline_version_ids",
     )
+    _check_sources(db, project_id, filters, selection)
     _all_found(
         db,
         filters.labeler_ids,
         select(User.id).where(User.id.in_(filters.labeler_ids)),
         "user",
         "filters.labeler_ids",
+    )
+
+
+def _check_sources(db: Session, project_id: int, filters: SnapshotFilters, selection: str) -> None:
+    if filters.ai_categories:
+        raise InvalidInput(
+            "ai_categories is worked out from the rule when the snapshot is made: leave it out",
+            field="filters.ai_categories",
+        )
+    if filters.label_sources == "ai_where_agreeing" and selection != "pairs":
+        raise InvalidInput(
+            'label_sources "ai_where_agreeing" does not apply here: the judge\'s agreement is '
+            "measured on compared pairs",
+            field="filters.label_sources",
+        )
+    if filters.judge_model_id is not None:
+        model = db.get(Model, filters.judge_model_id)
+        if model is None or (model.project_id not in (None, project_id)):
+            raise InvalidInput(
+                f"no model with id {filters.judge_model_id} in project {project_id}",
+                field="filters.judge_model_id",
+            )
+    if filters.judge_template_id is not None:
+        template = db.get(JudgeTemplate, filters.judge_template_id)
+        if template is None or template.project_id != project_id:
+            raise InvalidInput(
+                f"no judge template with id {filters.judge_template_id} in project {project_id}",
+                field="filters.judge_template_id",
+            )
+
+
+def source_condition(
+    label: type[Comparison] | type[Demonstration], filters: SnapshotFilters
+) -> ColumnElement[bool] | None:
+    """Whose labels are taken (SnapshotFilters.label_sources); None: everyone's."""
+    ai = label.source == LabelSource.ai
+    chosen = [ai]
+    if filters.judge_model_id is not None:
+        chosen.append(label.model_id == filters.judge_model_id)
+    if filters.judge_template_id is not None and label is Comparison:
+        chosen.append(Comparison.judge_template_id == filters.judge_template_id)
+    judge = and_(*chosen)
+    human = label.source != LabelSource.ai
+    if filters.label_sources == "human":
+        return human
+    if filters.label_sources == "ai":
+        return judge
+    if filters.label_sources == "both":
+        return or_(human, judge) if len(chosen) > 1 else None
+    # ai_where_agreeing: the categories were worked out when the snapshot was made.
+    categories = sorted(filters.ai_categories)
+    return or_(
+        and_(judge, Prompt.category.in_(categories)),
+        and_(human, Prompt.category.not_in(categories)),
     )
 
 
@@ -122,6 +197,12 @@ def label_conditions(
     prompt and outer-joining Task on its task (labels without a task have no queue and are
     never gold)."""
     conditions: list[ColumnElement[bool]] = [Prompt.project_id == project_id]
+    sources = source_condition(label, filters)
+    if sources is not None:
+        if label is Comparison and filters.include_ai_revisions:
+            # Asked for, critique revisions come whoever's labels are taken otherwise.
+            sources = or_(sources, is_ai_revision())
+        conditions.append(sources)
     if filters.queue_ids:
         conditions.append(Task.queue_id.in_(filters.queue_ids))
     if filters.created_from is not None:

@@ -21,10 +21,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import BigInteger, ColumnElement, Text, cast, func, select
+from sqlalchemy import BigInteger, ColumnElement, Text, case, cast, func, select
 from sqlalchemy.orm import Session
 
-from app.models import Comparison, ComparisonItem, Pair, Prompt, Response, Task
+from app.models import Comparison, ComparisonItem, LabelSource, Pair, Prompt, Response, Task
 from app.schemas.snapshots import SnapshotFilters
 from app.services.agreement.consensus import consensus
 from app.services.agreement.loading import load_ratings
@@ -109,7 +109,9 @@ class Weights:
 def pair_chunks(
     db: Session, project_id: int, filters: SnapshotFilters, *, margin: bool = False
 ) -> Iterator[Chunk]:
-    """Labeler and imported pairs; with `margin`, a margin column (0.0 for unscored pairs)."""
+    """Labeler and imported pairs (and AI pairs, as `filters.label_sources` says, each row
+    repeated by its source's weight); with `margin`, a margin column (0.0 for unscored
+    pairs)."""
     _check_id_range(db)
     schema = preference_schema(margin=margin, consensus=False)
     keep = (
@@ -129,6 +131,7 @@ def pair_chunks(
                 func.coalesce(Comparison.guideline_version_id, none),
             ),
             Pair.margin,
+            case((Comparison.source == LabelSource.ai.value, 1), else_=0),
         )
         .join(Comparison, Comparison.id == Pair.comparison_id)
         .join(Prompt, Prompt.id == _prompt_of_pair(db, project_id))
@@ -147,8 +150,9 @@ def pair_chunks(
             del rows
             ints = [np.array(column, dtype=np.int64) for column in columns[:4]]
             margins = pa.array(columns[4], pa.float64()).fill_null(0.0)
+            ai = np.array(columns[5], dtype=bool)
             del columns
-            chunk = _chunk(db, ints, margins, weights, keep, filters, known, schema)
+            chunk = _chunk(db, ints, margins, ai, weights, keep, filters, known, schema)
         if chunk is not None:
             yield chunk
 
@@ -157,6 +161,7 @@ def _chunk(
     db: Session,
     ints: list[np.ndarray],
     margin: pa.Array,
+    ai: np.ndarray,
     weights: Weights,
     keep: np.ndarray | None,
     filters: SnapshotFilters,
@@ -176,13 +181,18 @@ def _chunk(
         wanted &= empty[flags_chosen] & empty[flags_rejected]
     if not wanted.any():
         return None
-    if not wanted.all():
+    index = np.flatnonzero(wanted)
+    weighted = (filters.human_weight, filters.ai_weight) != (1, 1)
+    if weighted:
+        # A source's weight is how many times each of its rows is written (SnapshotFilters).
+        index = np.repeat(index, np.where(ai, filters.ai_weight, filters.human_weight)[index])
+    if weighted or not wanted.all():
         (pair, comparison, prompt, task, winner, loser, labeler, version) = (
-            column[wanted]
+            column[index]
             for column in (pair, comparison, prompt, task, winner, loser, labeler, version)
         )
-        flags_chosen, flags_rejected = flags_chosen[wanted], flags_rejected[wanted]
-        margin = margin.filter(pa.array(wanted))
+        flags_chosen, flags_rejected = flags_chosen[index], flags_rejected[index]
+        margin = margin.take(pa.array(index, pa.int64()))
 
     prompt_ids, prompt_at = np.unique(prompt, return_inverse=True)
     prompt_json, prompt_values, prompt_test = _prompts(db, prompt_ids, filters, known)

@@ -32,6 +32,7 @@ from app.services.snapshots.judgements import kto_chunks, raw_chunks
 from app.services.snapshots.pairs import pair_chunks
 from app.services.snapshots.preference import consensus_chunks
 from app.services.snapshots.rows import prompt_chunks, sft_chunks
+from app.services.snapshots.sources import resolve_sources, sources_in_words
 from app.services.snapshots.writers import (
     SPLITS,
     SnapshotWriter,
@@ -165,16 +166,16 @@ def _create(
     selection = _selection(data)
     source = selection.removesuffix("+margin")
     check_filters(db, project_id, data.filters, source)
-    stored_filters: dict[str, Any] = data.filters.model_dump(mode="json")
+    filters = resolve_sources(db, project_id, data.filters)
+    stored_filters: dict[str, Any] = filters.model_dump(mode="json")
+    stored_filters["sources_in_words"] = sources_in_words(db, filters)
     if data.kind == SnapshotKind.preference:
         stored_filters["source"] = source
         stored_filters["margin"] = data.margin
-    written, counts, digest = _write_partial(
-        db, settings, project_id, selection, data.filters, progress
-    )
+    written, counts, digest = _write_partial(db, settings, project_id, selection, filters, progress)
     if not sum(counts.values()):
         remove(written)
-        raise InvalidInput(empty_reason(db, project_id, source, data.filters))
+        raise InvalidInput(empty_reason(db, project_id, source, filters))
     final: Path | None = None
     try:
         snapshot = Snapshot(
@@ -309,6 +310,7 @@ def export_judgements(
     if kind not in ("raw", "kto"):
         raise InvalidInput("kind must be raw or kto", field="kind")
     check_filters(db, project_id, filters, kind)
+    filters = resolve_sources(db, project_id, filters)
     with _disk_full_explained("the export"):
         return _export(db, settings, project_id, kind, filters)
 

@@ -341,7 +341,8 @@ def main() -> None:
             env=env,
         )
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
+        # Up to two minutes: a busy shared machine can take long to import the app.
+        for _ in range(600):
             try:
                 # The schema answers signed-in users only: a 200 means the app reads its database.
                 schema = httpx.get(

@@ -42,6 +42,7 @@ from app.services.leasing import (
     LeaseExpired,
     active_assignments,
     get_own_assignment,
+    lease_and_read,
     lease_has_expired,
     lease_next_task,
     renew_assignment,
@@ -63,6 +64,7 @@ __all__ = [
     "get_draft",
     "get_own_assignment",
     "lease_has_expired",
+    "lease_next_page",
     "lease_next_task",
     "renew_assignment",
     "requeue_superseded",
@@ -268,3 +270,9 @@ def assignment_page(db: Session, assignment: Assignment) -> AssignmentPage:
         guideline_version=first[7],
         draft_revision=first[8],
     )
+
+
+def lease_next_page(db: Session, queue_id: int, labeler: User) -> AssignmentPage | None:
+    """lease_next_task with the new assignment's page, read before the lease commits (one
+    transaction for both); None when no task is left."""
+    return lease_and_read(db, queue_id, labeler, lambda leased: assignment_page(db, leased))

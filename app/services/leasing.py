@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -113,6 +115,26 @@ def lease_next_task(
     db: Session, queue_id: int, labeler: User, *, now: datetime | None = None
 ) -> Assignment | None:
     """Leases the highest-priority task this labeler may still do, or None when none is left."""
+    return lease_and_read(db, queue_id, labeler, _itself, now=now)
+
+
+def _itself(assignment: Assignment) -> Assignment:
+    return assignment
+
+
+Read = TypeVar("Read")
+
+
+def lease_and_read(
+    db: Session,
+    queue_id: int,
+    labeler: User,
+    read: Callable[[Assignment], Read],
+    *,
+    now: datetime | None = None,
+) -> Read | None:
+    """lease_next_task, returning what `read` reads of the new assignment in the lease's own
+    transaction (before its commit: one transaction, and one connection checkout, a lease)."""
     now = now or utcnow()
     for _ in range(LEASE_ATTEMPTS):
         queue = _begin_lease(db, queue_id, labeler, now)
@@ -127,13 +149,14 @@ def lease_next_task(
             # them over); one of those leases may fail or leave room, so look again shortly.
             time.sleep(random.uniform(0.005, 0.05))
             continue
+        found = read(assignment)
         try:
             db.commit()
         except IntegrityError:
             # The unique index caught a race the locks did not see; try the next task.
             db.rollback()
             continue
-        return assignment
+        return found
     raise Conflict("the queue is busy; try again")
 
 

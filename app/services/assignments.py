@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotFound
@@ -209,42 +210,9 @@ class AssignmentPage:
 def assignment_page(db: Session, assignment: Assignment) -> AssignmentPage:
     """What assignment_view, draft_response, get_draft and current_guideline_number give,
     in one round trip: one row per response of the task (one row when it has none)."""
-    guideline = (
-        select(GuidelineVersion.version)
-        .where(
-            GuidelineVersion.project_id == Queue.project_id,
-            GuidelineVersion.published_at.is_not(None),
-        )
-        .order_by(GuidelineVersion.version.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    draft = (
-        select(Draft.revision)
-        .where(Draft.task_id == Task.id, Draft.labeler_id == assignment.labeler_id)
-        .scalar_subquery()
-    )
     rows = db.execute(
-        select(
-            Task.id,
-            Queue.id,
-            Queue.name,
-            Queue.kind,
-            Queue.project_id,
-            Prompt.messages,
-            Prompt.category,
-            guideline,
-            draft,
-            Response.id,
-            Response.content,
-        )
-        .select_from(Task)
-        .join(Queue, Queue.id == Task.queue_id)
-        .join(Prompt, Prompt.id == Task.prompt_id)
-        .outerjoin(TaskResponse, TaskResponse.task_id == Task.id)
-        .outerjoin(Response, Response.id == TaskResponse.response_id)
-        .where(Task.id == assignment.task_id)
-        .order_by(TaskResponse.position)
+        _page_statement(),
+        {"task_id": assignment.task_id, "labeler_id": assignment.labeler_id},
     ).all()
     first = rows[0]
     kind = QueueKind(first[3])
@@ -276,3 +244,45 @@ def lease_next_page(db: Session, queue_id: int, labeler: User) -> AssignmentPage
     """lease_next_task with the new assignment's page, read before the lease commits (one
     transaction for both); None when no task is left."""
     return lease_and_read(db, queue_id, labeler, lambda leased: assignment_page(db, leased))
+
+
+@cache
+def _page_statement() -> Select[tuple[Any, ...]]:
+    """assignment_page's statement, built once (the lease's hot path: issue 17)."""
+    guideline = (
+        select(GuidelineVersion.version)
+        .where(
+            GuidelineVersion.project_id == Queue.project_id,
+            GuidelineVersion.published_at.is_not(None),
+        )
+        .order_by(GuidelineVersion.version.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    draft = (
+        select(Draft.revision)
+        .where(Draft.task_id == Task.id, Draft.labeler_id == bindparam("labeler_id"))
+        .scalar_subquery()
+    )
+    return (
+        select(
+            Task.id,
+            Queue.id,
+            Queue.name,
+            Queue.kind,
+            Queue.project_id,
+            Prompt.messages,
+            Prompt.category,
+            guideline,
+            draft,
+            Response.id,
+            Response.content,
+        )
+        .select_from(Task)
+        .join(Queue, Queue.id == Task.queue_id)
+        .join(Prompt, Prompt.id == Task.prompt_id)
+        .outerjoin(TaskResponse, TaskResponse.task_id == Task.id)
+        .outerjoin(Response, Response.id == TaskResponse.response_id)
+        .where(Task.id == bindparam("task_id"))
+        .order_by(TaskResponse.position)
+    )

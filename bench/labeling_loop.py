@@ -18,9 +18,9 @@ machine's load average is reported beside it).
     .venv/bin/python bench/labeling_loop.py --labelers 500 --think-seconds 20 \
         --window-seconds 120 --tasks 6000 --overlap 1 --prompt-chars 300 --response-chars 600
 
-With --think-seconds the labelers are coroutines on one event loop (asyncio and httpx), each
-with its own keep-alive connection: 500 threads would cost the machine more than the server
-being measured. A labeler leases, thinks (uniformly 0.5 to 1.5 times the think time), submits
+With --think-seconds the labelers are coroutines on one event loop (asyncio and httpx, one
+client whose pool keeps a keep-alive connection per labeler): 500 threads would cost the
+machine more than the server being measured. A labeler leases, thinks (uniformly 0.5 to 1.5 times the think time), submits
 and leases again; they start spread over one think time, and the window opens once that has
 passed, so it measures the steady state. Percentiles leave out an empty lease (the queue ran
 dry for that labeler: its last request, not labeling work). The report also gives the SQL
@@ -340,54 +340,58 @@ class Crowd:
         self.measuring = False
         self.ending = False
 
-    async def labeler(self, token: str) -> None:
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(
-            base_url=self.base,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=120,
-            limits=limits,
-        ) as client:
-            (await client.get("/api/v1/me/queues")).raise_for_status()
-            await asyncio.sleep(random.uniform(0, self.think))
-            while not self.ending:
+    async def labeler(self, client: httpx.AsyncClient, token: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        await asyncio.sleep(random.uniform(0, self.think))
+        (await client.get("/api/v1/me/queues", headers=headers)).raise_for_status()
+        while not self.ending:
+            started = time.perf_counter()
+            answer = await client.post(f"/api/v1/queues/{self.queue_id}/lease", headers=headers)
+            elapsed = (time.perf_counter() - started) * 1000
+            if answer.status_code != 200:
+                self.failures[f"lease {answer.status_code}"] += 1
+                await asyncio.sleep(1)
+                continue
+            assignment = answer.json()["assignment"]
+            if assignment is None:
+                self.empty_leases += 1
+                return
+            if self.measuring:
+                self.lease_ms.append(elapsed)
+            await asyncio.sleep(self.think * random.uniform(0.5, 1.5))
+            if self.ending:
+                return
+            for _attempt in range(5):
                 started = time.perf_counter()
-                answer = await client.post(f"/api/v1/queues/{self.queue_id}/lease")
+                done = await client.post(
+                    f"/api/v1/assignments/{assignment['id']}/comparison",
+                    json=judgement(assignment),
+                    headers=headers,
+                )
                 elapsed = (time.perf_counter() - started) * 1000
-                if answer.status_code != 200:
-                    self.failures[f"lease {answer.status_code}"] += 1
-                    await asyncio.sleep(1)
-                    continue
-                assignment = answer.json()["assignment"]
-                if assignment is None:
-                    self.empty_leases += 1
-                    return
-                if self.measuring:
-                    self.lease_ms.append(elapsed)
-                await asyncio.sleep(self.think * random.uniform(0.5, 1.5))
-                if self.ending:
-                    return
-                for _attempt in range(5):
-                    started = time.perf_counter()
-                    done = await client.post(
-                        f"/api/v1/assignments/{assignment['id']}/comparison",
-                        json=judgement(assignment),
-                    )
-                    elapsed = (time.perf_counter() - started) * 1000
-                    if done.status_code == 201:
-                        label = done.json()["label_id"]
-                        self.all_accepted.append(label)
-                        if self.measuring:
-                            self.submit_ms.append(elapsed)
-                            self.accepted.append(label)
-                        break
-                    self.failures[f"submit {done.status_code}"] += 1
-                    await asyncio.sleep(1)
+                if done.status_code == 201:
+                    label = done.json()["label_id"]
+                    self.all_accepted.append(label)
+                    if self.measuring:
+                        self.submit_ms.append(elapsed)
+                        self.accepted.append(label)
+                    break
+                self.failures[f"submit {done.status_code}"] += 1
+                await asyncio.sleep(1)
 
     async def run(self, window: float, meter: CpuMeter) -> tuple[float, float, float]:
         """Runs the crowd; measures over `window` seconds once one think time has passed.
         Returns the window's wall seconds, the machine's busy CPU seconds and its load before."""
-        crowd = [asyncio.create_task(self.labeler(token)) for token in self.tokens]
+        # One client whose pool keeps a connection per labeler: an httpx client per labeler
+        # builds its own TLS context, and 500 of them took minutes before the first request.
+        client = httpx.AsyncClient(
+            base_url=self.base,
+            timeout=120,
+            limits=httpx.Limits(
+                max_connections=len(self.tokens), max_keepalive_connections=len(self.tokens)
+            ),
+        )
+        crowd = [asyncio.create_task(self.labeler(client, token)) for token in self.tokens]
         await asyncio.sleep(self.think * 1.5)
         meter.start()
         machine_before = machine_cpu_seconds()
@@ -399,7 +403,10 @@ class Crowd:
         wall = time.perf_counter() - started
         machine_busy = machine_cpu_seconds() - machine_before
         self.ending = True
-        await asyncio.gather(*crowd, return_exceptions=True)
+        for outcome in await asyncio.gather(*crowd, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                self.failures[f"labeler stopped: {type(outcome).__name__}: {outcome}"] += 1
+        await client.aclose()
         return wall, machine_busy, load_before
 
 
@@ -473,6 +480,10 @@ def main() -> None:
                 make_comparison_tasks(db, queue, project, args.tasks)
             grow_queue(db, queue, args.queue_tasks)
             add_history(db, project, args.history)
+            # Labelers sign in with tokens here: one password hash for all of them keeps the
+            # set-up of 500 labelers from taking minutes of key stretching.
+            hashed = users.hash_password("x" * 12)
+            users.hash_password = lambda _password: hashed
             tokens = []
             for index in range(args.labelers + 1):
                 user, _ = users.create_user(

@@ -20,13 +20,14 @@ machine's load average is reported beside it).
 
 With --think-seconds the labelers are coroutines on one event loop (asyncio and httpx, one
 client whose pool keeps a keep-alive connection per labeler): 500 threads would cost the
-machine more than the server being measured. A labeler leases, thinks (uniformly 0.5 to 1.5 times the think time), submits
-and leases again; they start spread over one think time, and the window opens once that has
-passed, so it measures the steady state. Percentiles leave out an empty lease (the queue ran
-dry for that labeler: its last request, not labeling work). The report also gives the SQL
-statements of one lease and one submit (counted in-process on the bench database before the
-run, the token check left out as in tests/api/test_labeling_statements.py) and the machine's
-1-minute load before, after and at its highest during the window.
+machine more than the server being measured. A labeler leases, thinks (uniformly 0.5 to 1.5
+times the think time), submits and leases again; they start spread over one think time, and
+the window opens once that has passed, so it measures the steady state. Percentiles leave out
+an empty lease (the queue ran dry for that labeler: its last request, not labeling work). The
+report also gives the SQL statements of one lease and one submit (counted in-process on the
+bench database before the run, the token check left out as in
+tests/api/test_labeling_statements.py) and the machine's 1-minute load before, after and at
+its highest during the window.
 """
 
 from __future__ import annotations
@@ -343,7 +344,6 @@ class Crowd:
     async def labeler(self, client: httpx.AsyncClient, token: str) -> None:
         headers = {"Authorization": f"Bearer {token}"}
         await asyncio.sleep(random.uniform(0, self.think))
-        (await client.get("/api/v1/me/queues", headers=headers)).raise_for_status()
         while not self.ending:
             started = time.perf_counter()
             answer = await client.post(f"/api/v1/queues/{self.queue_id}/lease", headers=headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import select
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
@@ -37,7 +38,23 @@ def make_engine(url: str, *, busy_ms: int = BUSY_MS, **kwargs: Any) -> Engine:
     # A web process keeps as many connections as it serves requests at once (Settings'
     # web_database_pool_size, also its thread limit: app/main.py), so none opens its own.
     kwargs.setdefault("pool_size", POOL_SIZE)
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    # The pre-ping asks the socket rather than the server: a "SELECT 1" per checkout was a
+    # round trip (and PostgreSQL CPU) on every request of the labeling hot path.
+    engine.dialect.do_ping = _socket_ping  # type: ignore[method-assign]
+    return engine
+
+
+def _socket_ping(dbapi_connection: Any) -> bool:
+    """Whether a pooled PostgreSQL connection is still usable, without a round trip. An idle
+    connection has nothing to read; a server that restarted, or killed the backend, has sent
+    its goodbye (an error and the end of the stream), so the socket reads as ready. False makes
+    the pool open a new connection (a notice the server sent an idle connection costs one
+    reconnect, nothing more)."""
+    if dbapi_connection.closed:
+        return False
+    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    return not readable
 
 
 def _configure_sqlite(engine: Engine, busy_ms: int) -> None:

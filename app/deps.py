@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
@@ -38,9 +40,15 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
         # answer): a failure here must not fail that answer (see close_session). A session
         # whose last transaction was committed holds no connection: closing it does no I/O.
         if db.in_transaction():
-            await run_in_threadpool(close_session, db)
+            # On threads of its own: a close gives a connection back, so it must never queue
+            # behind requests that hold worker threads while they wait for a connection (with
+            # more requests at once than the pool has connections, that wait never ended).
+            await asyncio.get_running_loop().run_in_executor(_CLOSERS, close_session, db)
         else:
             db.close()
+
+
+_CLOSERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="smiley-session-close")
 
 
 READ_ONLY_MARK = "smiley_read_only"
@@ -212,8 +220,18 @@ async def get_api_user(request: Request, db: SessionDep) -> User:
     seconds = request.app.state.settings.api_token_cache_seconds
     user = auth.token_cache.cached(db, token) if seconds > 0 else None
     if user is None:
-        user = await run_in_threadpool(auth.token_cache.resolve, db, token, seconds)
+        user = await run_in_threadpool(_check_token, db, token, seconds)
     return _api_user_or_refuse(request, user)
+
+
+def _check_token(db: Session, token: str, seconds: float) -> User | None:
+    user = auth.token_cache.resolve(db, token, seconds)
+    # The connection goes back to the pool before the route waits for a worker thread of its
+    # own: held across that wait, 500 labelers' first requests at once took every connection
+    # while the threads that would give them back waited for one.
+    if db.in_transaction():
+        db.commit()
+    return user
 
 
 ApiUser = Annotated[User, Depends(get_api_user)]

@@ -40,8 +40,8 @@ PAGE = (
 # Busy: the request already waited its busy or pool timeout, so the client need not wait long.
 BUSY_RETRY_AFTER_SECONDS = 2
 BUSY_MESSAGE = (
-    "the database is busy (every connection to it was in use); nothing was recorded, "
-    "send the same request again in a moment"
+    "the database is busy (every connection to it was in use, or this request ran into "
+    "another one's locks); nothing was recorded, send the same request again in a moment"
 )
 SQLITE_BUSY_MESSAGE = (
     "the database is busy: SQLite lets one request write at a time and this one waited too "
@@ -60,6 +60,10 @@ SQLITE_BUSY_PAGE = (
 # SQLite's result codes for a lock another connection holds: SQLITE_BUSY ("database is locked")
 # and SQLITE_LOCKED ("database table is locked"); extended codes keep them in the low byte.
 _SQLITE_LOCK_CODES = frozenset({5, 6})
+# PostgreSQL's SQLSTATEs for a transaction it rolled back because it ran into another one: a
+# serialization failure (40001) and a deadlock (40P01). Nothing of the request was kept, and the
+# same request sent again succeeds: the busy answer, not a 500.
+_CONFLICT_STATES = frozenset({"40001", "40P01"})
 # PostgreSQL's SQLSTATEs for a lost or refused connection: class 08 (connection exception),
 # the server shutting down or crashing under us (57P01, 57P02) and one still starting (57P03).
 _CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03"})
@@ -89,8 +93,9 @@ def database_unreachable(error: BaseException) -> bool:
 
 def database_busy(error: BaseException) -> bool:
     """Whether a SQLAlchemy error means the database is overloaded rather than broken: a lock
-    or a pooled connection that did not come free in time. (PostgreSQL refusing a connection
-    because it has too many is a failed connect, which database_unreachable answers.)"""
+    or a pooled connection that did not come free in time, or a PostgreSQL transaction rolled
+    back for a deadlock or a serialization failure. (PostgreSQL refusing a connection because
+    it has too many is a failed connect, which database_unreachable answers.)"""
     if isinstance(error, PoolTimeout):
         return True
     if not isinstance(error, OperationalError):
@@ -101,7 +106,7 @@ def database_busy(error: BaseException) -> bool:
         if code is not None:
             return code & 0xFF in _SQLITE_LOCK_CODES
         return str(original).startswith(("database is locked", "database table is locked"))
-    return False
+    return getattr(original, "sqlstate", None) in _CONFLICT_STATES
 
 
 def busy_response(request: Request) -> Response:

@@ -13,14 +13,31 @@ machine's load average is reported beside it).
     # the hot-path workload (issue 17): realistic text, 16 annotators, 1,000 labels
     .venv/bin/python bench/labeling_loop.py --labelers 16 --tasks 2000 --overlap 1 \
         --annotations 1000 --prompt-chars 300 --response-chars 600
+    # a realistic crowd: 500 labelers who each think about 20 s per task (about 25 labels/s),
+    # measured over a fixed window once every labeler holds a task
+    .venv/bin/python bench/labeling_loop.py --labelers 500 --think-seconds 20 \
+        --window-seconds 120 --tasks 6000 --overlap 1 --prompt-chars 300 --response-chars 600
+
+With --think-seconds the labelers are coroutines on one event loop (asyncio and httpx, one
+client whose pool keeps a keep-alive connection per labeler): 500 threads would cost the
+machine more than the server being measured. A labeler leases, thinks (uniformly 0.5 to 1.5
+times the think time), submits and leases again; they start spread over one think time, and
+the window opens once that has passed, so it measures the steady state. Percentiles leave out
+an empty lease (the queue ran dry for that labeler: its last request, not labeling work). The
+report also gives the SQL statements of one lease and one submit (counted in-process on the
+bench database before the run, the token check left out as in
+tests/api/test_labeling_statements.py) and the machine's 1-minute load before, after and at
+its highest during the window.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
+import random
 import secrets
 import signal
 import socket
@@ -202,6 +219,7 @@ class CpuMeter:
         self.first: dict[tuple[str, int], float] = {}
         self.last: dict[tuple[str, int], float] = {}
         self.window_start = 0
+        self.load_max = 0.0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -230,6 +248,7 @@ class CpuMeter:
     def _run(self) -> None:
         while not self.stop.wait(0.1):
             self.sample()
+            self.load_max = max(self.load_max, os.getloadavg()[0])
 
     def start(self) -> None:
         self.window_start = boot_ticks_now()
@@ -244,6 +263,151 @@ class CpuMeter:
         for key, seconds in self.last.items():
             spent[key[0]] += seconds - self.first[key]
         return spent
+
+
+def count_statements(url: str, queue_id: int, token: str, data_dir: Path) -> dict[str, object]:
+    """One lease and one submit through the app in this process, on the bench database, with
+    the SQL statements each sent (the token check, cached in the server, left out)."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import event
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    engine = make_engine(url)
+    app = create_app(
+        Settings(data_dir=data_dir, database_url=url, secret_key="bench-" + "k" * 40), engine
+    )
+    ran: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        flat = " ".join(statement.split())
+        if " FROM api_tokens JOIN users " not in flat:
+            ran.append(flat[:200])
+
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        with TestClient(app) as client:
+            client.get("/api/v1/me/queues", headers=headers).raise_for_status()
+            event.listen(engine, "before_cursor_execute", count)
+            leased = client.post(f"/api/v1/queues/{queue_id}/lease", headers=headers)
+            lease = list(ran)
+            ran.clear()
+            assignment = leased.json()["assignment"]
+            done = client.post(
+                f"/api/v1/assignments/{assignment['id']}/comparison",
+                json=judgement(assignment),
+                headers=headers,
+            )
+            done.raise_for_status()
+            submit = list(ran)
+            event.remove(engine, "before_cursor_execute", count)
+    finally:
+        engine.dispose()
+    return {
+        "statements_per_lease": len(lease),
+        "statements_per_submit": len(submit),
+        "lease_statements": lease,
+        "submit_statements": submit,
+    }
+
+
+def judgement(assignment: dict) -> dict:
+    ids = [r["id"] for r in assignment["responses"]]
+    return {
+        "items": [
+            # Four 1-7 scores and a full ranking.
+            {"response_id": r, "rank": k + 1, "score": 7 - (k * 2 + r) % 7}
+            for k, r in enumerate(ids)
+        ],
+        "idempotency_key": f"bench-{assignment['id']:010d}",
+    }
+
+
+class Crowd:
+    """Labelers who think between tasks, as coroutines (see the module's docstring)."""
+
+    def __init__(self, base: str, tokens: list[str], queue_id: int, think: float) -> None:
+        self.base = base
+        self.tokens = tokens
+        self.queue_id = queue_id
+        self.think = think
+        self.lease_ms: list[float] = []
+        self.submit_ms: list[float] = []
+        self.accepted: list[int] = []
+        self.all_accepted: list[int] = []
+        self.empty_leases = 0
+        self.failures: Counter[str] = Counter()
+        self.measuring = False
+        self.ending = False
+
+    async def labeler(self, client: httpx.AsyncClient, token: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        await asyncio.sleep(random.uniform(0, self.think))
+        while not self.ending:
+            started = time.perf_counter()
+            answer = await client.post(f"/api/v1/queues/{self.queue_id}/lease", headers=headers)
+            elapsed = (time.perf_counter() - started) * 1000
+            if answer.status_code != 200:
+                self.failures[f"lease {answer.status_code}"] += 1
+                await asyncio.sleep(1)
+                continue
+            assignment = answer.json()["assignment"]
+            if assignment is None:
+                self.empty_leases += 1
+                return
+            if self.measuring:
+                self.lease_ms.append(elapsed)
+            await asyncio.sleep(self.think * random.uniform(0.5, 1.5))
+            if self.ending:
+                return
+            for _attempt in range(5):
+                started = time.perf_counter()
+                done = await client.post(
+                    f"/api/v1/assignments/{assignment['id']}/comparison",
+                    json=judgement(assignment),
+                    headers=headers,
+                )
+                elapsed = (time.perf_counter() - started) * 1000
+                if done.status_code == 201:
+                    label = done.json()["label_id"]
+                    self.all_accepted.append(label)
+                    if self.measuring:
+                        self.submit_ms.append(elapsed)
+                        self.accepted.append(label)
+                    break
+                self.failures[f"submit {done.status_code}"] += 1
+                await asyncio.sleep(1)
+
+    async def run(self, window: float, meter: CpuMeter) -> tuple[float, float, float]:
+        """Runs the crowd; measures over `window` seconds once one think time has passed.
+        Returns the window's wall seconds, the machine's busy CPU seconds and its load before."""
+        # One client whose pool keeps a connection per labeler: an httpx client per labeler
+        # builds its own TLS context, and 500 of them took minutes before the first request.
+        client = httpx.AsyncClient(
+            base_url=self.base,
+            timeout=120,
+            limits=httpx.Limits(
+                max_connections=len(self.tokens), max_keepalive_connections=len(self.tokens)
+            ),
+        )
+        crowd = [asyncio.create_task(self.labeler(client, token)) for token in self.tokens]
+        await asyncio.sleep(self.think * 1.5)
+        meter.start()
+        machine_before = machine_cpu_seconds()
+        load_before = os.getloadavg()[0]
+        self.measuring = True
+        started = time.perf_counter()
+        await asyncio.sleep(window)
+        self.measuring = False
+        wall = time.perf_counter() - started
+        machine_busy = machine_cpu_seconds() - machine_before
+        self.ending = True
+        for outcome in await asyncio.gather(*crowd, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                self.failures[f"labeler stopped: {type(outcome).__name__}: {outcome}"] += 1
+        await client.aclose()
+        return wall, machine_busy, load_before
 
 
 def machine_cpu_seconds() -> float:
@@ -280,7 +444,20 @@ def main() -> None:
         help="finished assignments already in the database (in another queue), to show a "
         "lease costs the same however much history there is",
     )
+    parser.add_argument(
+        "--think-seconds",
+        type=float,
+        default=0,
+        help="each labeler thinks this long (on average) per task: the realistic-crowd mode",
+    )
+    parser.add_argument(
+        "--window-seconds",
+        type=float,
+        default=120,
+        help="with --think-seconds: how long the measured window lasts",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--name", default="labeling_loop", help="the result file's name")
     args = parser.parse_args()
 
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -303,8 +480,12 @@ def main() -> None:
                 make_comparison_tasks(db, queue, project, args.tasks)
             grow_queue(db, queue, args.queue_tasks)
             add_history(db, project, args.history)
+            # Labelers sign in with tokens here: one password hash for all of them keeps the
+            # set-up of 500 labelers from taking minutes of key stretching.
+            hashed = users.hash_password("x" * 12)
+            users.hash_password = lambda _password: hashed
             tokens = []
-            for index in range(args.labelers):
+            for index in range(args.labelers + 1):
                 user, _ = users.create_user(
                     db,
                     UserCreate(username=f"bench{index:03d}", role=Role.labeler, password="x" * 12),
@@ -314,6 +495,8 @@ def main() -> None:
         if args.queue_tasks or args.history:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 connection.execute(text("VACUUM ANALYZE"))
+        # The last labeler's token counts the statements, and labels nothing in the run.
+        statements = count_statements(url, queue_id, tokens.pop(), args.out / "data")
 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -341,7 +524,8 @@ def main() -> None:
             env=env,
         )
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
+        # Up to two minutes: a busy shared machine can take long to import the app.
+        for _ in range(600):
             try:
                 # The schema answers signed-in users only: a 200 means the app reads its database.
                 schema = httpx.get(
@@ -353,9 +537,34 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.2)
 
+        if args.think_seconds:
+            crowd = Crowd(base, tokens, queue_id, args.think_seconds)
+            meter = CpuMeter(server.pid, admin, name)
+            wall, machine_busy, load_before_1m = asyncio.run(crowd.run(args.window_seconds, meter))
+            load_after = os.getloadavg()
+            spent = meter.finish()
+            write_result(
+                args,
+                engine,
+                queue_id,
+                statements,
+                spent=spent,
+                wall=wall,
+                machine_busy=machine_busy,
+                loads=(load_before_1m, load_after[0], meter.load_max),
+                lease_ms=crowd.lease_ms,
+                submit_ms=crowd.submit_ms,
+                accepted=crowd.accepted,
+                every_accepted=crowd.all_accepted,
+                empty_leases=crowd.empty_leases,
+                failures=crowd.failures,
+            )
+            return
+
         lease_ms: list[float] = []
         submit_ms: list[float] = []
         accepted: list[int] = []
+        empty_leases = [0]
         failures: Counter[str] = Counter()
         lock = threading.Lock()
         enough = threading.Event()
@@ -382,19 +591,14 @@ def main() -> None:
                             failures[f"lease {answer.status_code}"] += 1
                         continue
                     assignment = answer.json()["assignment"]
+                    if assignment is None:
+                        # The queue ran dry for this labeler: not a lease, left out.
+                        with lock:
+                            empty_leases[0] += 1
+                        return
                     with lock:
                         lease_ms.append(elapsed)
-                    if assignment is None:
-                        return
-                    ids = [r["id"] for r in assignment["responses"]]
-                    body = {
-                        "items": [
-                            # Four 1-7 scores and a full ranking.
-                            {"response_id": r, "rank": k + 1, "score": 7 - (k * 2 + r) % 7}
-                            for k, r in enumerate(ids)
-                        ],
-                        "idempotency_key": f"bench-{assignment['id']:010d}",
-                    }
+                    body = judgement(assignment)
                     for _attempt in range(5):
                         started = time.perf_counter()
                         done = client.post(
@@ -428,60 +632,22 @@ def main() -> None:
         load_after = os.getloadavg()
         spent = meter.finish()
 
-        with session_factory(engine)() as db:
-            per_task = Counter(
-                db.scalars(
-                    select(Assignment.task_id)
-                    .join(Task, Task.id == Assignment.task_id)
-                    .where(
-                        Assignment.status == AssignmentStatus.submitted,
-                        Task.queue_id == queue_id,
-                    )
-                )
-            )
-            stored = set(db.scalars(select(Comparison.id)))
-        engine.dispose()
-        result = {
-            "benchmark": "labeling loop (lease -> submit over HTTP, PostgreSQL)",
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
-            "labelers": args.labelers,
-            "tasks": args.tasks,
-            "overlap": args.overlap,
-            "web_workers": args.web_workers,
-            "submissions": len(accepted),
-            "wall_seconds": round(wall, 2),
-            "submissions_per_second": round(len(accepted) / wall, 1),
-            "lease_ms_p50": round(percentile(lease_ms, 0.5), 1),
-            "lease_ms_p99": round(percentile(lease_ms, 0.99), 1),
-            "submit_ms_p50": round(percentile(submit_ms, 0.5), 1),
-            "submit_ms_p99": round(percentile(submit_ms, 0.99), 1),
-            "over_overlap_tasks": sum(1 for count in per_task.values() if count > args.overlap),
-            "lost_submissions": len(set(accepted) - stored),
-            "unfinished_tasks": max(args.tasks, args.queue_tasks)
-            - sum(1 for c in per_task.values() if c == args.overlap),
-            "http_failures": dict(failures),
-            "annotations_asked": args.annotations,
-            "queue_tasks": max(args.tasks, args.queue_tasks),
-            "history_assignments": args.history,
-            "prompt_chars": args.prompt_chars,
-            "response_chars": args.response_chars if args.prompt_chars else 0,
-            "web_cpu_ms_per_annotation": round(spent["web"] * 1000 / max(1, len(accepted)), 1),
-            "postgres_cpu_ms_per_annotation": round(
-                spent["postgres"] * 1000 / max(1, len(accepted)), 1
-            ),
-            "server_cpu_ms_per_annotation": round(
-                (spent["web"] + spent["postgres"]) * 1000 / max(1, len(accepted)), 1
-            ),
-            # Everything the machine did meanwhile, the bench's own clients and other people's
-            # work included: context for the figure above, not part of it.
-            "machine_busy_cpu_ms_per_annotation": round(
-                machine_busy * 1000 / max(1, len(accepted)), 1
-            ),
-            "load_average_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
-        }
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "labeling_loop.json").write_text(json.dumps(result, indent=2) + "\n")
-        print(json.dumps(result, indent=2))
+        write_result(
+            args,
+            engine,
+            queue_id,
+            statements,
+            spent=spent,
+            wall=wall,
+            machine_busy=machine_busy,
+            loads=(load_before[0], load_after[0], meter.load_max),
+            lease_ms=lease_ms,
+            submit_ms=submit_ms,
+            accepted=accepted,
+            every_accepted=accepted,
+            empty_leases=empty_leases[0],
+            failures=failures,
+        )
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)
@@ -489,6 +655,89 @@ def main() -> None:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def write_result(
+    args: argparse.Namespace,
+    engine,
+    queue_id: int,
+    statements: dict[str, object],
+    *,
+    spent: dict[str, float],
+    wall: float,
+    machine_busy: float,
+    loads: tuple[float, float, float],
+    lease_ms: list[float],
+    submit_ms: list[float],
+    accepted: list[int],
+    every_accepted: list[int],
+    empty_leases: int,
+    failures: Counter[str],
+) -> None:
+    with session_factory(engine)() as db:
+        per_task = Counter(
+            db.scalars(
+                select(Assignment.task_id)
+                .join(Task, Task.id == Assignment.task_id)
+                .where(
+                    Assignment.status == AssignmentStatus.submitted,
+                    Task.queue_id == queue_id,
+                )
+            )
+        )
+        stored = set(db.scalars(select(Comparison.id)))
+    engine.dispose()
+    labels = max(1, len(accepted))
+    result = {
+        "benchmark": "labeling loop (lease -> submit over HTTP, PostgreSQL)",
+        "mode": (
+            f"realistic crowd: {args.think_seconds:g} s think time, "
+            f"{args.window_seconds:g} s window"
+            if args.think_seconds
+            else "closed loop, no think time"
+        ),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "labelers": args.labelers,
+        "think_seconds": args.think_seconds,
+        "tasks": args.tasks,
+        "overlap": args.overlap,
+        "web_workers": args.web_workers,
+        "submissions": len(accepted),
+        "wall_seconds": round(wall, 2),
+        "submissions_per_second": round(len(accepted) / wall, 1),
+        "lease_ms_p50": round(percentile(lease_ms, 0.5), 1),
+        "lease_ms_p95": round(percentile(lease_ms, 0.95), 1),
+        "lease_ms_p99": round(percentile(lease_ms, 0.99), 1),
+        "submit_ms_p50": round(percentile(submit_ms, 0.5), 1),
+        "submit_ms_p95": round(percentile(submit_ms, 0.95), 1),
+        "submit_ms_p99": round(percentile(submit_ms, 0.99), 1),
+        "leases_timed": len(lease_ms),
+        "empty_leases_left_out": empty_leases,
+        "over_overlap_tasks": sum(1 for count in per_task.values() if count > args.overlap),
+        "lost_submissions": len(set(every_accepted) - stored),
+        "unfinished_tasks": max(args.tasks, args.queue_tasks)
+        - sum(1 for c in per_task.values() if c == args.overlap),
+        "http_failures": dict(failures),
+        "annotations_asked": args.annotations,
+        "queue_tasks": max(args.tasks, args.queue_tasks),
+        "history_assignments": args.history,
+        "prompt_chars": args.prompt_chars,
+        "response_chars": args.response_chars if args.prompt_chars else 0,
+        "web_cpu_ms_per_annotation": round(spent["web"] * 1000 / labels, 1),
+        "postgres_cpu_ms_per_annotation": round(spent["postgres"] * 1000 / labels, 1),
+        "server_cpu_ms_per_annotation": round(
+            (spent["web"] + spent["postgres"]) * 1000 / labels, 1
+        ),
+        # Everything the machine did meanwhile, the bench's own clients and other people's
+        # work included: context for the figure above, not part of it.
+        "machine_busy_cpu_ms_per_annotation": round(machine_busy * 1000 / labels, 1),
+        "load_average_1m_before_after": [round(loads[0], 2), round(loads[1], 2)],
+        "load_average_1m_max": round(loads[2], 2),
+        **statements,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

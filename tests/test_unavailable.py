@@ -1,6 +1,7 @@
 """An overloaded database answers 503 `database_busy` with Retry-After, never a 500, and keeps
-nothing of the refused request: SQLite's write lock held past the busy timeout, and a pool with
-no connection free before the pool timeout (app/unavailable.py)."""
+nothing of the refused request: SQLite's write lock held past the busy timeout, a pool with no
+connection free before the pool timeout, and a PostgreSQL deadlock or serialization failure
+(app/unavailable.py)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.db import make_engine
 from app.main import create_app
 from app.models import Assignment, AssignmentStatus, Comparison, Pair, QueueKind
+from app.services import assignments
 from app.settings import Settings
 from app.unavailable import (
     BUSY_MESSAGE,
@@ -205,3 +208,60 @@ def test_only_lock_errors_are_busy() -> None:
     assert database_busy(wrapped("database table is locked"))
     assert not database_busy(wrapped("no such table: prompts"))
     assert not database_busy(wrapped("disk I/O error"))
+
+
+def test_a_postgres_deadlock_or_serialization_failure_is_busy() -> None:
+    def wrapped(error: Exception) -> OperationalError:
+        return OperationalError("UPDATE assignments", {}, error)
+
+    assert database_busy(wrapped(psycopg.errors.DeadlockDetected("deadlock detected")))
+    assert database_busy(wrapped(psycopg.errors.SerializationFailure("could not serialize")))
+    assert not database_busy(wrapped(psycopg.errors.QueryCanceled("statement timeout")))
+    assert not database_busy(wrapped(psycopg.errors.DiskFull("no space left on device")))
+
+
+def test_a_submit_that_deadlocks_is_a_503_and_its_retry_is_stored_once(
+    migrated_databases: MigratedDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL chose this request's transaction to roll back: 503 with Retry-After, the
+    assignment still open, and the same request sent again stores one label."""
+    url = migrated_databases.postgres("smiley_deadlock")
+    try:
+        with serve(url, tmp_path) as served:
+            submit_once_deadlocked(served, monkeypatch)
+    finally:
+        migrated_databases.drop_postgres(url)
+
+
+def submit_once_deadlocked(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    leased = served.client.post(
+        f"{API}/queues/{served.queue_id}/lease", headers=bearer(served.token)
+    )
+    assignment = leased.json()["assignment"]
+    submit = assignments.submit_comparison
+
+    def deadlocked(db: Session, assignment_id: int, *args: Any, **kwargs: Any) -> Any:
+        # The claim went through, then PostgreSQL picked this transaction to break a deadlock.
+        db.execute(
+            update(Assignment)
+            .where(Assignment.id == assignment_id)
+            .values(status=AssignmentStatus.submitted)
+        )
+        raise OperationalError(
+            "UPDATE assignments", {}, psycopg.errors.DeadlockDetected("deadlock detected")
+        )
+
+    monkeypatch.setattr(assignments, "submit_comparison", deadlocked)
+    url = f"{API}/assignments/{assignment['id']}/comparison"
+    body = comparison_body(assignment, "deadlock-1")
+    refused = served.client.post(url, json=body, headers=bearer(served.token))
+    assert_busy(refused, BUSY_MESSAGE)
+    assert served.count(Comparison) == 0
+    with Session(served.engine) as db:
+        assert db.get(Assignment, assignment["id"]).status == AssignmentStatus.active
+    monkeypatch.setattr(assignments, "submit_comparison", submit)
+    stored = served.client.post(url, json=body, headers=bearer(served.token))
+    assert stored.status_code == 201, stored.text
+    again = served.client.post(url, json=body, headers=bearer(served.token))
+    assert again.json()["replayed"] is True
+    assert served.count(Comparison) == 1

@@ -31,6 +31,9 @@ router = APIRouter(
     dependencies=[Depends(ids_in_range), Depends(known_query_parameters)],
     responses=STANDARD_ERRORS,
 )
+# Labeling first: routes are matched in order, one by one (twice a request in FastAPI's
+# included routers), and the lease and submit are most of the requests (issue 17).
+router.include_router(labeling.router)
 router.include_router(auth.router)
 router.include_router(browsing.router)
 router.include_router(users.router)
@@ -38,7 +41,6 @@ router.include_router(projects.router)
 router.include_router(guidelines.router)
 router.include_router(prompts.router)
 router.include_router(queues.router)
-router.include_router(labeling.router)
 router.include_router(reviews.router)
 router.include_router(agreement.router)
 router.include_router(dashboard.router)

@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from app.deps import MAX_ID, ApiAdmin, ApiUser, SessionDep
 from app.errors import NotFound
-from app.models import Assignment, QueueKind, SuggestionMode, User
+from app.models import Assignment, User
 from app.schemas.labeling import (
     AssignmentOut,
     ComparisonSubmit,
@@ -43,7 +45,11 @@ router = APIRouter(tags=["labeling"])
 
 
 def _out(db: SessionDep, assignment: Assignment) -> AssignmentOut:
-    page = assignments.assignment_page(db, assignment)
+    return _page_out(assignments.assignment_page(db, assignment))
+
+
+def _page_out(page: assignments.AssignmentPage) -> AssignmentOut:
+    assignment = page.assignment
     offered = page.draft_response
     return AssignmentOut(
         id=assignment.id,
@@ -64,15 +70,8 @@ def _out(db: SessionDep, assignment: Assignment) -> AssignmentOut:
         draft_response=ShownResponse(id=offered[0], content=offered[1]) if offered else None,
         guideline_version=page.guideline_version,
         draft_revision=page.draft_revision,
-        suggestion=_suggestion_before(db, page),
+        suggestion=page.suggestion,
     )
-
-
-def _suggestion_before(db: SessionDep, page: assignments.AssignmentPage) -> list[list[int]] | None:
-    if page.suggestion_mode != SuggestionMode.before or page.kind != QueueKind.comparison:
-        return None
-    judge = suggestions.task_suggestion(db, page.task_id)
-    return suggestions.ranking_groups(judge) if judge else None
 
 
 def _result(done: assignments.Submitted) -> SubmitResult:
@@ -117,12 +116,18 @@ def my_queues(db: SessionDep, user: ApiUser) -> list[LabelerQueueOut]:
     ]
 
 
+# The lease and the submit are the labeling hot path: `async def` routes that hand their
+# database work to a worker thread once. A plain `def` route costs a second hand-off, FastAPI
+# checking its answer on a worker thread too (issue 17's profile: thread hand-offs were a
+# sixth of the web process's CPU).
+
+
 @router.post("/queues/{queue_id}/lease", response_model=LeaseResult)
-def lease(queue_id: int, db: SessionDep, user: ApiUser) -> LeaseResult:
-    assignment = assignments.lease_next_task(db, queue_id, user)
-    if assignment is None:
+async def lease(queue_id: int, db: SessionDep, user: ApiUser) -> LeaseResult:
+    page = await run_in_threadpool(assignments.lease_next_page, db, queue_id, user)
+    if page is None:
         return LeaseResult(assignment=None, message="no task left for you in this queue")
-    return LeaseResult(assignment=_out(db, assignment), message="leased")
+    return LeaseResult(assignment=_page_out(page), message="leased")
 
 
 @router.get("/assignments", response_model=list[AssignmentOut])
@@ -177,8 +182,14 @@ def renew(assignment_id: int, db: SessionDep, user: ApiUser) -> AssignmentOut:
     response_model=SubmitResult,
     status_code=status.HTTP_201_CREATED,
 )
-def submit_comparison(
+async def submit_comparison(
     assignment_id: int, data: ComparisonSubmit, db: SessionDep, user: ApiUser
+) -> SubmitResult:
+    return await run_in_threadpool(_submit_comparison, db, assignment_id, user, data)
+
+
+def _submit_comparison(
+    db: Session, assignment_id: int, user: User, data: ComparisonSubmit
 ) -> SubmitResult:
     done = assignments.submit_comparison(db, assignment_id, user, data)
     result = _result(done)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotFound
@@ -35,6 +36,7 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.schemas.labeling import SkipSubmit
+from app.services import suggestions
 from app.services.comparing import score_rank_conflicts, submit_comparison
 from app.services.drafts import delete_draft, get_draft, save_draft
 from app.services.guidelines import current_guideline
@@ -43,6 +45,7 @@ from app.services.leasing import (
     LeaseExpired,
     active_assignments,
     get_own_assignment,
+    lease_and_read,
     lease_has_expired,
     lease_next_task,
     renew_assignment,
@@ -64,6 +67,7 @@ __all__ = [
     "get_draft",
     "get_own_assignment",
     "lease_has_expired",
+    "lease_next_page",
     "lease_next_task",
     "renew_assignment",
     "requeue_superseded",
@@ -205,48 +209,16 @@ class AssignmentPage:
     draft_revision: int | None
     # Whether a client may show the judge's ranking before the label (app/services/suggestions).
     suggestion_mode: SuggestionMode = SuggestionMode.off
+    # In "before" mode, the judge's ranking as groups of tied response ids, best first.
+    suggestion: list[list[int]] | None = None
 
 
 def assignment_page(db: Session, assignment: Assignment) -> AssignmentPage:
     """What assignment_view, draft_response, get_draft and current_guideline_number give,
     in one round trip: one row per response of the task (one row when it has none)."""
-    guideline = (
-        select(GuidelineVersion.version)
-        .where(
-            GuidelineVersion.project_id == Queue.project_id,
-            GuidelineVersion.published_at.is_not(None),
-        )
-        .order_by(GuidelineVersion.version.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    draft = (
-        select(Draft.revision)
-        .where(Draft.task_id == Task.id, Draft.labeler_id == assignment.labeler_id)
-        .scalar_subquery()
-    )
     rows = db.execute(
-        select(
-            Task.id,
-            Queue.id,
-            Queue.name,
-            Queue.kind,
-            Queue.project_id,
-            Prompt.messages,
-            Prompt.category,
-            guideline,
-            draft,
-            Response.id,
-            Response.content,
-            Queue.suggestion_mode,
-        )
-        .select_from(Task)
-        .join(Queue, Queue.id == Task.queue_id)
-        .join(Prompt, Prompt.id == Task.prompt_id)
-        .outerjoin(TaskResponse, TaskResponse.task_id == Task.id)
-        .outerjoin(Response, Response.id == TaskResponse.response_id)
-        .where(Task.id == assignment.task_id)
-        .order_by(TaskResponse.position)
+        _page_statement(),
+        {"task_id": assignment.task_id, "labeler_id": assignment.labeler_id},
     ).all()
     first = rows[0]
     kind = QueueKind(first[3])
@@ -272,4 +244,65 @@ def assignment_page(db: Session, assignment: Assignment) -> AssignmentPage:
         guideline_version=first[7],
         draft_revision=first[8],
         suggestion_mode=SuggestionMode(first[11]),
+        suggestion=_suggestion_before(db, first[0], kind, SuggestionMode(first[11])),
+    )
+
+
+def _suggestion_before(
+    db: Session, task_id: int, kind: QueueKind, mode: SuggestionMode
+) -> list[list[int]] | None:
+    """The judge's ranking a "before" queue shows with the task (one more statement, only in
+    that mode: the lease's hot path stays as it is otherwise)."""
+    if mode != SuggestionMode.before or kind != QueueKind.comparison:
+        return None
+    judge = suggestions.task_suggestion(db, task_id)
+    return suggestions.ranking_groups(judge) if judge else None
+
+
+def lease_next_page(db: Session, queue_id: int, labeler: User) -> AssignmentPage | None:
+    """lease_next_task with the new assignment's page, read before the lease commits (one
+    transaction for both); None when no task is left."""
+    return lease_and_read(db, queue_id, labeler, lambda leased: assignment_page(db, leased))
+
+
+@cache
+def _page_statement() -> Select[tuple[Any, ...]]:
+    """assignment_page's statement, built once (the lease's hot path: issue 17)."""
+    guideline = (
+        select(GuidelineVersion.version)
+        .where(
+            GuidelineVersion.project_id == Queue.project_id,
+            GuidelineVersion.published_at.is_not(None),
+        )
+        .order_by(GuidelineVersion.version.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    draft = (
+        select(Draft.revision)
+        .where(Draft.task_id == Task.id, Draft.labeler_id == bindparam("labeler_id"))
+        .scalar_subquery()
+    )
+    return (
+        select(
+            Task.id,
+            Queue.id,
+            Queue.name,
+            Queue.kind,
+            Queue.project_id,
+            Prompt.messages,
+            Prompt.category,
+            guideline,
+            draft,
+            Response.id,
+            Response.content,
+            Queue.suggestion_mode,
+        )
+        .select_from(Task)
+        .join(Queue, Queue.id == Task.queue_id)
+        .join(Prompt, Prompt.id == Task.prompt_id)
+        .outerjoin(TaskResponse, TaskResponse.task_id == Task.id)
+        .outerjoin(Response, Response.id == TaskResponse.response_id)
+        .where(Task.id == bindparam("task_id"))
+        .order_by(TaskResponse.position)
     )

@@ -40,7 +40,11 @@ from app.services.submitting import (
     replay_of,
     time_spent,
 )
-from app.services.task_agreement import record_task_agreement
+from app.services.task_agreement import (
+    lock_task_agreement,
+    record_task_agreement,
+    store_task_agreement,
+)
 
 
 def submit_comparison(
@@ -81,8 +85,9 @@ def submit_comparison(
     # The key taken by another label (another labeler's, or this one's retry that won a race)
     # inserts nothing here rather than failing the transaction; the claim is undone below.
     table = Comparison.__table__
-    upsert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
-    comparison_id = db.scalar(
+    dialect = db.get_bind().dialect.name
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    label = (
         upsert(table)
         .values(
             assignment_id=claimed.assignment_id,
@@ -96,10 +101,20 @@ def submit_comparison(
             time_spent_seconds=time_spent(claimed.leased_at, now, data.idle_seconds),
             idempotency_key=data.idempotency_key,
             **_suggestion(claimed),
+            # Given here: SQLAlchemy leaves the columns' Python-side defaults out of an INSERT
+            # that carries a WITH.
+            source_name="",
+            created_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=[table.c.idempotency_key])
         .returning(table.c.id)
     )
+    if dialect == "postgresql":
+        # The task's stored agreement row, locked by the same round trip (a data-modifying
+        # WITH runs once, after the claim took the assignment: the lock order stays claim,
+        # then agreement); its figure is recomputed below, in a statement of its own.
+        label = label.add_cte(lock_task_agreement(dialect, claimed.task_id).cte("agreement"))
+    comparison_id = db.scalar(label)
     if comparison_id is None:
         db.rollback()
         replay = replay_of(db, Comparison, data.idempotency_key, labeler)
@@ -149,7 +164,10 @@ def submit_comparison(
         assert comparison is not None
         rewrites = add_rewrites(db, comparison, data.rewrites, labeler)
         db.flush()
-    record_task_agreement(db, claimed.task_id)
+    if dialect == "postgresql":
+        store_task_agreement(db, claimed.task_id)
+    else:
+        record_task_agreement(db, claimed.task_id)
     _adapt_overlap(db, claimed)
     replay = commit_label(db, Comparison, data.idempotency_key, labeler, assignment_id)
     if replay is not None:

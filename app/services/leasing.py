@@ -17,17 +17,22 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
+    Update,
     and_,
+    bindparam,
     exists,
     func,
     insert,
-    literal,
     literal_column,
     null,
     or_,
@@ -38,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.orm.context import FromStatement
 
 from app.errors import Conflict, NotFound, PermissionDenied
 from app.models import (
@@ -113,10 +118,30 @@ def lease_next_task(
     db: Session, queue_id: int, labeler: User, *, now: datetime | None = None
 ) -> Assignment | None:
     """Leases the highest-priority task this labeler may still do, or None when none is left."""
+    return lease_and_read(db, queue_id, labeler, _itself, now=now)
+
+
+def _itself(assignment: Assignment) -> Assignment:
+    return assignment
+
+
+Read = TypeVar("Read")
+
+
+def lease_and_read(
+    db: Session,
+    queue_id: int,
+    labeler: User,
+    read: Callable[[Assignment], Read],
+    *,
+    now: datetime | None = None,
+) -> Read | None:
+    """lease_next_task, returning what `read` reads of the new assignment in the lease's own
+    transaction (before its commit: one transaction, and one connection checkout, a lease)."""
     now = now or utcnow()
     for _ in range(LEASE_ATTEMPTS):
         queue = _begin_lease(db, queue_id, labeler, now)
-        assignment = db.scalar(_insert_lease(db, queue, labeler, now))
+        assignment = _insert_lease(db, queue, labeler, now)
         if assignment is None:
             db.rollback()
             if not _candidates_exist(db, queue.id, labeler.id):
@@ -127,13 +152,14 @@ def lease_next_task(
             # them over); one of those leases may fail or leave room, so look again shortly.
             time.sleep(random.uniform(0.005, 0.05))
             continue
+        found = read(assignment)
         try:
             db.commit()
         except IntegrityError:
             # The unique index caught a race the locks did not see; try the next task.
             db.rollback()
             continue
-        return assignment
+        return found
     raise Conflict("the queue is busy; try again")
 
 
@@ -209,32 +235,8 @@ def _begin_lease(db: Session, queue_id: int, labeler: User, now: datetime) -> Le
     if labeler.role != Role.labeler:
         raise PermissionDenied("only labelers take tasks from queues")
     db.commit()
-    listed = (
-        exists()
-        .where(QueueLabeler.queue_id == Queue.id, QueueLabeler.user_id == User.id)
-        .correlate(Queue, User)
-    )
-    # On PostgreSQL one labeler's concurrent requests queue up here, so max_active_leases
-    # holds. On SQLite every transaction begins IMMEDIATE (app/db.py): the database's single
-    # write lock serialises all leases, and SQLAlchemy drops FOR UPDATE there anyway.
     row = (
-        db.execute(
-            select(
-                Queue.id,
-                Queue.name,
-                Queue.kind,
-                Queue.lease_seconds,
-                Queue.max_active_leases,
-                Queue.is_paused,
-                (Queue.open_to_all | listed).label("listed"),
-                Project.is_archived,
-                User.is_active,
-            )
-            .join(Project, Project.id == Queue.project_id)
-            .join(User, true())
-            .where(Queue.id == queue_id, User.id == labeler.id)
-            .with_for_update(of=User)
-        ).first()
+        db.execute(_lease_queue(), {"in_queue": queue_id, "for_labeler": labeler.id}).first()
         if storable_id(queue_id)
         else None
     )
@@ -256,15 +258,59 @@ def _begin_lease(db: Session, queue_id: int, labeler: User, now: datetime) -> Le
     return queue
 
 
+# The hot path's statements are built once per process, with bound parameters, and executed
+# with each request's values: building them anew cost more CPU than running them (issue 17).
+
+
+@cache
+def _lease_queue() -> Select[tuple[Any, ...]]:
+    listed = (
+        exists()
+        .where(QueueLabeler.queue_id == Queue.id, QueueLabeler.user_id == User.id)
+        .correlate(Queue, User)
+    )
+    # On PostgreSQL one labeler's concurrent requests queue up here, so max_active_leases
+    # holds. On SQLite every transaction begins IMMEDIATE (app/db.py): the database's single
+    # write lock serialises all leases, and SQLAlchemy drops FOR UPDATE there anyway.
+    return (
+        select(
+            Queue.id,
+            Queue.name,
+            Queue.kind,
+            Queue.lease_seconds,
+            Queue.max_active_leases,
+            Queue.is_paused,
+            (Queue.open_to_all | listed).label("listed"),
+            Project.is_archived,
+            User.is_active,
+        )
+        .join(Project, Project.id == Queue.project_id)
+        .join(User, true())
+        .where(Queue.id == bindparam("in_queue"), User.id == bindparam("for_labeler"))
+        .with_for_update(of=User)
+    )
+
+
 def _expire_and_count_leases(db: Session, queue_id: int, labeler_id: int, now: datetime) -> int:
     """Marks every lease past its end expired (their tasks' slots reopen through the
     triggers), and counts the labeler's unexpired leases of the queue. Only active leases are
     read, through their partial indexes. On PostgreSQL one statement does both, and a lease
     another transaction is marking (or submitting) is skipped rather than waited for."""
+    postgres = db.get_bind().dialect.name == "postgresql"
+    expire, count = _expiry(postgres)
+    values = {"at": now, "for_labeler": labeler_id, "in_queue": queue_id}
+    if expire is not None:
+        db.execute(expire, {"at": now})
+    return int(db.scalar(count, values) or 0)
+
+
+@cache
+def _expiry(postgres: bool) -> tuple[Update | None, Select[tuple[int]]]:
+    """The expiry UPDATE (None on PostgreSQL, where it is a CTE of the count) and the count."""
+    now = bindparam("at", type_=UTCDateTime())
     due = select(Assignment.id).where(
         Assignment.status == ACTIVE, Assignment.lease_expires_at <= now
     )
-    postgres = db.get_bind().dialect.name == "postgresql"
     if postgres:
         due = due.with_for_update(skip_locked=True)
     expire = (
@@ -277,19 +323,17 @@ def _expire_and_count_leases(db: Session, queue_id: int, labeler_id: int, now: d
         .select_from(Assignment)
         .join(Task, Task.id == Assignment.task_id)
         .where(
-            Assignment.labeler_id == labeler_id,
+            Assignment.labeler_id == bindparam("for_labeler"),
             Assignment.status == ACTIVE,
             Assignment.lease_expires_at > now,
-            Task.queue_id == queue_id,
+            Task.queue_id == bindparam("in_queue"),
         )
     )
     if postgres:
         # A data-modifying WITH runs once whether or not the query reads it; the count leaves
         # out leases past their end by their time, so it needs nothing from the UPDATE.
-        count = count.add_cte(expire.returning(Assignment.id).cte("expired"))
-    else:
-        db.execute(expire.execution_options(synchronize_session=False))
-    return int(db.scalar(count) or 0)
+        return None, count.add_cte(expire.returning(Assignment.id).cte("expired"))
+    return expire.execution_options(synchronize_session=False), count
 
 
 def holds_slot(now: datetime) -> ColumnElement[bool]:
@@ -301,7 +345,9 @@ def holds_slot(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def _open_tasks(queue_id: int, labeler_id: int) -> Select[tuple[int]]:
+def _open_tasks(
+    queue_id: int | ColumnElement[int], labeler_id: int | ColumnElement[int]
+) -> Select[tuple[int]]:
     """Tasks with a free slot (as the partial index ix_tasks_open has them, expired leases
     marked first) that this labeler never held, did or skipped, in the order leases take them."""
     mine = exists().where(
@@ -327,29 +373,47 @@ def _candidates_exist(db: Session, queue_id: int, labeler_id: int) -> bool:
 
 def _insert_lease(
     db: Session, queue: LeaseQueue, labeler: User, now: datetime
-) -> ReturningInsert[tuple[Assignment]]:
+) -> Assignment | None:
+    """Leases the first open task (see _lease_insert) in one statement; returns the new
+    assignment, or None when no task was free."""
+    postgres = db.get_bind().dialect.name == "postgresql"
+    return db.scalar(
+        _lease_insert(postgres, queue.kind == QueueKind.comparison),
+        {
+            "in_queue": queue.id,
+            "for_labeler": labeler.id,
+            "at": now,
+            "until": now + timedelta(seconds=queue.lease_seconds),
+        },
+    )
+
+
+@cache
+def _lease_insert(postgres: bool, shuffled: bool) -> FromStatement[tuple[Assignment]]:
     """One statement: pick the first open task (locking it on PostgreSQL, passing over rows
     others hold locked) and insert this labeler's assignment of it, with its responses in a
     shuffled display order; returns the new assignment, or nothing when no task was free."""
+    labeler_id = bindparam("for_labeler", type_=Integer())
     picked = (
-        _open_tasks(queue.id, labeler.id)
+        _open_tasks(bindparam("in_queue", type_=Integer()), labeler_id)
         .limit(1)
         .with_for_update(skip_locked=True, of=Task)
         .subquery("picked")
     )
-    expires = now + timedelta(seconds=queue.lease_seconds)
     values = select(
         picked.c.id,
-        literal(labeler.id),
-        literal(AssignmentStatus.active.value),
-        literal(now, UTCDateTime()),
-        literal(expires, UTCDateTime()),
+        labeler_id,
+        literal_column("'active'"),
+        bindparam("at", type_=UTCDateTime()),
+        bindparam("until", type_=UTCDateTime()),
         # A demonstration task's response is the draft it offers, shown unshuffled.
-        _shuffled_responses(db, picked.c.id) if queue.kind == QueueKind.comparison else null(),
-        literal(0.0),
+        _shuffled_responses(postgres, picked.c.id) if shuffled else null(),
+        literal_column("0.0"),
     ).select_from(picked)
-    return (
-        insert(Assignment)
+    # A table INSERT read back as an Assignment: executed with a dict of values, an ORM
+    # INSERT would be taken for a bulk insert of those values.
+    lease = (
+        insert(Assignment.__table__)
         .from_select(
             [
                 "task_id",
@@ -362,14 +426,15 @@ def _insert_lease(
             ],
             values,
         )
-        .returning(Assignment)
+        .returning(*Assignment.__table__.c)
     )
+    return select(Assignment).from_statement(lease)
 
 
-def _shuffled_responses(db: Session, task_id: ColumnElement[int]) -> ColumnElement[object]:
+def _shuffled_responses(postgres: bool, task_id: ColumnElement[int]) -> ColumnElement[object]:
     """A comparison task's response ids as a JSON array in random order (the display order of
     this assignment, so no position favours a response); NULL for a task without responses."""
-    if db.get_bind().dialect.name == "postgresql":
+    if postgres:
         return (
             select(func.jsonb_agg(aggregate_order_by(TaskResponse.response_id, func.random())))
             .where(TaskResponse.task_id == task_id)

@@ -11,9 +11,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, func, literal_column, select, update
+from sqlalchemy import (
+    Executable,
+    Float,
+    Select,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,7 +48,7 @@ from app.models import (
     TaskResponse,
     User,
 )
-from app.models.base import utcnow
+from app.models.base import UTCDateTime, utcnow
 from app.schemas.labeling import DemonstrationSubmit
 from app.services.drafts import delete_draft
 from app.services.guidelines import current_guideline
@@ -189,27 +200,10 @@ def claim_for_submit(
     context. Returns the first label instead when `key` was used already; raises what
     open_for_submit says when the assignment cannot be submitted. The caller commits, or
     rolls back on a refusal."""
-    claim = (
-        update(Assignment.__table__)
-        .where(
-            Assignment.id == assignment_id,
-            Assignment.labeler_id == labeler.id,
-            Assignment.status == literal_column("'active'"),
-            Assignment.lease_expires_at > now,
-        )
-        .values(status=AssignmentStatus.submitted, finished_at=now, idle_seconds=idle_seconds)
-        .returning(Assignment.task_id, Assignment.leased_at)
-    )
-    drop_draft = delete(Draft).where(
-        Draft.task_id
-        == select(Assignment.task_id).where(Assignment.id == assignment_id).scalar_subquery(),
-        Draft.labeler_id == labeler.id,
-    )
     postgres = db.get_bind().dialect.name == "postgresql"
-    if postgres:
-        # Runs once with the UPDATE; a refusal rolls both back, so the draft stays.
-        claim = claim.add_cte(drop_draft.cte("dropped_draft"))
-    row = db.execute(claim).first() if storable_id(assignment_id) else None
+    claim, drop_draft = _claim_statements(postgres)
+    values = {"claimed": assignment_id, "claimer": labeler.id, "at": now, "idle": idle_seconds}
+    row = db.execute(claim, values).first() if storable_id(assignment_id) else None
     if row is None:
         db.rollback()
         replay = replay_of(db, model, key, labeler)
@@ -218,10 +212,70 @@ def claim_for_submit(
         # Says why: not theirs, another kind, submitted or skipped already, or expired.
         open_for_submit(db, assignment_id, labeler, kind, now)
         raise Conflict(f"assignment {assignment_id} was submitted meanwhile")
-    if not postgres:
-        db.execute(drop_draft)
+    if drop_draft is not None:
+        db.execute(drop_draft, {"claimed": assignment_id, "claimer": labeler.id})
     forget_loaded(db, Assignment, assignment_id)
     task_id, leased_at = row
+    rows = db.execute(_context_statement(with_content), {"of_task": task_id}).all()
+    first = rows[0]
+    if QueueKind(first[3]) != kind:
+        db.rollback()
+        raise InvalidInput(f"assignment {assignment_id} is a {QueueKind(first[3]).value} task")
+    return Claimed(
+        assignment_id=assignment_id,
+        task_id=task_id,
+        leased_at=leased_at,
+        prompt_id=first[0],
+        overlap=first[1],
+        queue_id=first[2],
+        disagreement_tau=first[4],
+        max_overlap=first[5],
+        label_schema=first[6],
+        guideline_version_id=first[7],
+        responses={row[8]: row[9] for row in rows if row[8] is not None},
+        suggestion_mode=SuggestionMode(first[10]),
+        suggestion_comparison_id=first[11],
+    )
+
+
+# The submit's statements are built once per process, with bound parameters (issue 17).
+
+
+@cache
+def _claim_statements(postgres: bool) -> tuple[Executable, Executable | None]:
+    """The claiming UPDATE and, where it is not a CTE of the UPDATE (SQLite), the draft's
+    DELETE."""
+    now = bindparam("at", type_=UTCDateTime())
+    claim = (
+        update(Assignment.__table__)
+        .where(
+            Assignment.id == bindparam("claimed"),
+            Assignment.labeler_id == bindparam("claimer"),
+            Assignment.status == literal_column("'active'"),
+            Assignment.lease_expires_at > now,
+        )
+        .values(
+            status=AssignmentStatus.submitted,
+            finished_at=now,
+            idle_seconds=bindparam("idle", type_=Float()),
+        )
+        .returning(Assignment.task_id, Assignment.leased_at)
+    )
+    drop_draft = delete(Draft).where(
+        Draft.task_id
+        == select(Assignment.task_id)
+        .where(Assignment.id == bindparam("claimed"))
+        .scalar_subquery(),
+        Draft.labeler_id == bindparam("claimer"),
+    )
+    if postgres:
+        # Runs once with the UPDATE; a refusal rolls both back, so the draft stays.
+        return claim.add_cte(drop_draft.cte("dropped_draft")), None
+    return claim, drop_draft
+
+
+@cache
+def _context_statement(with_content: bool) -> Select[tuple[Any, ...]]:
     current = (
         select(GuidelineVersion.id)
         .where(
@@ -232,7 +286,7 @@ def claim_for_submit(
         .limit(1)
         .scalar_subquery()
     )
-    rows = db.execute(
+    return (
         select(
             Task.prompt_id,
             Task.overlap,
@@ -252,26 +306,7 @@ def claim_for_submit(
         .join(Project, Project.id == Queue.project_id)
         .outerjoin(TaskResponse, TaskResponse.task_id == Task.id)
         .outerjoin(Response, Response.id == TaskResponse.response_id)
-        .where(Task.id == task_id)
-    ).all()
-    first = rows[0]
-    if QueueKind(first[3]) != kind:
-        db.rollback()
-        raise InvalidInput(f"assignment {assignment_id} is a {QueueKind(first[3]).value} task")
-    return Claimed(
-        assignment_id=assignment_id,
-        task_id=task_id,
-        leased_at=leased_at,
-        prompt_id=first[0],
-        overlap=first[1],
-        queue_id=first[2],
-        disagreement_tau=first[4],
-        max_overlap=first[5],
-        label_schema=first[6],
-        guideline_version_id=first[7],
-        responses={row[8]: row[9] for row in rows if row[8] is not None},
-        suggestion_mode=SuggestionMode(first[10]),
-        suggestion_comparison_id=first[11],
+        .where(Task.id == bindparam("of_task"))
     )
 
 

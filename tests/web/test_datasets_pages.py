@@ -563,9 +563,9 @@ def test_the_snapshot_page_shows_its_manifest_files_and_preview(
         "Made from", "Made before", "Minimum agreement",
         "Leave out judgements that flag a response", "Leave out gold tasks",
         "Include labels an admin rejected", "Include AI revisions (critique runs)",
-        "Margin column", "Test fraction", "Seed", "Label sources", "Judge model", "Judge template", "Human rows written",
-        "AI rows written", "Agreement the judge needs on a category",
-        "Categories taken from the judge",
+        "Margin column", "Test fraction", "Seed", "Label sources", "Judge model",
+        "Judge template", "Human rows written", "AI rows written",
+        "Agreement the judge needs on a category", "Categories taken from the judge",
     ]  # fmt: skip
     assert rows("filter-row", page) == [
         ["pairs"], ["People's labels only (labelers' and imported); no AI labels"], ["any"],

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
 
 from app.schemas.evaluations import EvaluationResult
 
@@ -158,8 +160,7 @@ class LoopReport:
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["config"] = self.config.model_dump()
+        data = _plain(self)
         for round_data, result in zip(data["rounds"], self.rounds, strict=True):
             round_data["kept_model_id"] = result.kept_model_id
         return data
@@ -331,6 +332,17 @@ def summary(reports: Sequence[LoopReport]) -> str:
     if nulls:
         lines += ["", f"Null (SFT vs SFT), mean: {sum(nulls) / len(nulls):.3f}."]
     return "\n".join(lines)
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses and pydantic models (the config, evaluation results) as JSON's types."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if is_dataclass(value) and not isinstance(value, type):
+        return {item.name: _plain(getattr(value, item.name)) for item in fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 def _rate(rate: PairedRate) -> str:

@@ -309,7 +309,7 @@ def test_the_report_prints_every_row_on_the_final_split_and_their_mean() -> None
     assert mean.startswith("Mean over seeds 0, 1:")
     # The pooled interval of the mean of two rates each +-0.04: +-0.04 * sqrt(2) / 2.
     assert (
-        "| 1 | RLOO | SFT | 0.750 (0.722-0.778) | 0.70-0.80 | 0.800 | 0.938 | 1% | 0.90 | - |"
+        "| 1 | RLOO | SFT | 0.750 (0.722-0.778) | 0.70-0.80 | 0.800 | 0.938 | 1% | 0.90 | 0.62 |"
         in mean
     )
     assert "| 1 | kept (RLOO/RLOO) | SFT | 0.750 (0.722-0.778) |" in mean

@@ -64,6 +64,9 @@ def loop_command(
     dpo_loss_type: Annotated[
         str | None, typer.Option(help="DPO's loss: sigmoid, hinge or ipo.")
     ] = None,
+    dpo_sft_weight: Annotated[
+        float | None, typer.Option(help="DPO's weight of the chosen answers' likelihood (RPO).")
+    ] = None,
     dpo_pairs: Annotated[
         str | None,
         typer.Option(help="DPO's pairs: pairs (every labeler's) or consensus."),
@@ -108,7 +111,7 @@ def loop_command(
         "rloo_beta": rloo_beta, "ppo_kl_coef": ppo_kl_coef,
         "rloo_learning_rate": rloo_learning_rate, "ppo_learning_rate": ppo_learning_rate,
         "dpo_learning_rate": dpo_learning_rate, "dpo_beta": dpo_beta,
-        "dpo_loss_type": dpo_loss_type, "dpo_pairs": dpo_pairs,
+        "dpo_loss_type": dpo_loss_type, "dpo_sft_weight": dpo_sft_weight, "dpo_pairs": dpo_pairs,
         "dpo_min_agreement": dpo_min_agreement, "selection_topics": selection_topics,
         "final_topics": final_topics, "hidden_repeats": hidden_repeats, "keep_rule": keep_rule,
     }  # fmt: skip

@@ -304,7 +304,7 @@ def _arms(
                 hyperparameters={
                     "max_steps": config.dpo_steps, "learning_rate": config.dpo_learning_rate,
                     "beta": config.dpo_beta, "loss_type": config.dpo_loss_type,
-                    "seed": config.seed,
+                    "sft_weight": config.dpo_sft_weight, "seed": config.seed,
                 },
             ))
         )  # fmt: skip

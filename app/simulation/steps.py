@@ -105,6 +105,8 @@ class LoopConfig(BaseModel):
     dpo_learning_rate: float = Field(default=1e-4, gt=0, le=1)
     dpo_beta: float = Field(default=0.1, gt=0, le=10)
     dpo_loss_type: Literal["sigmoid", "hinge", "ipo"] = "sigmoid"
+    # RPO: this times the chosen answers' negative log-likelihood joins DPO's loss (0: off).
+    dpo_sft_weight: float = Field(default=0.0, ge=0, le=10)
     # DPO's pairs: every labeler's ("pairs"), or one per consensus pair ("consensus") whose
     # task's labelers agree at least `dpo_min_agreement`.
     dpo_pairs: Literal["pairs", "consensus"] = "pairs"

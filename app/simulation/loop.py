@@ -234,9 +234,10 @@ def _round(
         result.versus_sft = compare_samples(
             kept_name, "SFT", kept_model, sft, kept_samples, final_samples(sft)
         )
-        result.versus_sft.human, result.versus_sft.evaluation_id = _human(
-            ctx, kept_model, sft, ctx.final, config.human_repeats
-        )
+        if kept_model != sft:
+            result.versus_sft.human, result.versus_sft.evaluation_id = _human(
+                ctx, kept_model, sft, ctx.final, config.human_repeats
+            )
     if config.baseline_best_of > 1:
         # Was the RL worth it? Best-of-N sampling from the start policy, reranked by the
         # same reward model, is the cheap alternative it must beat.
@@ -245,10 +246,12 @@ def _round(
             kept_name, f"best of {n} of {start}", kept_model, current, kept_samples,
             final_samples(current, best_of=n), baseline_best_of=n,
         )  # fmt: skip
-        result.versus_best_of.human, result.versus_best_of.evaluation_id = _human(
-            ctx, kept_model, current, ctx.final, config.human_repeats,
-            best_of=n, reward_model=reward_model,
-        )  # fmt: skip
+        if kept:
+            # (A start kept against best-of-N of itself is one model: no evaluation for people.)
+            result.versus_best_of.human, result.versus_best_of.evaluation_id = _human(
+                ctx, kept_model, current, ctx.final, config.human_repeats,
+                best_of=n, reward_model=reward_model,
+            )  # fmt: skip
     return result
 
 

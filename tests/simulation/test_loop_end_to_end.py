@@ -1,7 +1,7 @@
 """The proof that the loop improves a model (issues 7 and 19): `smiley demo loop`'s own code, on
 CPU with the tiny model, a real worker (SQLite, embedded broker) and simulated labelers working
 through the JSON API. SFT on their demonstrations; then two rounds of samples, rankings, a
-reward model, RLOO and PPO against it and DPO on the pairs; people choose each round's arm on
+reward model, RLOO against it and DPO on the pairs; people choose each round's arm on
 the selection split of held-out prompts, and every figure asserted here comes from the final
 split (other topics, fresh samples).
 
@@ -33,11 +33,14 @@ from tests.conftest import MigratedDatabases
 from tests.worker.training_worker import start_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.xdist_group("loop")]
-# `smiley demo loop`'s defaults: the README's table comes from the same settings. A run that
-# takes 10 minutes (each takes seconds) is stuck: fail with the worker's log, before the timeout.
-CONFIG = LoopConfig(run_timeout=600.0)
-# The round-1 kept policy's hidden-preference win rate over SFT on the final split (seed 0
-# measured MEASURED_ROUND_ONE on this machine's TRL; the ceiling is about 0.82).
+# `smiley demo loop`'s defaults but for the PPO arm (PPO has its own worker tests): the final
+# split's samples and the kept policy's human evaluations cost more than the loop did before
+# (issue 19), and leaving PPO out pays for them. A run that takes 10 minutes (each takes
+# seconds) is stuck: fail with the worker's log, before the timeout.
+CONFIG = LoopConfig(run_timeout=600.0, ppo_steps=0)
+# The round-1 kept policy's hidden-preference win rate over SFT on the final split: seed 0
+# measured MEASURED on a CPU with the README's settings (the ceiling over SFT's answers was
+# CEILING); a floor below it by about twice its interval's half-width.
 ROUND_ONE_FLOOR = 0.7
 
 
@@ -73,7 +76,7 @@ def test_two_rounds_of_the_loop_make_a_policy_people_prefer(
 
     first, second = report.rounds
     table = report.markdown()
-    assert [arm.name for arm in first.arms] == ["RLOO", "PPO", "DPO"]
+    assert [arm.name for arm in first.arms] == ["RLOO", "DPO"]
     # The round-1 figure, on the final split: the policy people chose on the selection split
     # is truly better than SFT, beyond sampling noise, on prompts it was not chosen on.
     assert first.kept is not None, table

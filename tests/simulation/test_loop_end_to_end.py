@@ -39,9 +39,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.xdist_gro
 # seconds) is stuck: fail with the worker's log, before the timeout.
 CONFIG = LoopConfig(run_timeout=600.0, ppo_steps=0)
 # The round-1 kept policy's hidden-preference win rate over SFT on the final split: seed 0
-# measured MEASURED on a CPU with the README's settings (the ceiling over SFT's answers was
-# CEILING); a floor below it by about twice its interval's half-width.
-ROUND_ONE_FLOOR = 0.7
+# measured 0.73 (0.71-0.76) for RLOO, the arm kept, with the README's settings on a CPU (the
+# ceiling over SFT's answers 0.76); the floor sits two interval half-widths below it.
+ROUND_ONE_FLOOR = 0.68
 
 
 @pytest.fixture

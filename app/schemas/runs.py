@@ -262,6 +262,15 @@ class DPOHyperparameters(TrainingHyperparameters):
     loss_type: Literal["sigmoid", "hinge", "ipo"] = Field(
         title="Loss", default="sigmoid", description="sigmoid (DPO), hinge (SLiC) or ipo."
     )
+    sft_weight: float = Field(
+        title="Weight of the chosen answers' likelihood (RPO)",
+        default=0.0,
+        ge=0,
+        le=10,
+        description="Adds this times the negative log-likelihood of the chosen answers to the "
+        "preference loss (RPO), so pushing the rejected answers down cannot drag the chosen "
+        "ones, and the answers' shape, down with them; 0: off.",
+    )
 
 
 class OnlineHyperparameters(TrainingHyperparameters):

@@ -8,6 +8,7 @@ TestClient in tests, an httpx.Client on a live server in the demo."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 import secrets
 import time
@@ -49,7 +50,11 @@ class SimulatedLabeler:
     demonstrations are helpful), holding an API token.
 
     A 503 (the server's database busy or away: nothing was recorded) is sent again after the
-    answer's Retry-After seconds, at most `max_retries` times per request; `sleep` waits them."""
+    answer's Retry-After seconds, at most `max_retries` times per request; `sleep` waits them.
+
+    With `order_seed`, a comparison's responses are judged in an order of the labeler's own
+    (`seeded_order`) instead of the display order the lease drew at random, so a simulation
+    gives the same verdicts on every run while real labelers keep their shuffled display."""
 
     def __init__(
         self,
@@ -59,6 +64,7 @@ class SimulatedLabeler:
         *,
         helpful_share: float = 0.5,
         seed: int = 0,
+        order_seed: int | None = None,
         max_retries: int = 3,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -73,6 +79,7 @@ class SimulatedLabeler:
         self._sleep = sleep
         self._headers = {"Authorization": f"Bearer {token}"}
         self._rng = random.Random(seed)
+        self.order_seed = order_seed
 
     def queues(self) -> list[dict[str, Any]]:
         """The queues this labeler may work on now, as GET /me/queues lists them."""
@@ -106,6 +113,8 @@ class SimulatedLabeler:
             responses = assignment["responses"]
             if len(responses) < 2:
                 return None
+            if self.order_seed is not None:
+                responses = seeded_order(responses, self.order_seed)
             verdict = self.judge.judge([response["content"] for response in responses])
             items = [
                 {"response_id": response["id"], "score": score, "rank": rank}
@@ -166,6 +175,21 @@ class SimulatedLabeler:
                     return attempt
                 self._wait_as_asked(answer)
             attempt += 1
+
+
+def seeded_order(responses: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """The responses in a permutation fixed by `seed` and their contents, whatever order they
+    came in: a digest of (seed, content) sorts them, equal texts by id (a model's answers are
+    stored before its compare model's, so A's copy of a shared answer comes first). The noise
+    of a Judge depends on the order of the texts it is given; this makes it the simulation's
+    own, while the display order a lease draws (app/services/leasing.py) stays random."""
+
+    def key(response: dict[str, Any]) -> tuple[bytes, str, int]:
+        content = str(response["content"])
+        digest = hashlib.sha256(f"{seed}\0{content}".encode()).digest()
+        return digest, content, int(response["id"])
+
+    return sorted(responses, key=key)
 
 
 def create_labeler_accounts(

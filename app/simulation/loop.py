@@ -7,44 +7,52 @@ are trained by a real worker (the caller provides one), from snapshots of those 
 Round 0: the labelers write demonstrations for the training prompts, half helpful and half
 terse (as people differ); SFT on them gives a policy that says both kinds of thing.
 Round k (1, 2, ...): the current policy samples N answers per training prompt into a comparison
-queue; the labelers rank them (their noise calibrated on that queue's own pairs so that they
-agree about 73% of the time); a reward model is trained on all the preference labels so far;
-RLOO (and PPO) against it and DPO on the pairs each make a new policy from the current one.
-Each new policy meets the current one in a side-by-side evaluation on held-out prompts that the
-labelers judge; the evaluation's answers are also judged by the hidden preference itself,
-without noise, which is the win rate the loop is measured by. The arm with the best human
-win rate becomes the next round's current policy.
+queue; the labelers rank them (their noise calibrated once, on round 1's own pairs, so that they
+agree about 73% of the time, and kept for the whole loop and its evaluations); a reward model is
+trained on all the preference labels so far; RLOO (and PPO) against it and DPO on the pairs each
+make a new policy from the current one. Each new policy meets the current one in a side-by-side
+evaluation on the selection split of held-out prompts, which the labelers judge; the arm with
+the best human win rate becomes the next round's current policy if people preferred it to the
+start (else the round keeps its start, and says so). Every reported figure comes from the
+final split, prompts about other topics, with fresh samples: the hidden preference itself,
+without noise, on many samples (the win rate the loop is measured by), the round's reward model
+on the same pairs, and a human evaluation of the kept policy.
+
+Every run takes the loop's seed, and the simulated labelers judge each comparison in an order
+of their own seed (labeler.seeded_order), not the lease's random display order: the same seed
+in a fresh data folder gives the same report.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import httpx
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import (
-    Evaluation,
-    QueueKind,
-    Response,
-    Run,
-    SnapshotKind,
-    Task,
-    TaskResponse,
-)
-from app.schemas.evaluations import EvaluationCreate
+from app.models import QueueKind, SnapshotKind
+from app.schemas.evaluations import EvaluationCreate, EvaluationResult
 from app.schemas.training import RunCreate
 from app.services import evaluations, tasks
 from app.services.agreement.service import agreement_report
 from app.settings import Settings
 from app.simulation import steps
-from app.simulation.judge import noise_for_agreement, true_utility
-from app.simulation.report import ArmResult, HiddenJudgement, LoopReport, RoundResult
-from app.simulation.steps import LoopConfig, LoopError
+from app.simulation.judge import MAX_UTILITY, SHAPE, noise_for_agreement, true_utility
+from app.simulation.report import (
+    ArmResult,
+    Comparison,
+    HiddenJudgement,
+    LoopReport,
+    PairedRate,
+    RoundResult,
+    outcome,
+)
+from app.simulation.steps import LoopConfig, LoopError, Sample
 
-__all__ = ["LoopConfig", "LoopError", "hidden_preference", "run_loop"]
+__all__ = ["LoopConfig", "LoopError", "compare_samples", "hidden_preference", "keep", "run_loop"]
+
+Samples = dict[tuple[int, int], Sample]
 
 
 def run_loop(
@@ -74,38 +82,45 @@ def run_loop(
             kind="sft",
             base_model_id=base,
             snapshot_id=sft_data,
-            hyperparameters={"max_steps": config.sft_steps, "learning_rate": 1e-3},
+            hyperparameters={
+                "max_steps": config.sft_steps,
+                "learning_rate": config.sft_learning_rate,
+                "seed": config.seed,
+            },
         ),
     )
     prompt_data = steps.snapshot(ctx, "training prompts", SnapshotKind.prompts, [demos])
     report = LoopReport(config=config, sft_model_id=steps.output_model(ctx, sft))
     current = report.sft_model_id
     for number in range(1, config.rounds + 1):
-        result = _round(ctx, number, current, prompt_data)
-        best = result.best()
-        if number > 1:
-            # Progress across rounds on one scale: each round's kept policy against SFT.
-            result.versus_sft = _evaluate(
-                ctx, best.name, best.run_id, best.model_id, report.sft_model_id
-            )
-        if config.baseline_best_of > 1:
-            # Was the RL worth it? Best-of-N sampling from the start policy, reranked by the
-            # same reward model, is the cheap alternative it must beat.
-            result.versus_best_of = _evaluate(
-                ctx, best.name, best.run_id, best.model_id, current,
-                best_of=config.baseline_best_of, reward_model=result.reward_model_id,
-            )  # fmt: skip
+        result = _round(ctx, report, number, current, prompt_data)
         report.rounds.append(result)
-        current = best.model_id
-    with sessions() as db:
-        overall = agreement_report(db, ctx.project_id).overall
-    report.labeler_agreement = overall.pairwise_agreement
+        current = result.kept_model_id
     report.project_id = ctx.project_id
     report.seconds = time.monotonic() - started
     return report
 
 
-def _round(ctx: steps.LoopContext, number: int, current: int, prompt_data: int) -> RoundResult:
+def keep(rule: str, selection: EvaluationResult) -> tuple[bool, str]:
+    """Whether a round keeps its best arm, by its human evaluation against the start on the
+    selection split, and why: "win_rate" asks its win rate above 0.5, "interval" its 95%
+    interval above 0.5. A round whose best arm fails keeps its start."""
+    rate, low = selection.win_rate, selection.ci_low
+    if rate is None or low is None:
+        return False, "people judged none of its selection tasks"
+    shown = f"{rate:.2f} ({low:.2f}-{selection.ci_high:.2f}) on the selection split"
+    if rule == "interval":
+        if low > 0.5:
+            return True, f"people preferred it to the start beyond their noise: {shown}"
+        return False, f"people did not prefer the best arm beyond their noise: {shown}"
+    if rate > 0.5:
+        return True, f"people preferred it to the start: {shown}"
+    return False, f"people did not prefer the best arm to the start: {shown}"
+
+
+def _round(
+    ctx: steps.LoopContext, report: LoopReport, number: int, current: int, prompt_data: int
+) -> RoundResult:
     config = ctx.config
     ctx.log(f"round {number}: samples of model {current} into a comparison queue")
     queue = steps.make_queue(
@@ -127,9 +142,12 @@ def _round(ctx: steps.LoopContext, number: int, current: int, prompt_data: int) 
             },
         ),
     )
-    noise = noise_for_agreement(config.target_agreement, steps.candidate_pairs(ctx, queue))
-    ctx.log(f"round {number}: labelers rank (noise {noise:.2f})")
-    steps.label(ctx, queue, noise=noise)
+    if ctx.noise is None:
+        # Once, on round 1's own pairs: later rounds' labelers (and every evaluation's) are
+        # the same people, not re-tuned with the hidden preference as the policy improves.
+        ctx.noise = noise_for_agreement(config.target_agreement, steps.candidate_pairs(ctx, queue))
+    ctx.log(f"round {number}: labelers rank (noise {ctx.noise:.2f})")
+    steps.label(ctx, queue, noise=ctx.noise)
     pairs = steps.snapshot(
         ctx, f"round {number} preferences", SnapshotKind.preference, ctx.comparison_queues
     )
@@ -139,76 +157,177 @@ def _round(ctx: steps.LoopContext, number: int, current: int, prompt_data: int) 
             kind="reward",
             base_model_id=current,
             snapshot_id=pairs,
-            hyperparameters={"max_steps": config.reward_steps},
+            hyperparameters={
+                "max_steps": config.reward_steps,
+                "learning_rate": config.reward_learning_rate,
+                "seed": config.seed,
+            },
         ),
     )
     reward_model = steps.output_model(ctx, reward_run)
-    online = {"batch_size": 16, "max_completion_length": config.max_new_tokens, "seed": config.seed}
-    arms = [
-        (
-            "RLOO",
-            RunCreate(
-                kind="rloo",
-                base_model_id=current,
-                snapshot_id=prompt_data,
-                reward_model_id=reward_model,
-                hyperparameters={"max_steps": config.rloo_steps, **online},
-            ),
-        ),
-        (
-            "DPO",
-            RunCreate(
-                kind="dpo",
-                base_model_id=current,
-                snapshot_id=pairs,
-                # A gentler rate than the tiny-model default: on noisy pairs DPO at 5e-4
-                # pushes both answers down until the policy loses the answer's shape.
-                hyperparameters={"max_steps": config.dpo_steps, "learning_rate": 1e-4},
-            ),
-        ),
-    ]
-    if config.ppo_steps:
-        arms.insert(
-            1,
-            (
-                "PPO",
-                RunCreate(
-                    kind="ppo",
-                    base_model_id=current,
-                    snapshot_id=prompt_data,
-                    reward_model_id=reward_model,
-                    hyperparameters={"max_steps": config.ppo_steps, **online},
-                ),
-            ),
-        )
+    with ctx.sessions() as db:
+        agreement = agreement_report(db, ctx.project_id, queue_id=queue).overall
+    test_pairs = steps.snapshot_rows(ctx, pairs, "test")
     result = RoundResult(
         number=number,
         start_model_id=current,
         reward_model_id=reward_model,
         reward_run_id=reward_run,
         reward_accuracy=steps.run_row(ctx, reward_run).metrics["eval"].get("accuracy"),
-        labeler_noise=noise,
+        hidden_accuracy=hidden_accuracy(test_pairs),
+        reward_test_pairs=len(test_pairs),
+        labeler_agreement=agreement.pairwise_agreement,
+        labeler_pairs=agreement.labeler_pairs,
+        labeler_noise=ctx.noise,
         comparisons_queue_id=queue,
     )
-    for name, data in arms:
+    # Fresh final-split answers, a seed of their own per round and policy.
+    seeds = iter(
+        range(config.seed * 10_000 + number * 100, config.seed * 10_000 + number * 100 + 99)
+    )
+
+    def final_samples(model: int, best_of: int = 1) -> Samples:
+        return steps.sample_final(
+            ctx, model, seed=next(seeds), reward_model=reward_model, best_of=best_of
+        )
+
+    start_samples = final_samples(current)
+    start = "SFT" if number == 1 else f"round {number - 1}"
+    arm_samples: dict[str, Samples] = {}
+    for name, data in _arms(ctx, number, current, prompt_data, pairs, reward_model):
         ctx.log(f"round {number}: {name}")
         run_id = steps.train(ctx, data)
         model = steps.output_model(ctx, run_id)
-        result.arms.append(_evaluate(ctx, name, run_id, model, current))
+        selection, selection_id = _human(
+            ctx, model, current, ctx.selection, config.selection_repeats
+        )
+        arm_samples[name] = final_samples(model)
+        result.arms.append(
+            ArmResult(
+                name=name,
+                run_id=run_id,
+                model_id=model,
+                selection=selection,
+                selection_evaluation_id=selection_id,
+                final=compare_samples(
+                    name, start, model, current, arm_samples[name], start_samples
+                ),
+                run_reward_model_win_rate=steps.run_row(ctx, run_id)
+                .metrics.get("eval", {})
+                .get("win_rate"),
+            )
+        )
+    best = max(result.arms, key=lambda arm: (arm.selection.win_rate or 0.0, -arm.run_id))
+    kept, result.keep_reason = keep(config.keep_rule, best.selection)
+    result.kept = best.name if kept else None
+    ctx.log(f"round {number}: keeps {result.kept or 'its start'} ({result.keep_reason})")
+    kept_model = result.kept_model_id
+    kept_samples = arm_samples[best.name] if kept else start_samples
+    kept_name = result.kept or "start"
+    if kept:
+        result.kept_human, _ = _human(ctx, kept_model, current, ctx.final, config.human_repeats)
+    if number == 1:
+        # SFT against a second set of its own answers: the null every row is read against.
+        report.null = hidden_preference(final_samples(current), start_samples)
+    else:
+        sft = report.sft_model_id
+        result.versus_sft = compare_samples(
+            kept_name, "SFT", kept_model, sft, kept_samples, final_samples(sft)
+        )
+        if kept_model != sft:
+            result.versus_sft.human, result.versus_sft.evaluation_id = _human(
+                ctx, kept_model, sft, ctx.final, config.human_repeats
+            )
+    if config.baseline_best_of > 1:
+        # Was the RL worth it? Best-of-N sampling from the start policy, reranked by the
+        # same reward model, is the cheap alternative it must beat.
+        n = config.baseline_best_of
+        result.versus_best_of = compare_samples(
+            kept_name, f"best of {n} of {start}", kept_model, current, kept_samples,
+            final_samples(current, best_of=n), baseline_best_of=n,
+        )  # fmt: skip
+        if kept:
+            # (A start kept against best-of-N of itself is one model: no evaluation for people.)
+            result.versus_best_of.human, result.versus_best_of.evaluation_id = _human(
+                ctx, kept_model, current, ctx.final, config.human_repeats,
+                best_of=n, reward_model=reward_model,
+            )  # fmt: skip
     return result
 
 
-def _evaluate(
+def _arms(
     ctx: steps.LoopContext,
-    name: str,
-    run_id: int,
+    number: int,
+    current: int,
+    prompt_data: int,
+    pairs: int,
+    reward_model: int,
+) -> list[tuple[str, RunCreate]]:
+    config = ctx.config
+    online = {
+        "batch_size": config.rl_batch_size,
+        "max_completion_length": config.max_new_tokens,
+        "seed": config.seed,
+    }
+    arms = []
+    if config.rloo_steps:
+        arms.append(
+            ("RLOO", RunCreate(
+                kind="rloo", base_model_id=current, snapshot_id=prompt_data,
+                reward_model_id=reward_model,
+                hyperparameters={
+                    "max_steps": config.rloo_steps, "learning_rate": config.rloo_learning_rate,
+                    "beta": config.rloo_beta, "num_generations": config.num_generations,
+                    **online,
+                },
+            ))
+        )  # fmt: skip
+    if config.ppo_steps:
+        arms.append(
+            ("PPO", RunCreate(
+                kind="ppo", base_model_id=current, snapshot_id=prompt_data,
+                reward_model_id=reward_model,
+                hyperparameters={
+                    "max_steps": config.ppo_steps, "learning_rate": config.ppo_learning_rate,
+                    "kl_coef": config.ppo_kl_coef, **online,
+                },
+            ))
+        )  # fmt: skip
+    if config.dpo_steps:
+        data = pairs
+        if config.dpo_pairs == "consensus":
+            # Cleaner pairs: one per consensus pair, from tasks whose labelers agree enough.
+            data = steps.snapshot(
+                ctx, f"round {number} consensus pairs", SnapshotKind.preference,
+                ctx.comparison_queues, source="consensus", min_agreement=config.dpo_min_agreement,
+            )  # fmt: skip
+        arms.append(
+            ("DPO", RunCreate(
+                kind="dpo", base_model_id=current, snapshot_id=data,
+                hyperparameters={
+                    "max_steps": config.dpo_steps, "learning_rate": config.dpo_learning_rate,
+                    "beta": config.dpo_beta, "loss_type": config.dpo_loss_type,
+                    "sft_weight": config.dpo_sft_weight, "seed": config.seed,
+                },
+            ))
+        )  # fmt: skip
+    return arms
+
+
+def _human(
+    ctx: steps.LoopContext,
     model: int,
     baseline: int,
+    prompt_ids: list[int],
+    repeats: int,
     *,
     best_of: int = 1,
     reward_model: int | None = None,
-) -> ArmResult:
+) -> tuple[EvaluationResult, int]:
+    """A side-by-side evaluation of `model` against `baseline` on `prompt_ids`, judged by the
+    simulated labelers (the loop's fixed noise); its result and id."""
     config = ctx.config
+    assert ctx.noise is not None
     with ctx.sessions() as db:
         evaluation = evaluations.create_evaluation(
             db,
@@ -217,8 +336,8 @@ def _evaluate(
             EvaluationCreate(
                 model_a_id=model,
                 model_b_id=baseline,
-                prompt_ids=ctx.held_out,
-                repeats=config.evaluation_repeats,
+                prompt_ids=prompt_ids,
+                repeats=repeats,
                 max_new_tokens=config.max_new_tokens,
                 temperature=config.evaluation_temperature,
                 seed=config.seed,
@@ -230,49 +349,76 @@ def _evaluate(
         evaluation_id, queue_id, generation = evaluation.id, evaluation.queue_id, evaluation.run_id
     assert generation is not None
     steps.wait(ctx, generation)
-    steps.label(ctx, queue_id, noise=noise_for_agreement(config.target_agreement))
+    steps.label(ctx, queue_id, noise=ctx.noise)
     with ctx.sessions() as db:
-        human = evaluations.evaluation_result(db, evaluation_id)
-        hidden = hidden_preference(db, evaluation_id)
-        run = db.get(Run, run_id)
-        assert run is not None
-        automatic = run.metrics.get("eval", {}).get("win_rate")
-    return ArmResult(
-        name=name,
-        run_id=run_id,
+        return evaluations.evaluation_result(db, evaluation_id), evaluation_id
+
+
+def compare_samples(
+    policy: str,
+    baseline: str,
+    model: int,
+    baseline_model: int,
+    new: Samples,
+    old: Samples,
+    *,
+    baseline_best_of: int = 1,
+) -> Comparison:
+    """A row of the report: `new` against `old` answers matched by (prompt, repeat), by the
+    hidden preference and by the reward model that scored both (when it scored every one)."""
+    keys = sorted(new.keys() & old.keys())
+    if not keys:
+        raise LoopError(f"{policy} and {baseline} answered no final-split prompt in common")
+    rewards = [(new[key].reward, old[key].reward) for key in keys]
+    automatic = (
+        PairedRate.of([outcome(a, b) for a, b in rewards])  # type: ignore[arg-type]
+        if all(a is not None and b is not None for a, b in rewards)
+        else None
+    )
+    return Comparison(
+        policy=policy,
+        baseline=baseline,
         model_id=model,
-        baseline_model_id=baseline,
-        baseline_best_of=best_of,
-        evaluation_id=evaluation_id,
-        human=human,
-        hidden=hidden,
-        reward_model_win_rate=automatic,
+        baseline_model_id=baseline_model,
+        baseline_best_of=baseline_best_of,
+        hidden=hidden_preference(new, old),
+        reward_model=automatic,
     )
 
 
-def hidden_preference(db: Session, evaluation_id: int) -> HiddenJudgement:
-    """The evaluation's tasks judged by the hidden preference itself (no noise): A's win rate
-    over B (ties count half), and each model's mean true utility (the rule's own scale,
-    -7 for garbage to 2 for two warm words) over its answers."""
-    evaluation = db.get(Evaluation, evaluation_id)
-    assert evaluation is not None
-    rows = db.execute(
-        select(Task.id, Response.model_id, Response.content)
-        .join(TaskResponse, TaskResponse.task_id == Task.id)
-        .join(Response, Response.id == TaskResponse.response_id)
-        .where(Task.queue_id == evaluation.queue_id)
-    )
-    by_task: dict[int, dict[int, float]] = {}
-    for task_id, model_id, content in rows:
-        by_task.setdefault(task_id, {})[model_id] = true_utility(content)
-    pairs = [
-        (task[evaluation.model_a_id], task[evaluation.model_b_id]) for task in by_task.values()
-    ]
-    if not pairs:
-        raise LoopError(f"evaluation {evaluation_id} has no tasks")
-    outcomes = [1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs]
+def hidden_preference(new: Samples, old: Samples) -> HiddenJudgement:
+    """The hidden preference on matched answers (ties count half): the new answers' win rate
+    with its interval, each side's mean true utility (the rule's own scale, -7 for garbage to
+    2 for two warm words), the ceiling (an oracle always answering with utility 2, against the
+    same old answers) and the share of new answers not in the world's answer shape."""
+    keys = sorted(new.keys() & old.keys())
+    if not keys:
+        raise LoopError("no matched answers to judge")
+    a = [true_utility(new[key].content) for key in keys]
+    b = [true_utility(old[key].content) for key in keys]
     return HiddenJudgement(
-        win_rate=sum(outcomes) / len(outcomes),
-        mean_utility=sum(a for a, _ in pairs) / len(pairs),
-        baseline_mean_utility=sum(b for _, b in pairs) / len(pairs),
+        rate=PairedRate.of([outcome(x, y) for x, y in zip(a, b, strict=True)]),
+        mean_utility=sum(a) / len(a),
+        baseline_mean_utility=sum(b) / len(b),
+        ceiling=sum(outcome(float(MAX_UTILITY), y) for y in b) / len(b),
+        malformed=sum(not SHAPE.fullmatch(new[key].content) for key in keys) / len(keys),
     )
+
+
+def hidden_accuracy(rows: Sequence[dict[str, object]]) -> float | None:
+    """The hidden preference's accuracy on labeled preference pairs (the share whose chosen
+    answer it rates higher, ties half): what a perfect reward model would score on them,
+    since the labels themselves are noisy."""
+    if not rows:
+        return None
+    return sum(
+        outcome(true_utility(_answer(row["chosen"])), true_utility(_answer(row["rejected"])))
+        for row in rows
+    ) / len(rows)
+
+
+def _answer(value: object) -> str:
+    # A snapshot's chosen/rejected: the answer's messages (conversational) or its text.
+    if isinstance(value, list):
+        return str(value[-1]["content"])
+    return str(value)

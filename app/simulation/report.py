@@ -1,31 +1,98 @@
-"""What `smiley demo loop` reports: per round, each new policy's win rate over the policy it
-started from, three ways, never mixed up:
+"""What `smiley demo loop` reports, per round and seed and as the mean over seeds.
 
-- hidden: judged by the simulated labelers' hidden preference itself, without noise (the truth
-  the loop is measured by; a real project never has it);
-- human: the side-by-side evaluation as the (noisy) simulated labelers judged it, with its 95%
-  interval;
-- reward model: the run's own automatic evaluation by the reward model it was trained against
-  (what a researcher without labelers would see; it can rise while the truth falls).
+Two sets of held-out prompts about distinct topics: the arms of a round are chosen on the
+selection split (by people, as a real project would choose), and every figure in the table is
+measured on the final split, with fresh samples, three ways, never mixed up:
+
+- hidden: the simulated labelers' hidden preference itself, without noise (the truth the loop
+  is measured by; a real project never has it), on `hidden_repeats` samples per prompt, with
+  its 95% interval and, beside it, the ceiling: the win rate of an oracle that always gives the
+  hidden preference's best answer against the same baseline samples (what no policy can beat);
+- reward model: the round's reward model judging the same pairs (what a researcher without
+  labelers would see; it can rise while the truth falls);
+- human: a side-by-side evaluation the (noisy) simulated labelers judged, with its interval.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
 
 from app.schemas.evaluations import EvaluationResult
 
 if TYPE_CHECKING:
-    from app.simulation.loop import LoopConfig
+    from app.simulation.steps import LoopConfig
+
+Z95 = 1.959964
+
+
+@dataclass(frozen=True)
+class PairedRate:
+    """A's win rate over B on matched pairs (a win 1, a tie 0.5, a loss 0) and its 95%
+    interval (normal, from the outcomes' own spread: ties narrow it)."""
+
+    win_rate: float
+    ci_low: float
+    ci_high: float
+    pairs: int
+
+    @classmethod
+    def of(cls, outcomes: Sequence[float]) -> PairedRate:
+        if not outcomes:
+            raise ValueError("no pairs to count")
+        count = len(outcomes)
+        mean = sum(outcomes) / count
+        variance = sum((o - mean) ** 2 for o in outcomes) / max(count - 1, 1)
+        half = Z95 * math.sqrt(variance / count)
+        return cls(mean, max(0.0, mean - half), min(1.0, mean + half), count)
+
+    @property
+    def half_width(self) -> float:
+        return (self.ci_high - self.ci_low) / 2
+
+
+def outcome(a: float, b: float) -> float:
+    return 1.0 if a > b else 0.5 if a == b else 0.0
 
 
 @dataclass(frozen=True)
 class HiddenJudgement:
-    win_rate: float
-    # Mean true utility of the new policy's answers, and of the baseline's, on the same tasks.
+    """The hidden preference on a comparison's final-split pairs."""
+
+    rate: PairedRate
+    # Mean true utility of the new policy's answers, and of the baseline's.
     mean_utility: float
     baseline_mean_utility: float
+    # The oracle's win rate over the same baseline answers (ties half).
+    ceiling: float
+    # The share of the new policy's answers not in the world's answer shape.
+    malformed: float
+
+    @property
+    def win_rate(self) -> float:
+        return self.rate.win_rate
+
+
+@dataclass
+class Comparison:
+    """One row: `policy` against `baseline` on the final split."""
+
+    policy: str
+    baseline: str
+    model_id: int
+    baseline_model_id: int
+    # Above 1: the baseline answered best-of-N, reranked by the round's reward model.
+    baseline_best_of: int
+    hidden: HiddenJudgement
+    # The round's reward model on the same pairs (None where its scores are missing).
+    reward_model: PairedRate | None
+    # A human evaluation on the final split (fresh samples of its own), where one was run.
+    human: EvaluationResult | None = None
+    evaluation_id: int | None = None
 
 
 @dataclass
@@ -33,13 +100,14 @@ class ArmResult:
     name: str
     run_id: int
     model_id: int
-    baseline_model_id: int
-    # Above 1: the baseline answered best-of-N, reranked by the round's reward model.
-    baseline_best_of: int
-    evaluation_id: int
-    human: EvaluationResult
-    hidden: HiddenJudgement
-    reward_model_win_rate: float | None
+    # The human evaluation against the round's start on the selection split: what the arm
+    # is chosen by, never reported as its figure.
+    selection: EvaluationResult
+    selection_evaluation_id: int
+    final: Comparison
+    # The run's own automatic evaluation by its reward model on training prompts (RLOO and
+    # PPO), kept for the record: not a final-split figure.
+    run_reward_model_win_rate: float | None = None
 
 
 @dataclass
@@ -48,19 +116,36 @@ class RoundResult:
     start_model_id: int
     reward_model_id: int
     reward_run_id: int
+    # The reward model's accuracy on its snapshot's test split, the hidden preference's own
+    # accuracy on the same pairs (the best any reward model could do with those labels), and
+    # the split's size.
     reward_accuracy: float | None
+    hidden_accuracy: float | None
+    reward_test_pairs: int
+    # Labeler pairwise agreement on this round's comparisons (labeler pairs counted).
+    labeler_agreement: float | None
+    labeler_pairs: int
     labeler_noise: float
     comparisons_queue_id: int
     arms: list[ArmResult] = field(default_factory=list)
-    # From round 2: the kept policy evaluated against the SFT policy too.
-    versus_sft: ArmResult | None = None
-    # The kept policy against best-of-N sampling of the round's start policy.
-    versus_best_of: ArmResult | None = None
+    # The arm the round keeps, or None when people preferred none to the start (the round then
+    # keeps its start), and why.
+    kept: str | None = None
+    keep_reason: str = ""
+    # From round 2: the kept policy against SFT. Every round: against best-of-N of its start.
+    versus_sft: Comparison | None = None
+    versus_best_of: Comparison | None = None
+    # The kept arm's human evaluation against the start on the final split.
+    kept_human: EvaluationResult | None = None
 
-    def best(self) -> ArmResult:
-        """The arm the loop continues from: the best human win rate (what a real project
-        would go by), the run id breaking ties."""
-        return max(self.arms, key=lambda arm: (arm.human.win_rate or 0.0, -arm.run_id))
+    @property
+    def kept_model_id(self) -> int:
+        return self.kept_arm().model_id if self.kept is not None else self.start_model_id
+
+    def kept_arm(self) -> ArmResult:
+        if self.kept is None:
+            raise ValueError(f"round {self.number} kept its start")
+        return next(arm for arm in self.arms if arm.name == self.kept)
 
 
 @dataclass
@@ -68,70 +153,212 @@ class LoopReport:
     config: LoopConfig
     sft_model_id: int
     rounds: list[RoundResult] = field(default_factory=list)
-    labeler_agreement: float | None = None
+    # SFT's final-split answers against a second, independent set of them: the null a
+    # win rate is read against (0.5 up to sampling noise).
+    null: HiddenJudgement | None = None
     project_id: int = 0
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = _plain(self)
         for round_data, result in zip(data["rounds"], self.rounds, strict=True):
-            round_data["best"] = result.best().name
-            for arm_data, arm in zip(round_data["arms"], result.arms, strict=True):
-                arm_data["human"] = arm.human.model_dump()
-            for extra in ("versus_sft", "versus_best_of"):
-                arm = getattr(result, extra)
-                if arm is not None:
-                    round_data[extra]["human"] = arm.human.model_dump()
+            round_data["kept_model_id"] = result.kept_model_id
         return data
 
-    def markdown(self) -> str:
-        lines = [
-            "| round | policy | vs | hidden preference win rate | mean true utility (new / vs) "
-            "| human win rate (95% CI) | W / T / L | reward-model win rate |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        ]
+    def rows(self) -> list[Row]:
+        """The table's rows: each arm against its start, then the kept policy against SFT
+        (round 1: its own row) and against best-of-N of the start."""
+        found = []
         for result in self.rounds:
-            previous = "SFT" if result.number == 1 else f"round {result.number - 1}"
-            rows = [(arm, previous) for arm in result.arms]
-            if result.versus_sft is not None:
-                rows.append((result.versus_sft, "SFT"))
-            if result.versus_best_of is not None:
-                rows.append(
-                    (result.versus_best_of, f"best of {result.versus_best_of.baseline_best_of} "
-                     f"of {previous}")
+            start = "SFT" if result.number == 1 else f"round {result.number - 1}"
+            for arm in result.arms:
+                kept = arm.name == result.kept
+                found.append(
+                    Row(result.number, arm.name, kept, start, arm.name, arm.final,
+                        result.kept_human if kept else None, arm.selection)
                 )  # fmt: skip
-            for arm, baseline in rows:
-                human = arm.human
-                shown = (
-                    f"{human.win_rate:.2f} ({human.ci_low:.2f}-{human.ci_high:.2f})"
-                    if human.win_rate is not None
-                    and human.ci_low is not None
-                    and human.ci_high is not None
-                    else "not judged"
-                )
-                automatic = (
-                    f"{arm.reward_model_win_rate:.2f}"
-                    if arm.reward_model_win_rate is not None
-                    else "-"
-                )
-                kept = arm is result.best() or arm in (result.versus_sft, result.versus_best_of)
-                best = " (kept)" if kept else ""
-                lines.append(
-                    f"| {result.number} | {arm.name}{best} | {baseline} | "
-                    f"{arm.hidden.win_rate:.2f} | "
-                    f"{arm.hidden.mean_utility:.2f} / {arm.hidden.baseline_mean_utility:.2f} | "
-                    f"{shown} | "
-                    f"{human.wins} / {human.ties} / {human.losses} | {automatic} |"
-                )
-        agreement = f"{self.labeler_agreement:.1%}" if self.labeler_agreement is not None else "n/a"
-        accuracies = ", ".join(
-            f"round {r.number} {r.reward_accuracy:.2f}"
-            for r in self.rounds
-            if r.reward_accuracy is not None
-        )
-        lines += [
-            "",
-            f"Labeler pairwise agreement: {agreement}. Reward model held-out accuracy: "
-            f"{accuracies}. Whole loop: {self.seconds:.0f} s.",
-        ]
+            kept_name = result.kept or "start"
+            if result.number == 1 and result.kept is not None:
+                found.append(
+                    Row(1, kept_name, True, "SFT", "kept", result.kept_arm().final,
+                        result.kept_human, None, shown=False)
+                )  # fmt: skip
+            elif result.number == 1 and self.null is not None:
+                null = Comparison("SFT", "SFT", self.sft_model_id, self.sft_model_id, 1,
+                                  self.null, None)  # fmt: skip
+                found.append(Row(1, "start", True, "SFT", "kept", null, None, None, shown=False))
+            if result.versus_sft is not None:
+                found.append(
+                    Row(result.number, kept_name, True, "SFT", "kept", result.versus_sft,
+                        result.versus_sft.human, None)
+                )  # fmt: skip
+            if result.versus_best_of is not None:
+                best_of = f"best of {result.versus_best_of.baseline_best_of} of {start}"
+                found.append(
+                    Row(result.number, kept_name, True, best_of, "kept", result.versus_best_of,
+                        result.versus_best_of.human, None, key_baseline="best of N")
+                )  # fmt: skip
+        return found
+
+    def markdown(self) -> str:
+        lines = [*HEADER]
+        for row in self.rows():
+            if row.shown:
+                lines.append(row.markdown())
+        lines += ["", *self.footer()]
         return "\n".join(lines)
+
+    def footer(self) -> list[str]:
+        config = self.config
+        lines = []
+        if self.null is not None:
+            null = self.null.rate
+            lines.append(
+                f"Null (SFT against fresh SFT samples): hidden {_rate(null)} on {null.pairs} "
+                f"pairs; ceiling over SFT {self.null.ceiling:.2f}."
+            )
+        for result in self.rounds:
+            kept = f"kept {result.kept}" if result.kept is not None else "kept its start"
+            lines.append(
+                f"Round {result.number}: {kept} ({result.keep_reason}). Labeler pairwise "
+                f"agreement on its comparisons {_maybe(result.labeler_agreement)} "
+                f"({result.labeler_pairs} labeler pairs; noise {result.labeler_noise:.2f}, "
+                f"fixed from round 1). On the reward model's test split "
+                f"({result.reward_test_pairs} labeled pairs): reward model accuracy "
+                f"{_maybe(result.reward_accuracy)}, the hidden preference's own "
+                f"{_maybe(result.hidden_accuracy)} (the most a reward model can reach on "
+                f"these labels)."
+            )
+        lines.append(
+            f"Splits: {config.selection_topics} selection and {config.final_topics} final "
+            f"topics ({config.held_out_templates} prompt each); hidden preference on "
+            f"{config.final_topics * config.held_out_templates} x {config.hidden_repeats} "
+            f"final pairs per row, people on "
+            f"{config.final_topics * config.held_out_templates} x {config.human_repeats} "
+            f"final and {config.selection_topics * config.held_out_templates} x "
+            f"{config.selection_repeats} selection tasks. Seed {config.seed}; "
+            f"whole loop {self.seconds:.0f} s."
+        )
+        return lines
+
+
+HEADER = (
+    "| round | policy | vs | hidden win rate (95% CI) | ceiling | share of ceiling "
+    "| true utility (new / vs) | malformed | reward model's win rate "
+    "| human, final (95% CI) | human, selection (95% CI) |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+)
+
+
+@dataclass
+class Row:
+    round: int
+    policy: str
+    kept: bool
+    baseline: str
+    key_policy: str
+    comparison: Comparison
+    human: EvaluationResult | None
+    selection: EvaluationResult | None
+    shown: bool = True
+    key_baseline: str = ""
+
+    @property
+    def key(self) -> tuple[int, str, str]:
+        """Rows of different seeds with the same key are averaged together."""
+        return (self.round, self.key_policy, self.key_baseline or self.baseline)
+
+    def markdown(self) -> str:
+        comparison, hidden = self.comparison, self.comparison.hidden
+        name = f"{self.policy} (kept)" if self.kept else self.policy
+        return (
+            f"| {self.round} | {name} | {self.baseline} | {_rate(hidden.rate)} | "
+            f"{hidden.ceiling:.2f} | {hidden.win_rate / hidden.ceiling:.2f} | "
+            f"{hidden.mean_utility:.2f} / {hidden.baseline_mean_utility:.2f} | "
+            f"{hidden.malformed:.0%} | "
+            f"{_rate(comparison.reward_model) if comparison.reward_model else '-'} | "
+            f"{_human(self.human)} | {_human(self.selection)} |"
+        )
+
+
+def summary(reports: Sequence[LoopReport]) -> str:
+    """The mean over seeds of every row the reports share (rows are matched by round, arm or
+    "kept", and baseline), with the pooled 95% interval of the mean hidden win rate (the
+    seeds' sampling noise; the spread between seeds is printed beside it)."""
+    if not reports:
+        raise ValueError("no reports to summarise")
+    seeds = ", ".join(str(report.config.seed) for report in reports)
+    keyed: dict[tuple[int, str, str], list[Row]] = {}
+    for report in reports:
+        for row in report.rows():
+            keyed.setdefault(row.key, []).append(row)
+    lines = [
+        f"Mean over seeds {seeds}:",
+        "",
+        "| round | policy | vs | hidden win rate (95% CI) | seeds' range | ceiling "
+        "| share of ceiling | malformed | reward model's win rate | human, final |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, rows in keyed.items():
+        if len(rows) != len(reports):
+            continue
+        number, policy, _ = key
+        baseline = rows[0].baseline
+        rates = [row.comparison.hidden.rate for row in rows]
+        mean = sum(rate.win_rate for rate in rates) / len(rates)
+        half = math.sqrt(sum(rate.half_width**2 for rate in rates)) / len(rates)
+        ceiling = sum(row.comparison.hidden.ceiling for row in rows) / len(rows)
+        malformed = sum(row.comparison.hidden.malformed for row in rows) / len(rows)
+        automatic = [row.comparison.reward_model for row in rows]
+        humans = [
+            row.human.win_rate for row in rows if row.human and row.human.win_rate is not None
+        ]
+        label = policy if policy != "kept" else "kept (" + "/".join(r.policy for r in rows) + ")"
+        lines.append(
+            f"| {number} | {label} | {baseline} | {mean:.3f} ({mean - half:.3f}-"
+            f"{mean + half:.3f}) | {min(r.win_rate for r in rates):.2f}-"
+            f"{max(r.win_rate for r in rates):.2f} | {ceiling:.3f} | {mean / ceiling:.3f} | "
+            f"{malformed:.0%} | "
+            + (
+                f"{sum(a.win_rate for a in automatic if a) / len(automatic):.2f}"
+                if all(automatic)
+                else "-"
+            )
+            + " | "
+            + (f"{sum(humans) / len(humans):.2f}" if len(humans) == len(rows) else "-")
+            + " |"
+        )
+    nulls = [report.null.win_rate for report in reports if report.null is not None]
+    if nulls:
+        lines += ["", f"Null (SFT vs SFT), mean: {sum(nulls) / len(nulls):.3f}."]
+    return "\n".join(lines)
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses and pydantic models (the config, evaluation results) as JSON's types."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if is_dataclass(value) and not isinstance(value, type):
+        return {item.name: _plain(getattr(value, item.name)) for item in fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _rate(rate: PairedRate) -> str:
+    return f"{rate.win_rate:.2f} ({rate.ci_low:.2f}-{rate.ci_high:.2f})"
+
+
+def _maybe(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "n/a"
+
+
+def _human(result: EvaluationResult | None) -> str:
+    if result is None:
+        return "-"
+    if result.win_rate is None or result.ci_low is None or result.ci_high is None:
+        return "not judged"
+    return (
+        f"{result.win_rate:.2f} ({result.ci_low:.2f}-{result.ci_high:.2f}), "
+        f"{result.judgements} judgements"
+    )

@@ -3,16 +3,21 @@ researcher would do, so app/simulation/loop.py reads as the loop itself."""
 
 from __future__ import annotations
 
+import json
 import random
 import secrets
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import combinations
+from pathlib import Path
+from typing import Any, Literal
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,9 +25,11 @@ from app.models import (
     PromptCategory,
     QueueKind,
     Response,
+    ResponseScore,
     Role,
     Run,
     RunStatus,
+    Snapshot,
     SnapshotKind,
     Task,
     TaskResponse,
@@ -39,7 +46,7 @@ from app.services.snapshots import create_snapshot
 from app.settings import Settings
 from app.simulation.judge import Judge
 from app.simulation.labeler import SimulatedLabeler, create_labeler_accounts
-from app.simulation.world import TEMPLATES, TOPICS
+from app.simulation.world import TOPICS, split_prompts
 
 FINISHED = {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
 
@@ -48,30 +55,100 @@ class LoopError(RuntimeError):
     """A step of the loop failed (a run failed, a worker never came)."""
 
 
-@dataclass(frozen=True)
-class LoopConfig:
-    seed: int = 0
-    rounds: int = 2
-    labelers: int = 8
-    # Demonstrations per training prompt (each by another labeler): 48 prompts x 4 = 192.
-    demonstrations_per_prompt: int = 4
-    held_out_prompts: int = 12
-    samples_per_prompt: int = 4
-    comparison_overlap: int = 3
-    target_agreement: float = 0.73
-    # Each held-out prompt is answered this many times per evaluation (a task each).
-    evaluation_repeats: int = 8
+class LoopConfig(BaseModel):
+    """The loop's settings: `smiley demo loop`'s options and its --config file (TOML or JSON,
+    these names), recorded in its report. The defaults are the README's table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    seed: int = Field(default=0, ge=0, le=2**31)
+    rounds: int = Field(default=2, ge=1, le=5)
+    labelers: int = Field(default=8, ge=2, le=64)
+    # Demonstrations per training prompt (each by another labeler): 44 prompts x 4 = 176.
+    demonstrations_per_prompt: int = Field(default=4, ge=1, le=16)
+    # Held-out prompts: the selection split (arms are chosen on it) and the final split (every
+    # reported figure), about distinct topics; `held_out_templates` prompts per topic.
+    selection_topics: int = Field(default=8, ge=1, le=19)
+    final_topics: int = Field(default=8, ge=1, le=19)
+    held_out_templates: int = Field(default=1, ge=1, le=3)
+    samples_per_prompt: int = Field(default=4, ge=2, le=8)
+    comparison_overlap: int = Field(default=3, ge=2, le=8)
+    target_agreement: float = Field(default=0.73, gt=0.5, lt=1)
+    # Human evaluations: each selection-split prompt is answered this many times (a task
+    # each) when the arms are chosen, each final-split prompt this many times for the kept
+    # policy's human figures.
+    selection_repeats: int = Field(default=12, ge=1, le=64)
+    human_repeats: int = Field(default=12, ge=1, le=64)
+    # The hidden preference's evaluation (a function, no labelers): samples per final-split
+    # prompt and policy; 8 prompts x 64 = 512 pairs put a 95% interval within +-0.045.
+    hidden_repeats: int = Field(default=64, ge=1, le=64)
     # Each round's kept policy also meets best-of-N sampling of its start policy (1: skip).
-    baseline_best_of: int = 4
-    sft_steps: int = 800
-    reward_steps: int = 80
-    rloo_steps: int = 80
-    ppo_steps: int = 20
-    dpo_steps: int = 40
-    max_new_tokens: int = 12
-    temperature: float = 1.0
-    evaluation_temperature: float = 0.7
-    run_timeout: float = 1800.0
+    baseline_best_of: int = Field(default=4, ge=1, le=16)
+    # A round keeps its best arm only if people preferred it to the start on the selection
+    # split: "win_rate" (above 0.5) or "interval" (its 95% interval above 0.5).
+    keep_rule: Literal["win_rate", "interval"] = "win_rate"
+    sft_steps: int = Field(default=800, ge=1, le=100_000)
+    sft_learning_rate: float = Field(default=1e-3, gt=0, le=1)
+    reward_steps: int = Field(default=80, ge=1, le=100_000)
+    reward_learning_rate: float | None = Field(default=None, gt=0, le=1)
+    rloo_steps: int = Field(default=80, ge=0, le=100_000)
+    rloo_learning_rate: float | None = Field(default=None, gt=0, le=1)
+    rloo_beta: float = Field(default=0.05, ge=0, le=10)
+    num_generations: int = Field(default=4, ge=2, le=16)
+    ppo_steps: int = Field(default=20, ge=0, le=100_000)
+    ppo_learning_rate: float | None = Field(default=None, gt=0, le=1)
+    ppo_kl_coef: float = Field(default=0.05, ge=0, le=10)
+    rl_batch_size: int = Field(default=16, ge=1, le=1024)
+    dpo_steps: int = Field(default=40, ge=0, le=100_000)
+    # A gentler rate than the tiny-model default: on noisy pairs DPO at 5e-4 pushes both
+    # answers down until the policy loses the answer's shape.
+    dpo_learning_rate: float = Field(default=1e-4, gt=0, le=1)
+    dpo_beta: float = Field(default=0.1, gt=0, le=10)
+    dpo_loss_type: Literal["sigmoid", "hinge", "ipo"] = "sigmoid"
+    # RPO: this times the chosen answers' negative log-likelihood joins DPO's loss (0: off).
+    dpo_sft_weight: float = Field(default=0.0, ge=0, le=10)
+    # DPO's pairs: every labeler's ("pairs"), or one per consensus pair ("consensus") whose
+    # task's labelers agree at least `dpo_min_agreement`.
+    dpo_pairs: Literal["pairs", "consensus"] = "pairs"
+    dpo_min_agreement: float | None = Field(default=None, ge=0, le=1)
+    max_new_tokens: int = Field(default=12, ge=1, le=256)
+    temperature: float = Field(default=1.0, gt=0, le=10)
+    evaluation_temperature: float = Field(default=0.7, gt=0, le=10)
+    run_timeout: float = Field(default=1800.0, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LoopConfig:
+        if self.selection_topics + self.final_topics > len(TOPICS):
+            raise ValueError(
+                f"selection_topics + final_topics is at most {len(TOPICS)}, the world's topics"
+            )
+        if self.rloo_steps == 0 and self.ppo_steps == 0 and self.dpo_steps == 0:
+            raise ValueError("every arm is off: give RLOO, PPO or DPO steps")
+        if self.rl_batch_size % self.num_generations:
+            raise ValueError("rl_batch_size must be a multiple of num_generations")
+        if self.dpo_min_agreement is not None and self.dpo_pairs != "consensus":
+            raise ValueError("dpo_min_agreement filters consensus pairs: set dpo_pairs consensus")
+        return self
+
+
+def load_config(path: Path, **overrides: Any) -> LoopConfig:
+    """A LoopConfig from a TOML or JSON file (by its suffix), then `overrides` (None: not
+    given) on top; a ValueError names what is wrong."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        kind = "JSON" if path.suffix == ".json" else "TOML"
+        raise ValueError(f"{path} is not valid {kind}: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a table of settings")
+    return config_with(LoopConfig.model_validate(data), **overrides)
+
+
+def config_with(config: LoopConfig, **overrides: Any) -> LoopConfig:
+    """`config` with the given (not None) settings replaced, checked again."""
+    given = {name: value for name, value in overrides.items() if value is not None}
+    return LoopConfig.model_validate({**config.model_dump(), **given})
 
 
 @dataclass
@@ -84,7 +161,11 @@ class LoopContext:
     researcher_id: int = 0
     project_id: int = 0
     train_prompts: list[int] = field(default_factory=list)
-    held_out: list[int] = field(default_factory=list)
+    selection: list[int] = field(default_factory=list)
+    final: list[int] = field(default_factory=list)
+    # The labelers' noise, calibrated once on round 1's comparisons and kept for the whole
+    # loop (comparisons and evaluations alike).
+    noise: float | None = None
     labelers: list[tuple[str, int]] = field(default_factory=list)  # (token, seed)
     comparison_queues: list[int] = field(default_factory=list)
 
@@ -108,29 +189,33 @@ def set_up(ctx: LoopContext) -> None:
             db, ProjectCreate(name=f"Loop demo {suffix}"), acting=admin
         )
         ctx.project_id = project.id
-        texts = [template.format(topic=topic) for template in TEMPLATES for topic in TOPICS]
-        rng.shuffle(texts)
-        ids = [
-            prompts.create_prompt(
-                db,
-                project.id,
-                PromptCreate(
-                    messages=[{"role": "user", "content": text}],
-                    category=PromptCategory.open_qa,
-                    source="loop demo",
-                ),
-                researcher,
-            ).id
-            for text in texts
-        ]
-    ctx.held_out, ctx.train_prompts = ids[: config.held_out_prompts], ids[config.held_out_prompts :]
+        splits = split_prompts(
+            rng, config.selection_topics, config.final_topics, config.held_out_templates
+        )
+        ctx.train_prompts, ctx.selection, ctx.final = (
+            [
+                prompts.create_prompt(
+                    db,
+                    project.id,
+                    PromptCreate(
+                        messages=[{"role": "user", "content": text}],
+                        category=PromptCategory.open_qa,
+                        source="loop demo",
+                    ),
+                    researcher,
+                ).id
+                for text in texts
+            ]
+            for texts in splits
+        )
     accounts = create_labeler_accounts(
         ctx.http, admin_token, [f"sim-{suffix}-{index}" for index in range(config.labelers)]
     )
     ctx.labelers = [(account.token, config.seed * 1000 + i) for i, account in enumerate(accounts)]
     ctx.log(
-        f"project {ctx.project_id}: {len(ctx.train_prompts)} training and "
-        f"{len(ctx.held_out)} held-out prompts, {config.labelers} simulated labelers"
+        f"project {ctx.project_id}: {len(ctx.train_prompts)} training prompts, "
+        f"{len(ctx.selection)} held out for selection and {len(ctx.final)} for the final "
+        f"figures (distinct topics), {config.labelers} simulated labelers"
     )
 
 
@@ -176,7 +261,7 @@ def label(ctx: LoopContext, queue_id: int, *, noise: float) -> None:
     """The simulated labelers take turns on the queue (as a team working at once would share
     it) until none has anything left to do."""
     waiting = [
-        SimulatedLabeler(ctx.http, token, Judge(noise, seed), seed=seed)
+        SimulatedLabeler(ctx.http, token, Judge(noise, seed), seed=seed, order_seed=seed)
         for token, seed in ctx.labelers
     ]
     while waiting:
@@ -207,7 +292,15 @@ def candidate_pairs(ctx: LoopContext, queue_id: int) -> list[tuple[str, str]]:
     return pairs
 
 
-def snapshot(ctx: LoopContext, name: str, kind: SnapshotKind, queue_ids: list[int]) -> int:
+def snapshot(
+    ctx: LoopContext,
+    name: str,
+    kind: SnapshotKind,
+    queue_ids: list[int],
+    *,
+    source: Literal["pairs", "consensus"] | None = None,
+    min_agreement: float | None = None,
+) -> int:
     with ctx.sessions() as db:
         snapshot = create_snapshot(
             db,
@@ -216,11 +309,81 @@ def snapshot(ctx: LoopContext, name: str, kind: SnapshotKind, queue_ids: list[in
             SnapshotCreate(
                 name=name,
                 kind=kind,
-                filters=SnapshotFilters(queue_ids=queue_ids, seed=ctx.config.seed),
+                source=source,
+                filters=SnapshotFilters(
+                    queue_ids=queue_ids, seed=ctx.config.seed, min_agreement=min_agreement
+                ),
             ),
             researcher(db, ctx),
         )
         return snapshot.id
+
+
+def snapshot_rows(ctx: LoopContext, snapshot_id: int, split: str) -> list[dict[str, Any]]:
+    """One split of a snapshot as its JSONL rows."""
+    with ctx.sessions() as db:
+        row = db.get(Snapshot, snapshot_id)
+        assert row is not None
+        folder = ctx.settings.data_dir / row.path
+    path = folder / f"{split}.jsonl"
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+@dataclass(frozen=True)
+class Sample:
+    prompt_id: int
+    repeat: int
+    content: str
+    # The generation run's reward model's score of it (None without one).
+    reward: float | None
+
+
+def sample_final(
+    ctx: LoopContext, model: int, *, seed: int, reward_model: int, best_of: int = 1
+) -> dict[tuple[int, int], Sample]:
+    """`hidden_repeats` fresh answers of `model` to each final-split prompt (with `best_of`
+    above 1, each the best of that many by the reward model), each scored by `reward_model`;
+    by (prompt id, repeat). Only stored: no labeler sees them."""
+    config = ctx.config
+    run_id = train(
+        ctx,
+        RunCreate(
+            kind="generate",
+            base_model_id=model,
+            reward_model_id=reward_model,
+            hyperparameters={
+                "prompt_ids": ctx.final,
+                "samples_per_prompt": best_of,
+                "best_of_n": best_of > 1,
+                "repeats": config.hidden_repeats,
+                "max_new_tokens": config.max_new_tokens,
+                "temperature": config.evaluation_temperature,
+                "seed": seed,
+            },
+        ),
+    )
+    with ctx.sessions() as db:
+        rows = db.execute(
+            select(Response.id, Response.prompt_id, Response.content, Response.sampling)
+            .where(Response.run_id == run_id)
+            .order_by(Response.id)
+        ).all()
+        scores = dict(
+            db.execute(
+                select(ResponseScore.response_id, ResponseScore.score).where(
+                    ResponseScore.run_id == run_id
+                )
+            ).all()
+        )
+    return {
+        (prompt_id, int(sampling["repeat"])): Sample(
+            prompt_id, int(sampling["repeat"]), content, scores.get(response_id)
+        )
+        for response_id, prompt_id, content, sampling in rows
+    }
 
 
 def train(ctx: LoopContext, data: RunCreate) -> int:

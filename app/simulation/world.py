@@ -54,3 +54,38 @@ def describe(rng: random.Random, prompt: str, words: tuple[str, ...]) -> str:
     topic = topic_of(prompt) or UNKNOWN_TOPIC
     first, second = rng.sample(words, 2)
     return answer(topic, first, second)
+
+
+def split_prompts(
+    rng: random.Random, selection_topics: int, final_topics: int, held_out_templates: int = 1
+) -> tuple[list[str], list[str], list[str]]:
+    """The loop's prompts, every template about every topic, in three disjoint sets: the
+    selection split (`held_out_templates` prompts about each of `selection_topics` topics),
+    the final split (as many about `final_topics` other topics) and training (the rest). The
+    two held-out splits share no topic, so a policy chosen on one is measured on subjects it
+    was not chosen on; with `held_out_templates` below 3 training still has the held-out topics
+    in other words (3: topics training never saw). Draws the topics' order, then each held-out
+    topic's templates."""
+    if selection_topics < 1 or final_topics < 1:
+        raise ValueError("each held-out split needs at least one topic")
+    if selection_topics + final_topics > len(TOPICS):
+        raise ValueError(
+            f"{selection_topics} + {final_topics} held-out topics: the world has {len(TOPICS)}"
+        )
+    if not 1 <= held_out_templates <= len(TEMPLATES):
+        raise ValueError(f"held_out_templates is 1 to {len(TEMPLATES)}; got {held_out_templates}")
+    topics = list(TOPICS)
+    rng.shuffle(topics)
+    held_out: list[list[str]] = [[], []]
+    for index, topic in enumerate(topics[: selection_topics + final_topics]):
+        split = held_out[0 if index < selection_topics else 1]
+        split += [t.format(topic=topic) for t in rng.sample(TEMPLATES, held_out_templates)]
+    taken = {*held_out[0], *held_out[1]}
+    training = [
+        template.format(topic=topic)
+        for topic in topics
+        for template in TEMPLATES
+        if template.format(topic=topic) not in taken
+    ]
+    rng.shuffle(training)
+    return training, held_out[0], held_out[1]

@@ -78,6 +78,7 @@ def test_empty_hyperparameters_leave_the_device_dependent_ones_open() -> None:
         **COMMON_OPEN,
         "beta": 0.1,
         "loss_type": "sigmoid",
+        "sft_weight": 0.0,
     }
     assert PPOHyperparameters().model_dump() == {
         **COMMON_OPEN,
@@ -135,6 +136,7 @@ def test_a_full_set_round_trips() -> None:
         "load_in_4bit": True,
         "beta": 0.3,
         "loss_type": "ipo",
+        "sft_weight": 0.5,
     }
     parsed = DPOHyperparameters.model_validate(values)
     assert parsed.model_dump() == {**values, "epochs": None, "lora": {**values["lora"]}}

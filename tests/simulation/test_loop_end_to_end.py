@@ -1,16 +1,16 @@
-"""The proof that the loop improves a model (issue 7): `smiley demo loop`'s own code, on CPU
-with the tiny model, a real worker (SQLite, embedded broker) and simulated labelers working
+"""The proof that the loop improves a model (issues 7 and 19): `smiley demo loop`'s own code, on
+CPU with the tiny model, a real worker (SQLite, embedded broker) and simulated labelers working
 through the JSON API. SFT on their demonstrations; then two rounds of samples, rankings, a
-reward model, RLOO against it and DPO on the pairs, each new policy evaluated side by side
-against the one it started from on held-out prompts.
+reward model, RLOO against it and DPO on the pairs; people choose each round's arm on
+the selection split of held-out prompts, and every figure asserted here comes from the final
+split (other topics, fresh samples).
 
-What is asserted, and why it is not noise: the round-1 RLOO policy's held-out win rate over SFT,
-judged by the labelers' hidden preference without noise, is above 0.6 on 96 held-out tasks
-(SFT against itself scores 0.5 by symmetry; a binomial's sd at 96 tasks is 0.05, and ties only
-shrink it), and the policy the loop keeps (the one people preferred) beats SFT both by the
-hidden preference (above 0.6) and beyond the labelers' noise (its 95% interval above 0.5).
-The labelers agree about as often as people do, and the platform's own pages (rounds,
-lineage) tell the story."""
+What is asserted, and why it is not noise: the round-1 kept policy's win rate over SFT on the
+final split, judged by the labelers' hidden preference without noise on 512 answer pairs, is
+at least ROUND_ONE_FLOOR with its 95% interval above 0.5 and within +-0.05 (SFT against fresh
+SFT samples, the null printed beside it, is 0.5 up to that noise); RLOO alone clears 0.6. The
+labelers agree about as often as people do, their noise is fixed once for the whole loop, and
+the platform's own pages (rounds, lineage) tell the story."""
 
 from __future__ import annotations
 
@@ -33,9 +33,15 @@ from tests.conftest import MigratedDatabases
 from tests.worker.training_worker import start_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.xdist_group("loop")]
-# `smiley demo loop`'s defaults: the README's table comes from the same settings. A run that
-# takes 10 minutes (each takes seconds) is stuck: fail with the worker's log, before the timeout.
-CONFIG = LoopConfig(run_timeout=600.0)
+# `smiley demo loop`'s defaults but for the PPO arm (PPO has its own worker tests): the final
+# split's samples and the kept policy's human evaluations cost more than the loop did before
+# (issue 19), and leaving PPO out pays for them. A run that takes 10 minutes (each takes
+# seconds) is stuck: fail with the worker's log, before the timeout.
+CONFIG = LoopConfig(run_timeout=600.0, ppo_steps=0)
+# The round-1 kept policy's hidden-preference win rate over SFT on the final split: seed 0
+# measured 0.73 (0.71-0.76) for RLOO, the arm kept, with the README's settings on a CPU (the
+# ceiling over SFT's answers 0.76); the floor sits two interval half-widths below it.
+ROUND_ONE_FLOOR = 0.68
 
 
 @pytest.fixture
@@ -69,38 +75,50 @@ def test_two_rounds_of_the_loop_make_a_policy_people_prefer(
         worker.stop()
 
     first, second = report.rounds
+    table = report.markdown()
+    assert [arm.name for arm in first.arms] == ["RLOO", "DPO"]
+    # The round-1 figure, on the final split: the policy people chose on the selection split
+    # is truly better than SFT, beyond sampling noise, on prompts it was not chosen on.
+    assert first.kept is not None, table
+    kept = first.kept_arm()
+    final = kept.final.hidden
+    assert kept.final.baseline == "SFT" and final.rate.pairs == 8 * 64, table
+    assert final.win_rate >= ROUND_ONE_FLOOR, (table, worker.output()[-3000:])
+    assert final.rate.ci_low > 0.5 and final.rate.half_width < 0.05, table
+    assert final.win_rate <= final.ceiling, table
     rloo = first.arms[0]
-    assert [arm.name for arm in first.arms] == ["RLOO", "PPO", "DPO"]
-    assert rloo.hidden.win_rate > 0.6, (report.markdown(), worker.output()[-3000:])
-    # The arm people preferred (the one the loop keeps) is preferred by them, and truly better
-    # by the hidden preference too. Not "beyond their noise": 96 simulated judgements of an arm
-    # at 0.59 put the interval's low end at 0.49 (a CI run on TRL 1.16); evaluating on enough
-    # fresh prompts for a ±0.05 interval is issue 19's.
-    kept = first.best()
-    assert kept.human.win_rate is not None and kept.human.win_rate > 0.5, report.markdown()
-    assert kept.hidden.win_rate > 0.6, report.markdown()
-    assert rloo.human.judgements == 96 == rloo.human.tasks_total
-    # The reward model it was trained against judged it too, separately from people.
-    assert rloo.reward_model_win_rate is not None
-    # Simulated labelers agree about as often as InstructGPT's did (~73%).
-    assert report.labeler_agreement is not None
-    assert 0.65 <= report.labeler_agreement <= 0.82, report.markdown()
+    assert rloo.final.hidden.win_rate > 0.6, table
+    # The policy learnt the hidden preference: its answers are truly better, not only
+    # preferred by a reward model that could be gamed.
+    assert rloo.final.hidden.mean_utility > rloo.final.hidden.baseline_mean_utility + 0.5, table
+    # The null beside it: SFT against fresh samples of itself.
+    assert report.null is not None and abs(report.null.win_rate - 0.5) < 0.05, table
+    # Chosen by people on the selection split (12 answers to each of its 8 prompts), measured
+    # by people again on the final split.
+    assert kept.selection.judgements == 96 == kept.selection.tasks_total
+    assert kept.selection.win_rate is not None and kept.selection.win_rate > 0.5, table
+    assert first.kept_human is not None and first.kept_human.judgements == 96
+    # The round's reward model judged every row's own pairs, separately from people.
+    assert all(row.comparison.reward_model is not None for row in report.rows()), table
+    # Simulated labelers agree about as often as InstructGPT's did (~73%), with one noise for
+    # the whole loop; the reward model's accuracy sits beside the hidden preference's own on
+    # the same test pairs.
+    assert first.labeler_agreement is not None
+    assert 0.65 <= first.labeler_agreement <= 0.82, table
+    assert first.labeler_noise == second.labeler_noise
+    assert first.reward_test_pairs > 0 and first.hidden_accuracy is not None
     # Round 2 starts from round 1's kept policy and is measured against it and against SFT.
-    assert second.start_model_id == first.best().model_id
+    assert second.start_model_id == first.kept_model_id
     assert second.versus_sft is not None
     assert second.versus_sft.baseline_model_id == report.sft_model_id
     # Best-of-4 sampling of the start policy, reranked by the round's reward model, is the
-    # baseline the kept policy also met, on the same held-out prompts.
+    # baseline the kept policy also met, on the same final prompts.
     assert first.versus_best_of is not None
     assert first.versus_best_of.baseline_best_of == 4
+    assert first.versus_best_of.human is not None
     assert first.versus_best_of.human.judgements == 96
-    table = report.markdown()
-    # Round 2's DPO row, whether or not it is the arm kept ("| 2 | DPO (kept) |").
     assert "| 1 | RLOO" in table and "| 2 | DPO" in table
     assert "| best of 4 of SFT |" in table
-    # The policy learnt the hidden preference: its answers are truly better, not only
-    # preferred by a reward model that could be gamed.
-    assert rloo.hidden.mean_utility > rloo.hidden.baseline_mean_utility + 0.5, table
 
     with sessions() as db:
         # The registry is the loop's lineage tree: base -> SFT -> round 1's reward model and
@@ -110,16 +128,17 @@ def test_two_rounds_of_the_loop_make_a_policy_people_prefer(
         assert sft_node.model.id == report.sft_model_id
         round_one = {child.model.run_id: child for child in sft_node.children}
         assert set(round_one) == {first.reward_run_id, *(arm.run_id for arm in first.arms)}
-        kept_node = next(c for c in sft_node.children if c.model.id == first.best().model_id)
+        kept_node = next(c for c in sft_node.children if c.model.id == first.kept_model_id)
         assert {child.model.run_id for child in kept_node.children} == {
             second.reward_run_id,
             *(arm.run_id for arm in second.arms),
         }
         shown = rounds.project_rounds(db, report.project_id)
-        # Every new policy's human win rate is on the rounds page, beside its own run's.
+        # Every new policy's human win rate is on the rounds page, beside its own run's: the
+        # latest evaluation against its start (the kept arm's: the final split's).
         by_model = {policy.model_id: policy for round_out in shown for policy in round_out.policies}
         assert by_model[kept.model_id].human is not None
-        assert by_model[kept.model_id].human.win_rate == pytest.approx(kept.human.win_rate)
+        assert by_model[kept.model_id].human.win_rate == pytest.approx(first.kept_human.win_rate)
         # Lineage: a round-2 sample leads back to the labels and labelers behind its model.
         sample = db.scalar(
             select(Response).where(Response.model_id == second.start_model_id).limit(1)
@@ -128,12 +147,12 @@ def test_two_rounds_of_the_loop_make_a_policy_people_prefer(
         story = lineage.response_lineage(db, settings, sample.id)
     assert story.model is not None and story.model.id == second.start_model_id
     trained = story.model.run
-    assert trained is not None and trained.kind.value == first.best().name.lower()
+    assert trained is not None and trained.kind.value == kept.name.lower()
     assert trained.base_model is not None and trained.base_model.id == report.sft_model_id
     sft_run = trained.base_model.run
     assert sft_run is not None and sft_run.snapshot is not None
     contents = sft_run.snapshot.contents
     assert contents is not None
     # The labelers took turns: each wrote its share of the demonstrations SFT learnt from.
-    assert contents.demonstrations == 48 * CONFIG.demonstrations_per_prompt
-    assert sorted(row.rows for row in contents.labelers) == [24] * CONFIG.labelers
+    assert contents.demonstrations == 44 * CONFIG.demonstrations_per_prompt
+    assert sorted(row.rows for row in contents.labelers) == [22] * CONFIG.labelers

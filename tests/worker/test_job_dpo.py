@@ -83,3 +83,23 @@ def test_a_prompts_snapshot_and_a_bad_beta_are_refused(tmp_path: Path, tiny: Pat
     with pytest.raises(JobInputError, match=r"^bad hyperparameters: beta: Input should be greater"):
         dpo.run(make_context(tmp_path, "dpo", {"beta": 0}, tiny, snapshot, recorder))
     assert recorder.reports == []
+
+
+def test_rpo_adds_the_chosen_answers_likelihood_to_the_loss(
+    tmp_path: Path, tiny: Path, pairs: Path
+) -> None:
+    losses = {}
+    for weight in (0.0, 1.0):
+        recorder = Recorder()
+        result = dpo.run(
+            make_context(
+                tmp_path / str(weight), "dpo", {"max_steps": 1, "sft_weight": weight}, tiny,
+                pairs, recorder,
+            )
+        )  # fmt: skip
+        assert result.settings["sft_weight"] == weight
+        ((_, losses[weight]),) = recorder.series("loss")
+    # At the first step the policy is its reference: DPO's loss is log 2 exactly, and RPO adds
+    # the chosen answers' negative log-likelihood (several nats for an untrained model).
+    assert losses[0.0] == pytest.approx(0.6931, abs=1e-3)
+    assert losses[1.0] > losses[0.0] + 1.0

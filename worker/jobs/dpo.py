@@ -2,7 +2,8 @@
 
 The starting policy is also the frozen reference (TRL copies it; with LoRA the adapters are
 switched off instead). Each pair's implicit reward is beta times the change in the chosen and
-rejected log-likelihoods against the reference. At the end, on the test split: the implicit
+rejected log-likelihoods against the reference; with `sft_weight` the chosen answers' own
+negative log-likelihood is added to the loss (RPO). At the end, on the test split: the implicit
 reward accuracy (the share of pairs whose chosen response gained more) and margin.
 """
 
@@ -58,12 +59,23 @@ def run(ctx: JobContext) -> JobResult:
         max_positions=model.config.max_position_embeddings,
     )
     record_loading(settings, loading)
-    settings |= {"beta": hyperparameters.beta, "loss_type": hyperparameters.loss_type}
+    settings |= {
+        "beta": hyperparameters.beta,
+        "loss_type": hyperparameters.loss_type,
+        "sft_weight": hyperparameters.sft_weight,
+    }
+    # RPO: TRL's "sft" loss (the chosen answers' negative log-likelihood) beside the
+    # preference loss, weighted.
+    losses, weights = [hyperparameters.loss_type], [1.0]
+    if hyperparameters.sft_weight > 0:
+        losses.append("sft")
+        weights.append(hyperparameters.sft_weight)
     args = DPOConfig(
         **trainer_arguments(settings, hyperparameters, ctx.checkpoint_dir),
         max_length=settings["max_length"],
         beta=hyperparameters.beta,
-        loss_type=[hyperparameters.loss_type],
+        loss_type=losses,
+        loss_weights=weights,
     )
     progress = ProgressCallback(ctx.report, ctx.should_stop, ctx.device)
     trainer = DPOTrainer(

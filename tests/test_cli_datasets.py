@@ -270,7 +270,9 @@ def test_export_snapshot_list_and_show(tmp_path: Path, data_dir: Path) -> None:
         "rows: 2 train, 0 test",
         f"content hash: {digest}",
         f"created: {created:%Y-%m-%d %H:%M} UTC by rex",
-        'filters: {"margin": "none", "seed": 0, "source": "pairs", "test_fraction": 0.0}',
+        'filters: {"ai_weight": 1, "human_weight": 1, "label_sources": "human", "margin": "none", '
+        '"seed": 0, "source": "pairs", "sources_in_words": "People\'s labels only (labelers\' '
+        'and imported); no AI labels", "test_fraction": 0.0}',
         "first 1 train rows:",
     ]
     assert [json.loads(line) for line in lines[8:]] == rows[:1]
@@ -305,10 +307,11 @@ def test_export_snapshot_with_filters(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     shown = run("export", "show", "1", "--rows", "0")
     assert shown.stdout.splitlines()[6] == (
-        'filters: {"created_from": "2020-01-01T00:00:00Z", '
+        'filters: {"ai_weight": 1, "created_from": "2020-01-01T00:00:00Z", '
         '"created_to": "2100-01-01T00:00:00+02:00", "exclude_flagged": true, '
-        '"exclude_gold": true, "margin": "score_gap", "seed": 7, "source": "pairs", '
-        '"test_fraction": 0.1}'
+        '"exclude_gold": true, "human_weight": 1, "label_sources": "human", '
+        '"margin": "score_gap", "seed": 7, "source": "pairs", "sources_in_words": '
+        '"People\'s labels only (labelers\' and imported); no AI labels", "test_fraction": 0.1}'
     )
 
 

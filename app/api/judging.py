@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, status
 
 from app.api.errors import STANDARD_ERRORS
-from app.deps import ApiStaff, SessionDep
+from app.deps import MAX_ID, ApiStaff, SessionDep
 from app.schemas.judging import (
     JudgeAgreementReport,
     JudgeTemplateCreate,
@@ -25,7 +25,7 @@ def judge_agreement(
     project_id: int,
     db: SessionDep,
     _: ApiStaff,
-    queue_id: int | None = None,
+    queue_id: int | None = Query(default=None, ge=1, le=MAX_ID),
     limit: int = Query(default=agreement.DEFAULT_LIMIT, ge=0, le=10_000),
 ) -> JudgeAgreementReport:
     """Each judge (model and template version) against the labelers' consensus: agreement

@@ -9,12 +9,13 @@ its rows) or a list of response ids.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.models.queues import SuggestionMode
 from app.schemas.common import Text
+from app.schemas.labeling import MAX_ID
 
 MAX_RESPONSE_IDS = 10_000
 MAX_PRINCIPLES = 100
@@ -75,15 +76,18 @@ class CritiqueHyperparameters(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     queue_id: int | None = Field(
-        default=None, description="Critique the responses of this comparison queue's tasks."
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="Critique the responses of this comparison queue's tasks.",
     )
-    response_ids: list[int] | None = Field(
+    response_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
         default=None,
         min_length=1,
         max_length=MAX_RESPONSE_IDS,
         description="Critique these responses of the project.",
     )
-    principle_ids: list[int] | None = Field(
+    principle_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
         default=None,
         min_length=1,
         max_length=MAX_PRINCIPLES,

@@ -8,12 +8,13 @@ preference snapshot (RunCreate.snapshot_id).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.models import PromptCategory
 from app.schemas.common import Text
+from app.schemas.labeling import MAX_ID
 
 JudgeMode = Literal["reward", "generative"]
 MAX_TEMPLATE_CHARS = 20_000
@@ -27,6 +28,8 @@ class JudgeHyperparameters(BaseModel):
 
     queue_id: int | None = Field(
         default=None,
+        ge=1,
+        le=MAX_ID,
         description="Judge the open tasks of this comparison queue (or give the run a "
         "preference snapshot instead).",
     )
@@ -153,7 +156,7 @@ class JudgeAgreementReport(BaseModel):
 class SendBackTasks(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    task_ids: list[int] = Field(min_length=1, max_length=1000)
+    task_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=1000)
 
 
 class SentBackTasks(BaseModel):

@@ -44,7 +44,7 @@ def test_the_hub_shows_where_the_project_stands(
     tabs = page.get_by_test_id("project-tabs").get_by_role("link")
     expect(tabs).to_have_text(
         ["Overview", "Prompts", "Data", "Queues", "Guideline", "Dashboard", "Agreement",
-         "Review", "Datasets", "Runs", "Generate", "Evaluations", "Rounds"]
+         "Review", "Datasets", "Runs", "Generate", "Principles", "Evaluations", "Rounds"]
     )  # fmt: skip
     expect(page.get_by_test_id("project-overview-link")).to_have_attribute("aria-current", "page")
     # pairs: 5 of 6 labels done (overlap 2 on three tasks, bob skipped one); demos: 1 of 1.

@@ -153,6 +153,9 @@ def test_two_rounds_of_the_loop_make_a_policy_people_prefer(
     assert sft_run is not None and sft_run.snapshot is not None
     contents = sft_run.snapshot.contents
     assert contents is not None
-    # The labelers took turns: each wrote its share of the demonstrations SFT learnt from.
+    # The labelers took turns: every one of them wrote some of the demonstrations SFT learnt
+    # from (how many each depends on who leased first, not on an even split).
     assert contents.demonstrations == 44 * CONFIG.demonstrations_per_prompt
-    assert sorted(row.rows for row in contents.labelers) == [22] * CONFIG.labelers
+    shares = [row.rows for row in contents.labelers]
+    assert len(shares) == CONFIG.labelers and min(shares) > 0
+    assert sum(shares) == contents.demonstrations

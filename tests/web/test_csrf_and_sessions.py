@@ -25,6 +25,7 @@ from app.models import (
     LabelSource,
     LoginAttempt,
     ModelRole,
+    Principle,
     Queue,
     QueueKind,
     QueueLabeler,
@@ -165,6 +166,21 @@ WEB_FORMS: dict[str, tuple[dict[str, str], int]] = {
     ),
     "/projects/{project_id}/judge-templates": ({"body": "Rank {{responses}}."}, 303),
     "/projects/{project_id}/agreement/judges/send-back": ({"task_id": "{task_id}"}, 303),
+    # Principles, a critique run on the audited queue, and the judge's suggestions.
+    "/projects/{project_id}/principles": (
+        {"name": "kind", "critique_request": "Unkind?", "revision_request": "Be kinder."},
+        303,
+    ),
+    "/projects/{project_id}/principles/{principle_id}/edit": (
+        {"name": "honest", "critique_request": "False?", "revision_request": "Be true."},
+        303,
+    ),
+    "/projects/{project_id}/principles/{principle_id}/retire": ({}, 303),
+    "/projects/{project_id}/principles/critique": (
+        {"base_model_id": "{model_id}", "queue_id": "{audit_queue_id}"},
+        303,
+    ),
+    "/queues/{queue_id}/suggestions": ({"mode": "after"}, 303),
 }
 # Files sent with a form, beside its fields.
 UPLOADS: dict[str, dict[str, tuple[str, bytes]]] = {
@@ -281,6 +297,14 @@ def path_ids(db: Session, settings: Settings, admin: User, labeler: User) -> dic
         ComparisonItem(comparison_id=judged.id, response_id=response.id, rank=rank)
         for rank, response in enumerate(audited, start=1)
     )
+    # A principle to edit, retire and critique by.
+    principle = Principle(
+        project_id=project.id,
+        name="honest",
+        critique_request="Is it true?",
+        revision_request="Make it true.",
+    )
+    db.add(principle)
     # A written demonstration, for its review route.
     written_queue = make_queue(db, project, QueueKind.demonstration, name="written")
     make_task(db, written_queue, make_prompt(db, project, "Write a haiku."))
@@ -308,6 +332,7 @@ def path_ids(db: Session, settings: Settings, admin: User, labeler: User) -> dic
         "audit_winner_id": audited[0].id,
         "audit_loser_id": audited[1].id,
         "snapshot_id": training.id,
+        "principle_id": principle.id,
         "run_id": run.id,
         "user_id": labeler.id,
         "token_id": token.id,

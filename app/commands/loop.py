@@ -90,6 +90,17 @@ def loop_command(
             "(win_rate) or its interval is (interval)."
         ),
     ] = None,
+    ai_arm: Annotated[
+        bool | None,
+        typer.Option(
+            help="Train an AI-feedback arm: RLOO on a judge's labels, the judge trained on a "
+            "seed of people's labels."
+        ),
+    ] = None,
+    ai_seed_prompts: Annotated[
+        int | None,
+        typer.Option(help="Training prompts people label (once each) for the AI arm's judge."),
+    ] = None,
     worker: Annotated[
         bool, typer.Option(help="Start a worker (leave off when `smiley up` runs one).")
     ] = True,
@@ -114,6 +125,7 @@ def loop_command(
         "dpo_loss_type": dpo_loss_type, "dpo_sft_weight": dpo_sft_weight, "dpo_pairs": dpo_pairs,
         "dpo_min_agreement": dpo_min_agreement, "selection_topics": selection_topics,
         "final_topics": final_topics, "hidden_repeats": hidden_repeats, "keep_rule": keep_rule,
+        "ai_arm": ai_arm, "ai_seed_prompts": ai_seed_prompts,
     }  # fmt: skip
     try:
         base = (

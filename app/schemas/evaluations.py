@@ -117,9 +117,14 @@ class RoundData(BaseModel):
 
     since: datetime | None
     until: datetime
+    # People's labels (written or imported) and the pairs their comparisons gave.
     demonstrations: int
     comparisons: int
     pairs: int
+    # Labels a model made (judge and critique runs' source "ai"), counted apart: they cost
+    # compute, not people's time.
+    ai_demonstrations: int = 0
+    ai_comparisons: int = 0
 
 
 class HumanWinRate(BaseModel):

@@ -10,7 +10,8 @@ no round.
 
 The data collected for round k is the labels made between round k-1's first policy and round
 k's first run (for round 0: everything before its first SFT run): demonstrations, comparisons
-and the pairs they yielded. Comparisons of evaluation queues are held out: they judge policies,
+and the pairs they yielded, people's counted apart from a model's (source "ai": judge and
+critique runs). Comparisons of evaluation queues are held out: they judge policies,
 they are not data to train the next one on.
 
 Each new policy is put against the policy its run started from, by two different figures that
@@ -31,6 +32,7 @@ from app.models import (
     Comparison,
     Demonstration,
     Evaluation,
+    LabelSource,
     Model,
     ModelRole,
     Pair,
@@ -140,34 +142,56 @@ def _data(db: Session, project_id: int, since: datetime | None, until: datetime)
         Comparison.task_id.is_(None),
         Comparison.task_id.not_in(select(Task.id).where(Task.queue_id.in_(evaluation_queues))),
     )
-    demonstrations = db.scalar(
-        select(func.count(Demonstration.id))
-        .join(Prompt, Prompt.id == Demonstration.prompt_id)
-        .where(Prompt.project_id == project_id, *window(Demonstration.created_at))
+    demonstrations = _by_maker(
+        db.execute(
+            select(Demonstration.source, func.count(Demonstration.id))
+            .join(Prompt, Prompt.id == Demonstration.prompt_id)
+            .where(Prompt.project_id == project_id, *window(Demonstration.created_at))
+            .group_by(Demonstration.source)
+        ).all()
     )
-    comparisons = db.scalar(
-        select(func.count(Comparison.id))
-        .join(Prompt, Prompt.id == Comparison.prompt_id)
-        .where(
-            Prompt.project_id == project_id,
-            Comparison.rewrite_in_comparison_id.is_(None),
-            not_held_out,
-            *window(Comparison.created_at),
-        )
+    comparisons = _by_maker(
+        db.execute(
+            select(Comparison.source, func.count(Comparison.id))
+            .join(Prompt, Prompt.id == Comparison.prompt_id)
+            .where(
+                Prompt.project_id == project_id,
+                Comparison.rewrite_in_comparison_id.is_(None),
+                not_held_out,
+                *window(Comparison.created_at),
+            )
+            .group_by(Comparison.source)
+        ).all()
     )
     pairs = db.scalar(
         select(func.count(Pair.id))
         .join(Comparison, Comparison.id == Pair.comparison_id)
         .join(Prompt, Prompt.id == Comparison.prompt_id)
-        .where(Prompt.project_id == project_id, not_held_out, *window(Comparison.created_at))
+        .where(
+            Prompt.project_id == project_id,
+            Comparison.source != LabelSource.ai,
+            not_held_out,
+            *window(Comparison.created_at),
+        )
     )
     return RoundData(
         since=since,
         until=until,
-        demonstrations=int(demonstrations or 0),
-        comparisons=int(comparisons or 0),
+        demonstrations=demonstrations[False],
+        comparisons=comparisons[False],
         pairs=int(pairs or 0),
+        ai_demonstrations=demonstrations[True],
+        ai_comparisons=comparisons[True],
     )
+
+
+def _by_maker(counts: Iterable[tuple[LabelSource, int]]) -> dict[bool, int]:
+    """Counts by label source as {made by a model: count}: people's (labelers' and imported)
+    under False, source "ai" under True."""
+    found = {False: 0, True: 0}
+    for source, count in counts:
+        found[source == LabelSource.ai] += int(count)
+    return found
 
 
 def _win_rates(db: Session, project_id: int, run: Run, models: dict[int, Model]) -> PolicyWinRate:

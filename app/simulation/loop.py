@@ -26,7 +26,7 @@ in a fresh data folder gives the same report.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,7 +37,7 @@ from app.schemas.training import RunCreate
 from app.services import evaluations, tasks
 from app.services.agreement.service import agreement_report
 from app.settings import Settings
-from app.simulation import steps
+from app.simulation import ai_feedback, steps
 from app.simulation.judge import MAX_UTILITY, SHAPE, noise_for_agreement, true_utility
 from app.simulation.report import (
     ArmResult,
@@ -174,7 +174,7 @@ def _round(
         reward_model_id=reward_model,
         reward_run_id=reward_run,
         reward_accuracy=steps.run_row(ctx, reward_run).metrics["eval"].get("accuracy"),
-        hidden_accuracy=hidden_accuracy(test_pairs),
+        hidden_accuracy=steps.hidden_accuracy(test_pairs),
         reward_test_pairs=len(test_pairs),
         labeler_agreement=agreement.pairwise_agreement,
         labeler_pairs=agreement.labeler_pairs,
@@ -194,29 +194,30 @@ def _round(
     start_samples = final_samples(current)
     start = "SFT" if number == 1 else f"round {number - 1}"
     arm_samples: dict[str, Samples] = {}
-    for name, data in _arms(ctx, number, current, prompt_data, pairs, reward_model):
-        ctx.log(f"round {number}: {name}")
-        run_id = steps.train(ctx, data)
+
+    def measure(name: str, run_id: int) -> ArmResult:
+        # People judge the arm against its start on the selection split; the hidden
+        # preference and the reward model on fresh final-split answers.
         model = steps.output_model(ctx, run_id)
         selection, selection_id = _human(
             ctx, model, current, ctx.selection, config.selection_repeats
         )
         arm_samples[name] = final_samples(model)
-        result.arms.append(
-            ArmResult(
-                name=name,
-                run_id=run_id,
-                model_id=model,
-                selection=selection,
-                selection_evaluation_id=selection_id,
-                final=compare_samples(
-                    name, start, model, current, arm_samples[name], start_samples
-                ),
-                run_reward_model_win_rate=steps.run_row(ctx, run_id)
-                .metrics.get("eval", {})
-                .get("win_rate"),
-            )
+        return ArmResult(
+            name=name,
+            run_id=run_id,
+            model_id=model,
+            selection=selection,
+            selection_evaluation_id=selection_id,
+            final=compare_samples(name, start, model, current, arm_samples[name], start_samples),
+            run_reward_model_win_rate=steps.run_row(ctx, run_id)
+            .metrics.get("eval", {})
+            .get("win_rate"),
         )
+
+    for name, data in _arms(ctx, number, current, prompt_data, pairs, reward_model):
+        ctx.log(f"round {number}: {name}")
+        result.arms.append(measure(name, steps.train(ctx, data)))
     best = max(result.arms, key=lambda arm: (arm.selection.win_rate or 0.0, -arm.run_id))
     kept, result.keep_reason = keep(config.keep_rule, best.selection)
     result.kept = best.name if kept else None
@@ -252,6 +253,12 @@ def _round(
                 ctx, kept_model, current, ctx.final, config.human_repeats,
                 best_of=n, reward_model=reward_model,
             )  # fmt: skip
+    if config.ai_arm:
+        # Last, so that the human arms' figures are the same with the AI arm on or off.
+        result.ai = ai_feedback.build_judge(ctx, number, current, queue, pairs)
+        ctx.log(f"round {number}: {ai_feedback.ARM_NAME}")
+        rloo = steps.rloo_run(ctx, current, prompt_data, result.ai.ai_reward_model_id)
+        result.ai.arm = measure(ai_feedback.ARM_NAME, steps.train(ctx, rloo))
     return result
 
 
@@ -271,17 +278,7 @@ def _arms(
     }
     arms = []
     if config.rloo_steps:
-        arms.append(
-            ("RLOO", RunCreate(
-                kind="rloo", base_model_id=current, snapshot_id=prompt_data,
-                reward_model_id=reward_model,
-                hyperparameters={
-                    "max_steps": config.rloo_steps, "learning_rate": config.rloo_learning_rate,
-                    "beta": config.rloo_beta, "num_generations": config.num_generations,
-                    **online,
-                },
-            ))
-        )  # fmt: skip
+        arms.append(("RLOO", steps.rloo_run(ctx, current, prompt_data, reward_model)))
     if config.ppo_steps:
         arms.append(
             ("PPO", RunCreate(
@@ -403,22 +400,3 @@ def hidden_preference(new: Samples, old: Samples) -> HiddenJudgement:
         ceiling=sum(outcome(float(MAX_UTILITY), y) for y in b) / len(b),
         malformed=sum(not SHAPE.fullmatch(new[key].content) for key in keys) / len(keys),
     )
-
-
-def hidden_accuracy(rows: Sequence[dict[str, object]]) -> float | None:
-    """The hidden preference's accuracy on labeled preference pairs (the share whose chosen
-    answer it rates higher, ties half): what a perfect reward model would score on them,
-    since the labels themselves are noisy."""
-    if not rows:
-        return None
-    return sum(
-        outcome(true_utility(_answer(row["chosen"])), true_utility(_answer(row["rejected"])))
-        for row in rows
-    ) / len(rows)
-
-
-def _answer(value: object) -> str:
-    # A snapshot's chosen/rejected: the answer's messages (conversational) or its text.
-    if isinstance(value, list):
-        return str(value[-1]["content"])
-    return str(value)

@@ -23,11 +23,15 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from app.schemas.evaluations import EvaluationResult
+from app.schemas.judging import JudgeFigures
 
 if TYPE_CHECKING:
     from app.simulation.steps import LoopConfig
 
 Z95 = 1.959964
+# What a comparison costs when people make it (the figure the project plans with; a judge's
+# label costs compute instead, reported in seconds of this machine's worker).
+DOLLARS_PER_COMPARISON = 3.50
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,34 @@ class ArmResult:
 
 
 @dataclass
+class AiFeedbackResult:
+    """The round's AI-feedback arm (app/simulation/ai_feedback.py) and what it cost."""
+
+    seed_queue_id: int
+    # The judge (a reward model), the run that trained it and the judge run that labeled.
+    judge_model_id: int
+    judge_reward_run_id: int
+    judge_run_id: int
+    # Tasks of the round's comparison queue the judge labeled, and its agreement there with
+    # people's consensus (the agreement page's figure, with its interval).
+    judge_tasks: int
+    judge_agreement: JudgeFigures | None
+    ai_reward_model_id: int
+    ai_reward_run_id: int
+    # The hidden preference's accuracy on every pair the judges labeled so far, and on every
+    # pair people labeled on the same queues (ties half): how right each source's labels are.
+    ai_label_accuracy: float | None
+    human_label_accuracy: float | None
+    # People's comparisons each arm's reward model learned from, this round and earlier ones:
+    # the seeds' for the AI arm, the comparison queues' for the human arms.
+    seed_comparisons: int
+    human_comparisons: int
+    # The worker's seconds for the judge's reward model, its labels and the AI reward model.
+    judge_seconds: float
+    arm: ArmResult | None = None
+
+
+@dataclass
 class RoundResult:
     number: int
     start_model_id: int
@@ -137,6 +169,8 @@ class RoundResult:
     versus_best_of: Comparison | None = None
     # The kept arm's human evaluation against the start on the final split.
     kept_human: EvaluationResult | None = None
+    # The AI-feedback arm, measured beside the human arms and never kept (None: off).
+    ai: AiFeedbackResult | None = None
 
     @property
     def kept_model_id(self) -> int:
@@ -176,6 +210,12 @@ class LoopReport:
                 found.append(
                     Row(result.number, arm.name, kept, start, arm.name, arm.final,
                         result.kept_human if kept else None, arm.selection)
+                )  # fmt: skip
+            if result.ai is not None and result.ai.arm is not None:
+                arm = result.ai.arm
+                found.append(
+                    Row(result.number, arm.name, False, start, arm.name, arm.final, None,
+                        arm.selection)
                 )  # fmt: skip
             kept_name = result.kept or "start"
             if result.number == 1 and result.kept is not None:
@@ -229,6 +269,8 @@ class LoopReport:
                 f"{_maybe(result.hidden_accuracy)} (the most a reward model can reach on "
                 f"these labels)."
             )
+            if result.ai is not None:
+                lines.append(_ai_line(result.number, result.ai))
         lines.append(
             f"Splits: {config.selection_topics} selection and {config.final_topics} final "
             f"topics ({config.held_out_templates} prompt each); hidden preference on "
@@ -332,6 +374,30 @@ def summary(reports: Sequence[LoopReport]) -> str:
     if nulls:
         lines += ["", f"Null (SFT vs SFT), mean: {sum(nulls) / len(nulls):.3f}."]
     return "\n".join(lines)
+
+
+def _ai_line(number: int, ai: AiFeedbackResult) -> str:
+    agreement = ai.judge_agreement
+    agreed = (
+        f"{agreement.agreement:.2f} ({agreement.ci_low:.2f}-{agreement.ci_high:.2f}) on "
+        f"{agreement.pairs} consensus pairs"
+        if agreement is not None
+        and agreement.agreement is not None
+        and agreement.ci_low is not None
+        and agreement.ci_high is not None
+        else "n/a"
+    )
+    return (
+        f"Round {number} AI feedback: the judge, a reward model trained on "
+        f"{ai.seed_comparisons} comparisons people made of a seed "
+        f"(${ai.seed_comparisons * DOLLARS_PER_COMPARISON:,.2f} at "
+        f"${DOLLARS_PER_COMPARISON:.2f} each), labeled {ai.judge_tasks} tasks of the round's "
+        f"queue, agreeing with people's consensus {agreed}; the human arms' reward model "
+        f"learned from {ai.human_comparisons} comparisons "
+        f"(${ai.human_comparisons * DOLLARS_PER_COMPARISON:,.2f}). Hidden preference's "
+        f"accuracy on the judges' labels {_maybe(ai.ai_label_accuracy)}, on people's "
+        f"{_maybe(ai.human_label_accuracy)}; the judge's compute {ai.judge_seconds:.0f} s."
+    )
 
 
 def _plain(value: Any) -> Any:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -18,10 +18,12 @@ from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import (
+    Comparison,
+    LabelSource,
     PromptCategory,
     QueueKind,
     Response,
@@ -38,15 +40,16 @@ from app.models import (
 from app.schemas.projects import ProjectCreate
 from app.schemas.prompts import PromptCreate
 from app.schemas.queues import QueueCreate
-from app.schemas.snapshots import SnapshotCreate, SnapshotFilters
+from app.schemas.snapshots import LabelSources, SnapshotCreate, SnapshotFilters
 from app.schemas.training import ModelRegister, RunCreate
 from app.schemas.users import TokenCreate, UserCreate
 from app.services import auth, projects, prompts, queues, registry, runs, users
 from app.services.snapshots import create_snapshot
 from app.settings import Settings
-from app.simulation.judge import Judge
+from app.simulation.judge import Judge, true_utility
 from app.simulation.labeler import SimulatedLabeler, create_labeler_accounts
-from app.simulation.world import TOPICS, split_prompts
+from app.simulation.report import outcome
+from app.simulation.world import TEMPLATES, TOPICS, split_prompts
 
 FINISHED = {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
 
@@ -111,6 +114,11 @@ class LoopConfig(BaseModel):
     # task's labelers agree at least `dpo_min_agreement`.
     dpo_pairs: Literal["pairs", "consensus"] = "pairs"
     dpo_min_agreement: float | None = Field(default=None, ge=0, le=1)
+    # The AI-feedback arm (app/simulation/ai_feedback.py): RLOO on a reward model trained on a
+    # judge's labels of the round's queue, the judge trained on people's labels of a seed of
+    # `ai_seed_prompts` training prompts (one label each).
+    ai_arm: bool = True
+    ai_seed_prompts: int = Field(default=11, ge=1, le=60)
     max_new_tokens: int = Field(default=12, ge=1, le=256)
     temperature: float = Field(default=1.0, gt=0, le=10)
     evaluation_temperature: float = Field(default=0.7, gt=0, le=10)
@@ -126,6 +134,15 @@ class LoopConfig(BaseModel):
             raise ValueError("every arm is off: give RLOO, PPO or DPO steps")
         if self.rl_batch_size % self.num_generations:
             raise ValueError("rl_batch_size must be a multiple of num_generations")
+        training = len(TOPICS) * len(TEMPLATES) - (
+            (self.selection_topics + self.final_topics) * self.held_out_templates
+        )
+        if self.ai_arm and self.ai_seed_prompts > training:
+            raise ValueError(
+                f"ai_seed_prompts is at most the {training} training prompts these splits leave"
+            )
+        if self.ai_arm and not self.rloo_steps:
+            raise ValueError("the AI-feedback arm trains RLOO: give RLOO steps, or ai_arm false")
         if self.dpo_min_agreement is not None and self.dpo_pairs != "consensus":
             raise ValueError("dpo_min_agreement filters consensus pairs: set dpo_pairs consensus")
         return self
@@ -168,6 +185,8 @@ class LoopContext:
     noise: float | None = None
     labelers: list[tuple[str, int]] = field(default_factory=list)  # (token, seed)
     comparison_queues: list[int] = field(default_factory=list)
+    # The AI-feedback arm's seed queues (people's labels its judges learn from), one a round.
+    seed_queues: list[int] = field(default_factory=list)
 
 
 def set_up(ctx: LoopContext) -> None:
@@ -273,6 +292,19 @@ def label(ctx: LoopContext, queue_id: int, *, noise: float) -> None:
         waiting = busy
 
 
+def human_comparisons(ctx: LoopContext, queue_ids: list[int]) -> int:
+    """The comparisons people submitted on these queues (what their labels cost)."""
+    with ctx.sessions() as db:
+        return (
+            db.scalar(
+                select(func.count(Comparison.id))
+                .join(Task, Task.id == Comparison.task_id)
+                .where(Task.queue_id.in_(queue_ids), Comparison.source == LabelSource.labeler)
+            )
+            or 0
+        )
+
+
 def candidate_pairs(ctx: LoopContext, queue_id: int) -> list[tuple[str, str]]:
     """The answer pairs the queue's tasks ask labelers to order (what the noise is calibrated
     on, so that agreement on this queue comes out near the target)."""
@@ -300,6 +332,7 @@ def snapshot(
     *,
     source: Literal["pairs", "consensus"] | None = None,
     min_agreement: float | None = None,
+    label_sources: LabelSources = "human",
 ) -> int:
     with ctx.sessions() as db:
         snapshot = create_snapshot(
@@ -311,7 +344,10 @@ def snapshot(
                 kind=kind,
                 source=source,
                 filters=SnapshotFilters(
-                    queue_ids=queue_ids, seed=ctx.config.seed, min_agreement=min_agreement
+                    queue_ids=queue_ids,
+                    seed=ctx.config.seed,
+                    min_agreement=min_agreement,
+                    label_sources=label_sources,
                 ),
             ),
             researcher(db, ctx),
@@ -433,3 +469,43 @@ def researcher(db: Session, ctx: LoopContext) -> User:
     user = db.get(User, ctx.researcher_id)
     assert user is not None
     return user
+
+
+def hidden_accuracy(rows: Sequence[dict[str, object]]) -> float | None:
+    """The hidden preference's accuracy on labeled preference pairs (the share whose chosen
+    answer it rates higher, ties half): what a perfect reward model would score on them,
+    since the labels themselves are noisy."""
+    if not rows:
+        return None
+    return sum(
+        outcome(true_utility(_answer(row["chosen"])), true_utility(_answer(row["rejected"])))
+        for row in rows
+    ) / len(rows)
+
+
+def _answer(value: object) -> str:
+    # A snapshot's chosen/rejected: the answer's messages (conversational) or its text.
+    if isinstance(value, list):
+        return str(value[-1]["content"])
+    return str(value)
+
+
+def rloo_run(ctx: LoopContext, current: int, prompt_data: int, reward_model: int) -> RunCreate:
+    """A round's RLOO from `current` against `reward_model`, with the loop's settings (the
+    human arm's and the AI-feedback arm's alike)."""
+    config = ctx.config
+    return RunCreate(
+        kind="rloo",
+        base_model_id=current,
+        snapshot_id=prompt_data,
+        reward_model_id=reward_model,
+        hyperparameters={
+            "max_steps": config.rloo_steps,
+            "learning_rate": config.rloo_learning_rate,
+            "beta": config.rloo_beta,
+            "num_generations": config.num_generations,
+            "batch_size": config.rl_batch_size,
+            "max_completion_length": config.max_new_tokens,
+            "seed": config.seed,
+        },
+    )

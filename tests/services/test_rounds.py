@@ -9,7 +9,8 @@
 Labels (hour: what): h1, h2, h5 a demonstration each; h3 a comparison with one pair;
 h12 a comparison of three responses (three pairs), a rewrite made in it (its own comparison
 with one pair), and a comparison with a tie (no pair); h13 a judgement in the evaluation queue
-(held out); h15 a demonstration; h35 a comparison with one pair.
+(held out); h14 a judge's comparison (rm-1, source "ai", one pair); h15 a demonstration; h16
+a demonstration sft-1 wrote (source "ai"); h35 a comparison with one pair.
 
 Evaluations of rloo-1 (A) against sft-1 (B): an older one nobody judged, and the latest,
 judged win, win, loss on three tasks by one labeler each: 2/3, Wilson [0.20766, 0.93851].
@@ -108,8 +109,10 @@ def compare(
     *,
     task: Task | None = None,
     rewrite_of: Comparison | None = None,
+    model: Model | None = None,
 ) -> tuple[Comparison, list[int]]:
-    """A comparison of fresh responses (or the task's) with the pairs its ranks give."""
+    """A comparison of fresh responses (or the task's) with the pairs its ranks give; with
+    `model`, a judge's (source "ai") rather than `who`'s."""
     if task is None:
         prompt = make_prompt(db, project, f"Question at {at}?")
         answers = [
@@ -125,8 +128,9 @@ def compare(
     comparison = Comparison(
         task_id=task.id if task else None,
         prompt_id=prompt_id,
-        labeler_id=who.id,
-        source=LabelSource.labeler,
+        labeler_id=None if model else who.id,
+        source=LabelSource.ai if model else LabelSource.labeler,
+        model_id=model.id if model else None,
         created_at=hour(at),
         rewrite_in_comparison_id=rewrite_of.id if rewrite_of else None,
     )
@@ -156,13 +160,17 @@ def task_responses(db: Session, task: Task) -> list[TaskResponse]:
     )
 
 
-def demonstrate(db: Session, project: Project, who: User, at: int) -> None:
+def demonstrate(
+    db: Session, project: Project, who: User | None, at: int, *, model: Model | None = None
+) -> None:
+    """A demonstration by `who`, or with `model` one a model wrote (source "ai")."""
     prompt = make_prompt(db, project, f"Write at {at}.")
     db.add(
         Demonstration(
             prompt_id=prompt.id,
-            labeler_id=who.id,
-            source=LabelSource.labeler,
+            labeler_id=who.id if who else None,
+            source=LabelSource.ai if model else LabelSource.labeler,
+            model_id=model.id if model else None,
             messages=[{"role": "assistant", "content": "Done."}],
             created_at=hour(at),
         )
@@ -235,6 +243,9 @@ def loop(db: Session, settings: Settings) -> dict[str, object]:
     compare(db, project, ann, [1, 2], 12, rewrite_of=judged)
     compare(db, project, ann, [1, 1], 12)
     compare(db, project, ann, [1, 2], 35)
+    # A judge's comparison (one pair) and a model's demonstration in round 1's window.
+    compare(db, project, ann, [1, 2], 14, model=rm)
+    demonstrate(db, project, None, 16, model=sft)
 
     evaluation(db, project, rloo, sft, "never judged")
     latest, queue = evaluation(db, project, rloo, sft, "rloo-1 vs sft-1")
@@ -282,15 +293,20 @@ def test_rounds_of_the_loop(db: Session, loop: dict) -> None:
         "demonstrations": 3,
         "comparisons": 1,
         "pairs": 1,
+        "ai_demonstrations": 0,
+        "ai_comparisons": 0,
     }
     # From sft-1 (h11) to the reward run (h20): the rewrite is no comparison of its own but its
-    # pair counts; the evaluation queue's judgements are held out.
+    # pair counts; the evaluation queue's judgements are held out; the judge's comparison
+    # and the model's demonstration are counted apart, the judge's pair not at all.
     assert one.data.model_dump() == {
         "since": hour(11),
         "until": hour(20),
         "demonstrations": 1,
         "comparisons": 2,
         "pairs": 4,
+        "ai_demonstrations": 1,
+        "ai_comparisons": 1,
     }
     assert two.data.model_dump() == {
         "since": hour(30),
@@ -298,6 +314,8 @@ def test_rounds_of_the_loop(db: Session, loop: dict) -> None:
         "demonstrations": 0,
         "comparisons": 1,
         "pairs": 1,
+        "ai_demonstrations": 0,
+        "ai_comparisons": 0,
     }
 
     (sft_rate,) = zero.policies

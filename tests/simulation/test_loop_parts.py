@@ -17,7 +17,7 @@ from app.cli import cli
 from app.schemas.evaluations import EvaluationResult
 from app.simulation.judge import Judge
 from app.simulation.labeler import SimulatedLabeler, seeded_order
-from app.simulation.loop import compare_samples, hidden_accuracy, hidden_preference, keep
+from app.simulation.loop import compare_samples, hidden_preference, keep
 from app.simulation.report import (
     ArmResult,
     Comparison,
@@ -27,7 +27,7 @@ from app.simulation.report import (
     RoundResult,
     summary,
 )
-from app.simulation.steps import LoopConfig, Sample, config_with, load_config
+from app.simulation.steps import LoopConfig, Sample, config_with, hidden_accuracy, load_config
 from app.simulation.world import TEMPLATES, TOPICS, split_prompts, topic_of
 
 

@@ -1,9 +1,10 @@
 """The proof that the loop improves a model (issues 7 and 19): `smiley demo loop`'s own code, on
 CPU with the tiny model, a real worker (SQLite, embedded broker) and simulated labelers working
 through the JSON API. SFT on their demonstrations; then two rounds of samples, rankings, a
-reward model, RLOO against it and DPO on the pairs; people choose each round's arm on
-the selection split of held-out prompts, and every figure asserted here comes from the final
-split (other topics, fresh samples).
+reward model, RLOO against it and DPO on the pairs, and the AI-feedback arm (a judge trained on
+a seed of people's labels labels the round's queue; RLOO on a reward model of its labels);
+people choose each round's arm on the selection split of held-out prompts, and every figure
+asserted here comes from the final split (other topics, fresh samples).
 
 What is asserted, and why it is not noise: the round-1 kept policy's win rate over SFT on the
 final split, judged by the labelers' hidden preference without noise on 512 answer pairs, is
@@ -19,12 +20,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import make_engine, session_factory
 from app.main import create_app
-from app.models import Response
+from app.models import Comparison, Response, Run, Snapshot, Task
 from app.services import lineage, registry, rounds
 from app.settings import Settings
 from app.simulation.loop import LoopConfig, run_loop
@@ -120,6 +121,46 @@ def test_two_rounds_of_the_loop_make_a_policy_people_prefer(
     assert "| 1 | RLOO" in table and "| 2 | DPO" in table
     assert "| best of 4 of SFT |" in table
 
+    # The AI-feedback arm: the judge learned from a seed of 11 tasks people labeled once each,
+    # labeled all 44 tasks of the round's queue (people labeled each 3 times), and RLOO on a
+    # reward model of its labels alone made a policy measured like the others, never kept.
+    ai = first.ai
+    assert ai is not None and ai.arm is not None and second.ai is not None
+    assert (ai.seed_comparisons, ai.judge_tasks, ai.human_comparisons) == (11, 44, 132)
+    assert (second.ai.seed_comparisons, second.ai.human_comparisons) == (22, 264)
+    assert ai.judge_agreement is not None and ai.judge_agreement.tasks == 44
+    # It agrees with people's consensus beyond chance, and its labels carry the preference.
+    assert ai.judge_agreement.ci_low is not None and ai.judge_agreement.ci_low > 0.5, table
+    assert ai.ai_label_accuracy is not None and ai.ai_label_accuracy > 0.6, table
+    assert ai.arm.name == "RLOO on AI labels" and first.kept != ai.arm.name
+    assert ai.arm.final.hidden.rate.ci_low > 0.5, table
+    assert ai.arm.selection.judgements == 96
+    assert "| 1 | RLOO on AI labels | SFT |" in table
+    assert (
+        "Round 1 AI feedback: the judge, a reward model trained on 11 comparisons people made "
+        "of a seed ($38.50 at $3.50 each), labeled 44 tasks of the round's queue" in table
+    )
+    with sessions() as db:
+        judged = db.execute(
+            select(Comparison.model_id, Comparison.run_id, Comparison.labeler_id)
+            .join(Task, Task.id == Comparison.task_id)
+            .where(Task.queue_id == first.comparisons_queue_id, Comparison.source == "ai")
+        ).all()
+        assert set(judged) == {(ai.judge_model_id, ai.judge_run_id, None)} and len(judged) == 44
+        # The judge's labels filled no overlap: every task still holds its 3 people's labels.
+        assert (
+            db.scalar(
+                select(func.count(Comparison.id))
+                .join(Task, Task.id == Comparison.task_id)
+                .where(Task.queue_id == first.comparisons_queue_id, Comparison.source == "labeler")
+            )
+            == 132
+        )
+        ai_reward_run = db.get(Run, ai.ai_reward_run_id)
+        assert ai_reward_run is not None and ai_reward_run.snapshot_id is not None
+        ai_snapshot = db.get(Snapshot, ai_reward_run.snapshot_id)
+        assert ai_snapshot is not None and ai_snapshot.filters["label_sources"] == "ai"
+
     with sessions() as db:
         # The registry is the loop's lineage tree: base -> SFT -> round 1's reward model and
         # policies -> round 2's, grown from the policy round 1 kept.
@@ -127,11 +168,21 @@ def test_two_rounds_of_the_loop_make_a_policy_people_prefer(
         (sft_node,) = root.children
         assert sft_node.model.id == report.sft_model_id
         round_one = {child.model.run_id: child for child in sft_node.children}
-        assert set(round_one) == {first.reward_run_id, *(arm.run_id for arm in first.arms)}
+        assert set(round_one) == {
+            first.reward_run_id,
+            *(arm.run_id for arm in first.arms),
+            ai.judge_reward_run_id,
+            ai.ai_reward_run_id,
+            ai.arm.run_id,
+        }
         kept_node = next(c for c in sft_node.children if c.model.id == first.kept_model_id)
+        assert second.ai.arm is not None
         assert {child.model.run_id for child in kept_node.children} == {
             second.reward_run_id,
             *(arm.run_id for arm in second.arms),
+            second.ai.judge_reward_run_id,
+            second.ai.ai_reward_run_id,
+            second.ai.arm.run_id,
         }
         shown = rounds.project_rounds(db, report.project_id)
         # Every new policy's human win rate is on the rounds page, beside its own run's: the

@@ -210,6 +210,9 @@ def complete_checkpoints(settings: Settings, run_id: int) -> list[int]:
     )
 
 
+# SQLite and the embedded broker (a plain `smiley up`): the same on PostgreSQL and Redis, with a
+# process group besides, is the next test.
+@pytest.mark.parametrize("own_database", ["sqlite"], indirect=True)
 def test_a_killed_worker_leaves_a_resumable_run_that_finishes_without_starting_over(
     sessions: sessionmaker[Session], settings: Settings, tiny: Path
 ) -> None:

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.orm import Session
+import psutil
+from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Model, ModelRole, Project, Snapshot, SnapshotKind, User
+from app.models import Model, ModelRole, Project, Run, Snapshot, SnapshotKind, User
 from app.schemas.snapshots import SnapshotCreate
 from app.services.imports import import_stream
 from app.services.snapshots import create_snapshot
@@ -119,3 +120,31 @@ def sft_snapshot(db: Session, settings: Settings, project: Project, user: User) 
     return create_snapshot(
         db, settings, project.id, SnapshotCreate(name="demos", kind=SnapshotKind.sft), user
     )
+
+
+def run_state(sessions: sessionmaker[Session], run_id: int) -> Run:
+    with sessions() as db:
+        run = db.get(Run, run_id)
+        assert run is not None
+        db.expunge(run)
+        return run
+
+
+def complete_checkpoints(settings: Settings, run_id: int) -> list[int]:
+    folder = settings.data_dir / f"runs/{run_id}/checkpoints"
+    return sorted(
+        int(path.parent.name.removeprefix("checkpoint-"))
+        for path in folder.glob("checkpoint-*/smiley-complete.json")
+    )
+
+
+def group_members(launch_folder: Path) -> list[psutil.Process]:
+    """Every process of a run's launched group (the launcher and its ranks name the folder)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if str(launch_folder) in process.cmdline():
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found

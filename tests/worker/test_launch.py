@@ -1,9 +1,11 @@
-"""Runs with `processes` above 1: the job as a 2-process `accelerate launch` group on CPU (gloo),
-end to end through the runner (worker/runner.py, worker/launch.py, worker/launched.py) with the
-real job modules and the tiny model. What the group must do as one: train, report each step
-once (rank 0), save the model once, stop every rank on a cancel with one checkpoint, resume from
-it, and leave no process behind. A SIGKILLed worker taking its group with it is in
-test_training_worker.py (it needs a real worker process to kill)."""
+"""Runs with `processes` above 1: the job as a 2-process `accelerate launch` group on CPU (gloo)
+(worker/runner.py, worker/launch.py, worker/launched.py) with the real job modules and the tiny
+model. End to end, every job kind is launched with `smiley train KIND … --set processes=2`,
+taken by a real `smiley worker`, cancelled with `smiley runs cancel` and resumed with `smiley
+runs resume`; what the group must do as one: train to the single-process job tests' thresholds,
+report each step once (rank 0), save the model once, stop every rank on a cancel with one
+checkpoint, resume from it without starting over, and leave no process behind. A SIGKILLed
+worker taking its group with it is in test_training_worker.py."""
 
 from __future__ import annotations
 
@@ -24,7 +26,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db import make_engine, session_factory
 from app.models import (
     Model,
-    ModelRole,
     Project,
     Role,
     Run,
@@ -215,60 +216,21 @@ def settings(tmp_path: Path, own_database: str) -> Settings:
     )
 
 
-SHAPES = {
-    RunKind.sft: ("sft", SnapshotKind.sft),
-    RunKind.reward: ("preference", SnapshotKind.preference),
-    RunKind.dpo: ("preference", SnapshotKind.preference),
-    RunKind.ppo: ("prompts", SnapshotKind.prompts),
-    RunKind.rloo: ("prompts", SnapshotKind.prompts),
-    RunKind.grpo: ("prompts", SnapshotKind.prompts),
-}
-
-
 def group_run(
-    sessions: sessionmaker[Session],
-    settings: Settings,
-    tiny: Path,
-    kind: RunKind,
-    hyperparameters: dict[str, Any],
-    reward_model: Path | None = None,
+    sessions: sessionmaker[Session], settings: Settings, tiny: Path, hyperparameters: dict[str, Any]
 ) -> int:
-    """A run of `kind` on the tiny model and a synthetic snapshot of its shape."""
+    """A 2-process SFT run on the tiny model, queued as the runner finds it (no broker)."""
     settings.ensure_data_dir()
-    shape, snapshot_kind = SHAPES[kind]
-    rows = {"sft": sft_rows, "preference": preference_rows, "prompts": prompt_rows}[shape](64)
     with sessions() as db:
         project: Project = make_project(db)
-        model_folder = settings.data_dir / "models" / "tiny"
-        if not model_folder.is_dir():
-            shutil.copytree(tiny, model_folder)
-        base = Model(name="tiny", role=ModelRole.policy, path="models/tiny", project_id=project.id)
-        scorer = None
-        if reward_model is not None:
-            shutil.copytree(reward_model, settings.data_dir / "models/reward")
-            scorer = Model(
-                name="reward", role=ModelRole.reward, path="models/reward", project_id=project.id
-            )
-            db.add(scorer)
-        snapshot = Snapshot(
-            project_id=project.id,
-            name=f"{shape} rows",
-            kind=snapshot_kind,
-            filters={},
-            content_hash="0" * 64,
-            row_counts={},
-            path="",
-        )
-        db.add_all([base, snapshot])
-        db.flush()
-        snapshot.path = f"snapshots/{snapshot.id}"
-        write_snapshot_folder(settings.data_dir / snapshot.path, shape, rows)
+        db.commit()
+        base = tiny_base_model(db, settings, project, tiny)
+        snapshot_id = snapshot_of(db, settings, project, "sft", sft_rows(64))
         run = Run(
             project_id=project.id,
-            kind=kind,
+            kind=RunKind.sft,
             base_model_id=base.id,
-            snapshot_id=snapshot.id,
-            reward_model_id=scorer.id if scorer is not None else None,
+            snapshot_id=snapshot_id,
             hyperparameters={"processes": 2, **hyperparameters},
             max_attempts=3,
         )
@@ -308,10 +270,14 @@ def group_processes() -> list[psutil.Process]:
 # size, so the offline kinds need about half the single-process job tests' steps), the metric
 # it logs each step, and the learning threshold of its single-process job test.
 Threshold = Callable[[dict[str, float], float], bool]
-SHAPE_KINDS = ("sft", "preference", "prompts")
-E2E: dict[RunKind, tuple[str, dict[str, Any], str, Threshold]] = {
+E2E_ROWS = {
     # Demonstrations half positive, half negative: the policy the online kinds start from
     # says both kinds of thing (tests/worker/conftest.py's rl_inputs).
+    "sft": sft_rows(400, positive_share=0.5),
+    "preference": preference_rows(400),
+    "prompts": prompt_rows(200),
+}
+E2E: dict[RunKind, tuple[str, dict[str, Any], str, Threshold]] = {
     RunKind.sft: (
         "sft",
         {"max_steps": 150, "batch_size": 8, "learning_rate": 1e-3},
@@ -354,7 +320,7 @@ E2E: dict[RunKind, tuple[str, dict[str, Any], str, Threshold]] = {
     ),
     RunKind.ppo: (
         "prompts",
-        {"max_steps": 20, "batch_size": 8, "max_completion_length": 12},
+        {"max_steps": 14, "batch_size": 8, "max_completion_length": 12},
         "objective/scores",
         lambda metrics, _: (
             metrics["mean_reward"] > metrics["start_mean_reward"] + 0.3
@@ -393,13 +359,10 @@ def smiley(*args: str) -> str:
     return result.output
 
 
-def snapshot_of(db: Session, settings: Settings, project: Project, shape: str) -> int:
-    """A snapshot of the synthetic rows of `shape`, registered with its row counts."""
-    rows = {
-        "sft": lambda: sft_rows(400, positive_share=0.5),
-        "preference": lambda: preference_rows(400),
-        "prompts": lambda: prompt_rows(200),
-    }[shape]()
+def snapshot_of(
+    db: Session, settings: Settings, project: Project, shape: str, rows: list[dict[str, Any]]
+) -> int:
+    """A snapshot of `rows` (a shape of worker/training/synthetic.py), with its row counts."""
     snapshot = Snapshot(
         project_id=project.id,
         name=f"{shape} rows",
@@ -443,7 +406,10 @@ def test_every_kind_trains_as_a_two_process_group_on_a_worker_cancels_resumes_an
         project = make_project(db)
         db.commit()
         tiny_base_model(db, settings, project, tiny)
-        snapshots = {shape: snapshot_of(db, settings, project, shape) for shape in SHAPE_KINDS}
+        snapshots = {
+            shape: snapshot_of(db, settings, project, shape, rows)
+            for shape, rows in E2E_ROWS.items()
+        }
         db.commit()
         project_id = project.id
 
@@ -578,7 +544,7 @@ def test_every_kind_trains_as_a_two_process_group_on_a_worker_cancels_resumes_an
 def test_a_rank_that_fails_fails_the_run_with_its_error_and_leaves_nothing_running(
     sessions: sessionmaker[Session], settings: Settings, tiny: Path
 ) -> None:
-    run_id = group_run(sessions, settings, tiny, RunKind.sft, {"max_steps": 2})
+    run_id = group_run(sessions, settings, tiny, {"max_steps": 2})
     snapshot_dir = settings.data_dir / "snapshots"
     # The snapshot's train split gone from under the job: every rank fails to load it.
     for split in snapshot_dir.glob("*/train.*"):

@@ -394,6 +394,8 @@ class GroupRun:
     stopped_at: int | None = None
 
 
+# Twelve group launches (each rank imports torch, transformers and TRL): ~3 minutes on 2 cores.
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("own_database", ["sqlite"], indirect=True)
 @pytest.mark.slow
 @pytest.mark.xdist_group("training-e2e")
@@ -429,7 +431,9 @@ def test_every_kind_trains_as_a_two_process_group_on_a_worker_cancels_resumes_an
     # run's model, as a researcher would chain them.
     group = [launch(RunKind.sft, "tiny"), launch(RunKind.reward, "tiny")]
     group.append(launch(RunKind.dpo, "tiny"))
-    worker = start_worker(settings, "e2e-group@%h", SMILEY_RUN_HEARTBEAT_SECONDS="0.5")
+    worker = start_worker(
+        settings, "e2e-group@%h", concurrency=2, SMILEY_RUN_HEARTBEAT_SECONDS="0.5"
+    )
     try:
 
         def advance() -> bool:
@@ -471,7 +475,7 @@ def test_every_kind_trains_as_a_two_process_group_on_a_worker_cancels_resumes_an
                     group.append(launch(kind, sft_model, reward_model))
             return len(finished) == len(E2E)
 
-        wait_for(advance, 900, "every kind's run to finish", worker)
+        wait_for(advance, 840, "every kind's run to finish", worker)
     finally:
         worker.stop()
 

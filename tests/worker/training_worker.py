@@ -51,7 +51,9 @@ class WorkerProcess:
         return self.log.read_text(errors="replace")
 
 
-def start_worker(settings: Settings, name: str, **env_extra: str) -> WorkerProcess:
+def start_worker(
+    settings: Settings, name: str, concurrency: int = 1, **env_extra: str
+) -> WorkerProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith("SMILEY_")}
     env.update(
         {
@@ -69,7 +71,18 @@ def start_worker(settings: Settings, name: str, **env_extra: str) -> WorkerProce
     log = settings.data_dir.parent / f"worker-{name}.log"
     handle = log.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "worker", "--queues", "gpu,default", "--name", name],
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "worker",
+            "--queues",
+            "gpu,default",
+            "--name",
+            name,
+            "--concurrency",
+            str(concurrency),
+        ],
         cwd=ROOT,
         env=env,
         stdout=handle,

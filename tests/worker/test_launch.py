@@ -320,7 +320,8 @@ E2E: dict[RunKind, tuple[str, dict[str, Any], str, Threshold]] = {
     ),
     RunKind.ppo: (
         "prompts",
-        {"max_steps": 14, "batch_size": 8, "max_completion_length": 12},
+        # Checkpoints every 3 steps too: the step its trainer once failed to save at under DDP.
+        {"max_steps": 14, "batch_size": 8, "max_completion_length": 12, "save_steps": 3},
         "objective/scores",
         lambda metrics, _: (
             metrics["mean_reward"] > metrics["start_mean_reward"] + 0.3
@@ -456,6 +457,10 @@ def test_every_kind_trains_as_a_two_process_group_on_a_worker_cancels_resumes_an
                     # went on alone would have hung the other, or saved a second one).
                     assert len(checkpoints) == 1, (run.kind, checkpoints)
                     run.stopped_at = checkpoints[0]
+                    if run.kind == RunKind.ppo:
+                        # The value model is saved beside the policy, by rank 0 alone.
+                        stop = folder.parent / f"checkpoints/checkpoint-{run.stopped_at}"
+                        assert (stop / "value_model/model.safetensors").is_file()
                     steps = logged_steps(sessions, run.run_id, E2E[run.kind][2])
                     assert steps == list(range(1, run.stopped_at + 1)), (run.kind, steps)
                     assert not (folder.parent / "model").exists()
@@ -533,11 +538,14 @@ def test_every_kind_trains_as_a_two_process_group_on_a_worker_cancels_resumes_an
                 f"runs/{run.run_id}/model",
             )
         if run.kind == RunKind.ppo:
-            # Its cancel checkpoint, written by rank 0 alone: the policy, the value model
-            # beside it (the trainer had read `.config` off the DDP wrapper there).
-            checkpoint = folder / f"checkpoints/checkpoint-{run.stopped_at}"
-            assert (checkpoint / "model.safetensors").is_file()
-            assert (checkpoint / "value_model/model.safetensors").is_file()
+            # Saved every 3 steps after the resume (the two newest kept), each by rank 0
+            # alone: the policy and the value model beside it (the trainer had read `.config`
+            # off the DDP wrapper there).
+            assert complete_checkpoints(settings, run.run_id) == [12, 14]
+            for step in (12, 14):
+                checkpoint = folder / f"checkpoints/checkpoint-{step}"
+                assert (checkpoint / "model.safetensors").is_file()
+                assert (checkpoint / "value_model/model.safetensors").is_file()
         assert group_members(folder / "launch") == []
     assert group_processes() == []
 

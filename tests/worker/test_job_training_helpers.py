@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from worker.training import defaults
-from worker.training.callbacks import MARKER, latest_complete_checkpoint, mark_complete
+from worker.training.callbacks import (
+    MARKER,
+    ProgressCallback,
+    latest_complete_checkpoint,
+    mark_complete,
+)
 from worker.training.data import load_split
 from worker.training.defaults import pick_settings
 from worker.training.errors import JobInputError
@@ -92,6 +97,36 @@ def test_only_marked_checkpoints_count(tmp_path: Path) -> None:
     assert latest_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
     assert json.loads((tmp_path / "checkpoint-10" / MARKER).read_text())["step"] == 10
     assert not list(tmp_path.glob("checkpoint-10/.*"))
+
+
+def test_a_cancel_stops_before_the_last_step_and_not_at_it() -> None:
+    """A cancel at the last step lets the run finish: its checkpoint at max_steps would be
+    resumed by the trainer mid-epoch and trained one step past max_steps (seen in a 2-process
+    reward run cancelled as it ended: steps 1 to 31 of 30)."""
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    polls: list[int] = []
+
+    def should_stop() -> bool:
+        polls.append(1)
+        return True
+
+    args = TrainingArguments(output_dir="unused", report_to=[])
+    callback = ProgressCallback(lambda *_: None, should_stop, "cpu")
+    last = callback.on_step_end(args, TrainerState(global_step=12, max_steps=12), TrainerControl())
+    assert (last.should_training_stop, last.should_save, callback.stopped, polls) == (
+        False,
+        False,
+        False,
+        [],
+    )
+    early = callback.on_step_end(args, TrainerState(global_step=5, max_steps=12), TrainerControl())
+    assert (early.should_training_stop, early.should_save, callback.stopped, polls) == (
+        True,
+        True,
+        True,
+        [1],
+    )
 
 
 def test_defaults_follow_device_and_size(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,18 +1,20 @@
-"""Runs with `processes` above 1: the job as a 2-process `accelerate launch` group on CPU (gloo),
-end to end through the runner (worker/runner.py, worker/launch.py, worker/launched.py) with the
-real job modules and the tiny model. What the group must do as one: train, report each step
-once (rank 0), save the model once, stop every rank on a cancel with one checkpoint, resume from
-it, and leave no process behind. A SIGKILLed worker taking its group with it is in
-test_training_worker.py (it needs a real worker process to kill)."""
+"""Runs with `processes` above 1: the job as a 2-process `accelerate launch` group on CPU (gloo)
+(worker/runner.py, worker/launch.py, worker/launched.py) with the real job modules and the tiny
+model. End to end, every job kind is launched with `smiley train KIND … --set processes=2`,
+taken by a real `smiley worker`, cancelled with `smiley runs cancel` and resumed with `smiley
+runs resume`; what the group must do as one: train to the single-process job tests' thresholds,
+report each step once (rank 0), save the model once, stop every rank on a cancel with one
+checkpoint, resume from it without starting over, and leave no process behind. A SIGKILLed
+worker taking its group with it is in test_training_worker.py."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db import make_engine, session_factory
 from app.models import (
     Model,
-    ModelRole,
     Project,
+    Role,
     Run,
     RunKind,
     RunMetric,
@@ -34,8 +36,17 @@ from app.models import (
     SnapshotKind,
 )
 from app.settings import Settings
+from tests.conftest import make_user
 from tests.factories import make_project
 from tests.worker.job_support import Recorder, make_context
+from tests.worker.training_worker import (
+    complete_checkpoints,
+    group_members,
+    run_state,
+    start_worker,
+    tiny_base_model,
+    wait_for,
+)
 from worker.launch import (
     SHARD_PARAMETERS,
     GroupFailed,
@@ -205,80 +216,21 @@ def settings(tmp_path: Path, own_database: str) -> Settings:
     )
 
 
-@pytest.fixture(scope="module")
-def tiny_reward(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> Path:
-    """A reward model for the online runs (PPO, RLOO, GRPO): the tiny model with a score head,
-    trained a few steps."""
-    from worker.jobs import reward
-
-    root = tmp_path_factory.mktemp("tiny-reward")
-    pairs = write_snapshot_folder(root / "pairs", "preference", preference_rows(64))
-    context = make_context(root / "reward", "reward", {"max_steps": 5}, tiny, pairs, Recorder())
-    return reward.run(context).model_dir
-
-
-SHAPES = {
-    RunKind.sft: ("sft", SnapshotKind.sft),
-    RunKind.reward: ("preference", SnapshotKind.preference),
-    RunKind.dpo: ("preference", SnapshotKind.preference),
-    RunKind.ppo: ("prompts", SnapshotKind.prompts),
-    RunKind.rloo: ("prompts", SnapshotKind.prompts),
-    RunKind.grpo: ("prompts", SnapshotKind.prompts),
-}
-ONLINE = {RunKind.ppo, RunKind.rloo, RunKind.grpo}
-# Each online kind's own settings, kept small: sampling on a CPU is the slow part. PPO saves a
-# checkpoint at step 3, the step its trainer once failed at under DDP.
-ONLINE_SETTINGS: dict[RunKind, dict[str, Any]] = {
-    RunKind.ppo: {"max_completion_length": 6, "num_ppo_epochs": 1, "save_steps": 3},
-    RunKind.rloo: {"num_generations": 2},
-    RunKind.grpo: {"num_generations": 2, "max_completion_length": 6},
-}
-
-
 def group_run(
-    sessions: sessionmaker[Session],
-    settings: Settings,
-    tiny: Path,
-    kind: RunKind,
-    hyperparameters: dict[str, Any],
-    reward_model: Path | None = None,
+    sessions: sessionmaker[Session], settings: Settings, tiny: Path, hyperparameters: dict[str, Any]
 ) -> int:
-    """A run of `kind` on the tiny model and a synthetic snapshot of its shape."""
+    """A 2-process SFT run on the tiny model, queued as the runner finds it (no broker)."""
     settings.ensure_data_dir()
-    shape, snapshot_kind = SHAPES[kind]
-    rows = {"sft": sft_rows, "preference": preference_rows, "prompts": prompt_rows}[shape](64)
     with sessions() as db:
         project: Project = make_project(db)
-        model_folder = settings.data_dir / "models" / "tiny"
-        if not model_folder.is_dir():
-            shutil.copytree(tiny, model_folder)
-        base = Model(name="tiny", role=ModelRole.policy, path="models/tiny", project_id=project.id)
-        scorer = None
-        if reward_model is not None:
-            shutil.copytree(reward_model, settings.data_dir / "models/reward")
-            scorer = Model(
-                name="reward", role=ModelRole.reward, path="models/reward", project_id=project.id
-            )
-            db.add(scorer)
-        snapshot = Snapshot(
-            project_id=project.id,
-            name=f"{shape} rows",
-            kind=snapshot_kind,
-            filters={},
-            content_hash="0" * 64,
-            row_counts={},
-            path="",
-        )
-        db.add_all([base, snapshot])
-        db.flush()
-        snapshot.path = f"snapshots/{snapshot.id}"
-        write_snapshot_folder(settings.data_dir / snapshot.path, shape, rows)
+        db.commit()
+        base = tiny_base_model(db, settings, project, tiny)
+        snapshot_id = snapshot_of(db, settings, project, "sft", sft_rows(64))
         run = Run(
             project_id=project.id,
-            kind=kind,
+            kind=RunKind.sft,
             base_model_id=base.id,
-            snapshot_id=snapshot.id,
-            reward_model_id=scorer.id if scorer is not None else None,
+            snapshot_id=snapshot_id,
             hyperparameters={"processes": 2, **hyperparameters},
             max_attempts=3,
         )
@@ -289,14 +241,6 @@ def group_run(
 
 def execute(run_id: int, sessions: sessionmaker[Session], settings: Settings) -> str:
     return execute_run(run_id, WORKER, settings=settings, sessions=sessions, device="cpu")
-
-
-def run_state(sessions: sessionmaker[Session], run_id: int) -> Run:
-    with sessions() as db:
-        run = db.get(Run, run_id)
-        assert run is not None
-        db.expunge(run)
-        return run
 
 
 def logged_steps(sessions: sessionmaker[Session], run_id: int, name: str = "loss") -> list[int]:
@@ -320,139 +264,289 @@ def group_processes() -> list[psutil.Process]:
     return found
 
 
-def complete_checkpoints(settings: Settings, run_id: int) -> list[int]:
-    folder = settings.data_dir / f"runs/{run_id}/checkpoints"
-    return sorted(
-        int(path.parent.name.removeprefix("checkpoint-"))
-        for path in folder.glob("checkpoint-*/smiley-complete.json")
+# --- end to end: `smiley train KIND --set processes=2` through a real worker -------------------
+
+# Each kind's run: its snapshot, its settings (per rank: two ranks make the batch twice the
+# size, so the offline kinds need about half the single-process job tests' steps), the metric
+# it logs each step, and the learning threshold of its single-process job test.
+Threshold = Callable[[dict[str, float], float], bool]
+E2E_ROWS = {
+    # Demonstrations half positive, half negative: the policy the online kinds start from
+    # says both kinds of thing (tests/worker/conftest.py's rl_inputs).
+    "sft": sft_rows(400, positive_share=0.5),
+    "preference": preference_rows(400),
+    "prompts": prompt_rows(200),
+}
+E2E: dict[RunKind, tuple[str, dict[str, Any], str, Threshold]] = {
+    RunKind.sft: (
+        "sft",
+        {"max_steps": 150, "batch_size": 8, "learning_rate": 1e-3},
+        "loss",
+        lambda metrics, first_loss: metrics["eval_loss"] < 0.6 * first_loss,
+    ),
+    RunKind.reward: (
+        "preference",
+        {"max_steps": 60, "batch_size": 8},
+        "loss",
+        lambda metrics, _: metrics["accuracy"] >= 0.9 and metrics["margin"] > 1.0,
+    ),
+    RunKind.dpo: (
+        "preference",
+        {"max_steps": 20, "batch_size": 8},
+        "loss",
+        lambda metrics, _: (
+            metrics["reward_accuracy"] >= 0.9
+            and metrics["reward_margin"] > 0.3
+            and metrics["eval_loss"] < 0.6
+        ),
+    ),
+    RunKind.rloo: (
+        "prompts",
+        {"max_steps": 30, "batch_size": 8, "max_completion_length": 12},
+        "reward",
+        lambda metrics, _: (
+            metrics["mean_reward"] > metrics["start_mean_reward"] + 0.3
+            and metrics["win_rate"] > 0.6
+        ),
+    ),
+    RunKind.grpo: (
+        "prompts",
+        {"max_steps": 30, "batch_size": 8, "max_completion_length": 12},
+        "reward",
+        lambda metrics, _: (
+            metrics["mean_reward"] > metrics["start_mean_reward"] + 0.3
+            and metrics["win_rate"] > 0.6
+        ),
+    ),
+    RunKind.ppo: (
+        "prompts",
+        # Checkpoints every 3 steps too: the step its trainer once failed to save at under DDP.
+        {"max_steps": 14, "batch_size": 8, "max_completion_length": 12, "save_steps": 3},
+        "objective/scores",
+        lambda metrics, _: (
+            metrics["mean_reward"] > metrics["start_mean_reward"] + 0.3
+            and metrics["win_rate"] > 0.6
+        ),
+    ),
+}
+
+
+@pytest.fixture
+def cli_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """The `smiley` commands, run here (typer's CliRunner), on the worker's database and broker."""
+    from app import db as app_db
+    from app.settings import get_settings
+
+    for name in ("SMILEY_BROKER_URL", "SMILEY_MODEL_ROOTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SMILEY_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("SMILEY_DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("SMILEY_SECRET_KEY", settings.resolved_secret_key)
+    get_settings.cache_clear()
+    app_db._engine_for.cache_clear()
+    settings.ensure_data_dir()
+    yield get_settings()
+    get_settings.cache_clear()
+    app_db._engine_for.cache_clear()
+
+
+def smiley(*args: str) -> str:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, (args, result.output)
+    return result.output
+
+
+def snapshot_of(
+    db: Session, settings: Settings, project: Project, shape: str, rows: list[dict[str, Any]]
+) -> int:
+    """A snapshot of `rows` (a shape of worker/training/synthetic.py), with its row counts."""
+    snapshot = Snapshot(
+        project_id=project.id,
+        name=f"{shape} rows",
+        kind=SnapshotKind(shape),
+        filters={},
+        content_hash="0" * 64,
+        row_counts={},
+        path="",
     )
+    db.add(snapshot)
+    db.flush()
+    snapshot.path = f"snapshots/{snapshot.id}"
+    folder = write_snapshot_folder(settings.data_dir / snapshot.path, shape, rows)
+    snapshot.row_counts = {
+        split: len((folder / f"{split}.jsonl").read_text().splitlines())
+        for split in ("train", "test")
+    }
+    return snapshot.id
 
 
-@pytest.mark.parametrize(
-    ("kind", "loss_name", "eval_names"),
-    [
-        (RunKind.sft, "loss", {"eval_loss", "perplexity", "train_loss"}),
-        (RunKind.reward, "loss", {"accuracy", "eval_loss", "train_loss"}),
-        (RunKind.dpo, "loss", {"eval_loss", "reward_accuracy", "reward_margin", "train_loss"}),
-        (RunKind.ppo, "objective/scores", {"mean_reward", "start_mean_reward", "win_rate"}),
-        (RunKind.rloo, "reward", {"mean_reward", "start_mean_reward", "win_rate"}),
-        (RunKind.grpo, "reward", {"mean_reward", "start_mean_reward", "win_rate"}),
-    ],
-)
-@pytest.mark.parametrize("own_database", ["sqlite"], indirect=True)  # the group, not the database
+@dataclass
+class GroupRun:
+    """One kind's run through the worker, and what the test saw of it on the way."""
+
+    kind: RunKind
+    run_id: int
+    stage: str = "training"  # then "cancelling", "resumed", "done"
+    members: list[psutil.Process] = field(default_factory=list)
+    stopped_at: int | None = None
+
+
+# Twelve group launches (each rank imports torch, transformers and TRL): ~3 minutes on 2 cores.
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("own_database", ["sqlite"], indirect=True)
 @pytest.mark.slow
 @pytest.mark.xdist_group("training-e2e")
-def test_a_two_process_run_trains_reports_each_step_once_and_saves_one_model(
-    sessions: sessionmaker[Session],
-    settings: Settings,
-    tiny: Path,
-    kind: RunKind,
-    loss_name: str,
-    eval_names: set[str],
-    request: pytest.FixtureRequest,
+def test_every_kind_trains_as_a_two_process_group_on_a_worker_cancels_resumes_and_learns(
+    sessions: sessionmaker[Session], cli_settings: Settings, tiny: Path
 ) -> None:
-    reward_model = request.getfixturevalue("tiny_reward") if kind in ONLINE else None
-    extra = ONLINE_SETTINGS.get(kind, {})
-    run_id = group_run(
-        sessions,
-        settings,
-        tiny,
-        kind,
-        {"max_steps": 6, "batch_size": 4, **extra},
-        reward_model,
-    )
-    assert execute(run_id, sessions, settings) == "succeeded"
-    run = run_state(sessions, run_id)
-    assert run.status == RunStatus.succeeded, (run.error, run.traceback)
-    assert eval_names <= set(run.metrics["eval"]), run.metrics
-    # Rank 0 alone reports: each step once, not twice.
-    assert logged_steps(sessions, run_id, loss_name) == [1, 2, 3, 4, 5, 6]
-    used = run.artifacts["settings"]
-    assert (used["processes"], used["distributed"], used["process_backend"]) == (2, "ddp", "gloo")
-    assert used["reasons"]["distributed"] == (
-        "on CPU: DDP over gloo (FSDP and DeepSpeed shard across GPUs)"
-    )
-    assert used["accelerate_config"]["num_processes"] == 2
-    # What accelerate itself ran the trainer as, read back from rank 0.
-    assert used["accelerate_distributed_type"] == "MULTI_CPU"
-    # The job's own settings and reasons are still there beside the group's.
-    assert used["batch_size"] == 4
-    assert used["reasons"]["batch_size"] == "given in the run's hyperparameters"
-    folder = settings.data_dir / f"runs/{run_id}"
-    assert json.loads((folder / "launch/accelerate.json").read_text()) == used["accelerate_config"]
-    # One model, written by rank 0 alone: no half-written or second copy beside it.
-    expected = [name for name in MODEL_FILES if kind != RunKind.reward or "generation" not in name]
-    assert sorted(path.name for path in (folder / "model").iterdir()) == expected
+    settings = cli_settings
     with sessions() as db:
-        model = db.get(Model, run.output_model_id)
-        assert model is not None and model.path == f"runs/{run_id}/model"
-    if kind == RunKind.ppo:
-        # Its checkpoint, written by rank 0 alone: the policy, the value model beside it, and
-        # the marker (the trainer had read `.config` off the DDP wrapper there).
-        assert complete_checkpoints(settings, run_id) == [3, 6]
-        checkpoint = folder / "checkpoints/checkpoint-3"
-        assert (checkpoint / "model.safetensors").is_file()
-        assert (checkpoint / "value_model/model.safetensors").is_file()
-    assert group_processes() == []
-
-
-@pytest.mark.parametrize("own_database", ["postgresql"], indirect=True)
-@pytest.mark.slow
-@pytest.mark.xdist_group("training-e2e")
-def test_a_cancel_stops_every_rank_at_one_checkpoint_and_a_resume_finishes_the_run(
-    sessions: sessionmaker[Session], settings: Settings, tiny: Path
-) -> None:
-    run_id = group_run(
-        sessions,
-        settings,
-        tiny,
-        RunKind.sft,
-        {"max_steps": 400, "batch_size": 2, "save_steps": 1000, "logging_steps": 1},
-    )
-    outcome: list[str] = []
-    runner = threading.Thread(target=lambda: outcome.append(execute(run_id, sessions, settings)))
-    runner.start()
-    deadline = time.monotonic() + 300
-    while not logged_steps(sessions, run_id) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert logged_steps(sessions, run_id), "no step was reported"
-    # The launcher (torchrun's agent) and its two ranks, each `python -m worker.launched`.
-    group = group_processes()
-    ranks = [process for process in group if process.parent() in group]
-    assert len(ranks) == 2, ranks
-    with sessions() as db:
-        run = db.get(Run, run_id)
-        assert run is not None
-        run.cancel_requested = True
+        make_user(db, "ada", Role.admin)
+        project = make_project(db)
         db.commit()
-    runner.join(300)
-    assert outcome == ["cancelled"]
-    run = run_state(sessions, run_id)
-    assert run.status == RunStatus.cancelled
-    checkpoints = complete_checkpoints(settings, run_id)
-    # Both ranks stopped at the same step, with one checkpoint there (a rank that went on alone
-    # would have hung the other, or saved a second one).
-    assert len(checkpoints) == 1
-    stopped_at = checkpoints[0]
-    assert stopped_at < 400
-    assert max(logged_steps(sessions, run_id)) == stopped_at
-    assert not (settings.data_dir / f"runs/{run_id}/model").exists()
-    assert group_processes() == []
-    for rank in ranks:
-        assert not rank.is_running()
-
-    # Resumed (what resume_run does to the row, without a broker): the group takes up from
-    # the checkpoint.
-    with sessions() as db:
-        run = db.get(Run, run_id)
-        assert run is not None
-        run.status, run.cancel_requested, run.finished_at = RunStatus.queued, False, None
-        run.hyperparameters = {**run.hyperparameters, "max_steps": stopped_at + 3}
+        tiny_base_model(db, settings, project, tiny)
+        snapshots = {
+            shape: snapshot_of(db, settings, project, shape, rows)
+            for shape, rows in E2E_ROWS.items()
+        }
         db.commit()
-    assert execute(run_id, sessions, settings) == "succeeded"
-    steps = logged_steps(sessions, run_id)
-    assert steps == list(range(1, stopped_at + 4))
-    assert run_state(sessions, run_id).attempts == 2
+        project_id = project.id
+
+    def launch(kind: RunKind, base: str, reward_model: str | None = None) -> GroupRun:
+        shape, hyperparameters, _, _ = E2E[kind]
+        args = ["train", kind.value, "--project", str(project_id), "--base", base]
+        args += ["--snapshot", str(snapshots[shape])]
+        if reward_model is not None:
+            args += ["--reward-model", reward_model]
+        for key, value in {**hyperparameters, "processes": 2}.items():
+            args += ["--set", f"{key}={json.dumps(value)}"]
+        queued = re.fullmatch(r"run (\d+) queued \(\w+\); .*\n", smiley(*args))
+        assert queued is not None
+        return GroupRun(kind, int(queued.group(1)))
+
+    # The offline kinds first; the online ones start from the SFT run's policy with the reward
+    # run's model, as a researcher would chain them.
+    group = [launch(RunKind.sft, "tiny"), launch(RunKind.reward, "tiny")]
+    group.append(launch(RunKind.dpo, "tiny"))
+    worker = start_worker(
+        settings, "e2e-group@%h", concurrency=2, SMILEY_RUN_HEARTBEAT_SECONDS="0.5"
+    )
+    try:
+
+        def advance() -> bool:
+            """Moves each run one stage on when it is ready; true once every run is done."""
+            for run in group:
+                state = run_state(sessions, run.run_id)
+                if state.status == RunStatus.failed:
+                    raise AssertionError((run.kind, state.error, state.traceback))
+                folder = settings.data_dir / f"runs/{run.run_id}/launch"
+                if run.stage == "training" and (folder / "accelerate.json").is_file():
+                    # Cancelled as soon as the launcher and its two ranks are up, before they
+                    # have trained: every rank stops after its first step, whatever the speed.
+                    run.members = group_members(folder)
+                    if len(run.members) == 3:
+                        smiley("runs", "cancel", str(run.run_id))
+                        run.stage = "cancelling"
+                elif run.stage == "cancelling" and state.status == RunStatus.cancelled:
+                    checkpoints = complete_checkpoints(settings, run.run_id)
+                    # Both ranks stopped at one step, with one checkpoint there (a rank that
+                    # went on alone would have hung the other, or saved a second one).
+                    assert len(checkpoints) == 1, (run.kind, checkpoints)
+                    run.stopped_at = checkpoints[0]
+                    if run.kind == RunKind.ppo:
+                        # The value model is saved beside the policy, by rank 0 alone.
+                        stop = folder.parent / f"checkpoints/checkpoint-{run.stopped_at}"
+                        assert (stop / "value_model/model.safetensors").is_file()
+                    steps = logged_steps(sessions, run.run_id, E2E[run.kind][2])
+                    assert steps == list(range(1, run.stopped_at + 1)), (run.kind, steps)
+                    assert not (folder.parent / "model").exists()
+                    assert group_members(folder) == []
+                    assert smiley("runs", "resume", str(run.run_id)) == (
+                        f"run {run.run_id} queued again\n"
+                    )
+                    run.stage = "resumed"
+                elif run.stage == "resumed" and state.status == RunStatus.succeeded:
+                    run.stage = "done"
+            finished = {run.kind for run in group if run.stage == "done"}
+            if {RunKind.sft, RunKind.reward} <= finished and len(group) == 3:
+                sft_model, reward_model = (
+                    f"run-{run.run_id}-{run.kind.value}" for run in group[:2]
+                )
+                for kind in (RunKind.rloo, RunKind.grpo, RunKind.ppo):
+                    group.append(launch(kind, sft_model, reward_model))
+            return len(finished) == len(E2E)
+
+        wait_for(advance, 840, "every kind's run to finish", worker)
+    finally:
+        worker.stop()
+
+    for run in group:
+        state = run_state(sessions, run.run_id)
+        _, hyperparameters, metric, learned = E2E[run.kind]
+        assert (state.status, state.attempts) == (RunStatus.succeeded, 2), run.kind
+        # The launcher and its two ranks were running, and none outlived the cancel.
+        assert len(run.members) == 3, (run.kind, run.members)
+        assert not any(member.is_running() for member in run.members)
+        # Rank 0 alone reported, each step once; the resumed group took up after its
+        # checkpoint instead of starting over.
+        steps = logged_steps(sessions, run.run_id, metric)
+        assert steps == list(range(1, hyperparameters["max_steps"] + 1)), (run.kind, steps)
+        assert run.stopped_at is not None and run.stopped_at < hyperparameters["max_steps"]
+        with sessions() as db:
+            first_loss = next(
+                row.values[metric]
+                for row in db.scalars(
+                    select(RunMetric).where(RunMetric.run_id == run.run_id).order_by(RunMetric.id)
+                )
+                if metric in row.values
+            )
+        assert learned(state.metrics["eval"], first_loss), (run.kind, state.metrics["eval"])
+        used = state.artifacts["settings"]
+        assert (used["processes"], used["distributed"], used["process_backend"]) == (
+            2,
+            "ddp",
+            "gloo",
+        )
+        assert used["reasons"]["distributed"] == (
+            "on CPU: DDP over gloo (FSDP and DeepSpeed shard across GPUs)"
+        )
+        assert used["accelerate_config"]["num_processes"] == 2
+        # What accelerate itself ran the trainer as, read back from rank 0.
+        assert used["accelerate_distributed_type"] == "MULTI_CPU"
+        # The job's own settings and reasons are still there beside the group's.
+        assert used["batch_size"] == 8
+        assert used["reasons"]["batch_size"] == "given in the run's hyperparameters"
+        folder = settings.data_dir / f"runs/{run.run_id}"
+        assert (
+            json.loads((folder / "launch/accelerate.json").read_text())
+            == (used["accelerate_config"])
+        )
+        # One model, written by rank 0 alone: no half-written or second copy beside it.
+        expected = [
+            name for name in MODEL_FILES if run.kind != RunKind.reward or "generation" not in name
+        ]
+        assert sorted(path.name for path in (folder / "model").iterdir()) == expected
+        with sessions() as db:
+            model = db.get(Model, state.output_model_id)
+            assert model is not None
+            assert (model.name, model.path) == (
+                f"run-{run.run_id}-{run.kind.value}",
+                f"runs/{run.run_id}/model",
+            )
+        if run.kind == RunKind.ppo:
+            # Saved every 3 steps after the resume (the two newest kept), each by rank 0
+            # alone: the policy and the value model beside it (the trainer had read `.config`
+            # off the DDP wrapper there).
+            assert complete_checkpoints(settings, run.run_id) == [12, 14]
+            for step in (12, 14):
+                checkpoint = folder / f"checkpoints/checkpoint-{step}"
+                assert (checkpoint / "model.safetensors").is_file()
+                assert (checkpoint / "value_model/model.safetensors").is_file()
+        assert group_members(folder / "launch") == []
     assert group_processes() == []
 
 
@@ -462,7 +556,7 @@ def test_a_cancel_stops_every_rank_at_one_checkpoint_and_a_resume_finishes_the_r
 def test_a_rank_that_fails_fails_the_run_with_its_error_and_leaves_nothing_running(
     sessions: sessionmaker[Session], settings: Settings, tiny: Path
 ) -> None:
-    run_id = group_run(sessions, settings, tiny, RunKind.sft, {"max_steps": 2})
+    run_id = group_run(sessions, settings, tiny, {"max_steps": 2})
     snapshot_dir = settings.data_dir / "snapshots"
     # The snapshot's train split gone from under the job: every rank fails to load it.
     for split in snapshot_dir.glob("*/train.*"):

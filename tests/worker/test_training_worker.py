@@ -26,6 +26,9 @@ from tests.conftest import REDIS_URL, make_user, redis_db, unavailable
 from tests.factories import make_project
 from tests.worker.fake_hub import serve_hub
 from tests.worker.training_worker import (
+    complete_checkpoints,
+    group_members,
+    run_state,
     sft_snapshot,
     start_worker,
     tiny_base_model,
@@ -86,14 +89,6 @@ def launch_sft(
             acting=researcher,
         )
         return run.id
-
-
-def run_state(sessions: sessionmaker[Session], run_id: int) -> Run:
-    with sessions() as db:
-        run = db.get(Run, run_id)
-        assert run is not None
-        db.expunge(run)
-        return run
 
 
 def losses(sessions: sessionmaker[Session], run_id: int) -> list[tuple[int, float]]:
@@ -202,14 +197,6 @@ def test_an_sft_run_from_a_hub_name_downloads_its_base_once_and_trains(
     assert list(folder.glob("*.safetensors"))
 
 
-def complete_checkpoints(settings: Settings, run_id: int) -> list[int]:
-    folder = settings.data_dir / f"runs/{run_id}/checkpoints"
-    return sorted(
-        int(path.parent.name.removeprefix("checkpoint-"))
-        for path in folder.glob("checkpoint-*/smiley-complete.json")
-    )
-
-
 # SQLite and the embedded broker (a plain `smiley up`): the same on PostgreSQL and Redis, with a
 # process group besides, is the next test.
 @pytest.mark.parametrize("own_database", ["sqlite"], indirect=True)
@@ -268,18 +255,6 @@ def test_a_killed_worker_leaves_a_resumable_run_that_finishes_without_starting_o
     steps = [step for step, _ in losses(sessions, run_id)]
     # The second attempt began after the newest complete checkpoint, not at step 1.
     assert steps == list(range(1, killed_at + 1)) + list(range(checkpoint + 1, 81))
-
-
-def group_members(launch_folder: Path) -> list[psutil.Process]:
-    """Every process of a run's launched group (the launcher and its ranks name the folder)."""
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if str(launch_folder) in process.cmdline():
-                found.append(process)
-        except psutil.Error:
-            continue
-    return found
 
 
 # PostgreSQL: where the metrics a killed runner had not forwarded were found missing.

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.orm import Session
+import psutil
+from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Model, ModelRole, Project, Snapshot, SnapshotKind, User
+from app.models import Model, ModelRole, Project, Run, Snapshot, SnapshotKind, User
 from app.schemas.snapshots import SnapshotCreate
 from app.services.imports import import_stream
 from app.services.snapshots import create_snapshot
@@ -50,7 +51,9 @@ class WorkerProcess:
         return self.log.read_text(errors="replace")
 
 
-def start_worker(settings: Settings, name: str, **env_extra: str) -> WorkerProcess:
+def start_worker(
+    settings: Settings, name: str, concurrency: int = 1, **env_extra: str
+) -> WorkerProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith("SMILEY_")}
     env.update(
         {
@@ -68,7 +71,18 @@ def start_worker(settings: Settings, name: str, **env_extra: str) -> WorkerProce
     log = settings.data_dir.parent / f"worker-{name}.log"
     handle = log.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "worker", "--queues", "gpu,default", "--name", name],
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "worker",
+            "--queues",
+            "gpu,default",
+            "--name",
+            name,
+            "--concurrency",
+            str(concurrency),
+        ],
         cwd=ROOT,
         env=env,
         stdout=handle,
@@ -119,3 +133,31 @@ def sft_snapshot(db: Session, settings: Settings, project: Project, user: User) 
     return create_snapshot(
         db, settings, project.id, SnapshotCreate(name="demos", kind=SnapshotKind.sft), user
     )
+
+
+def run_state(sessions: sessionmaker[Session], run_id: int) -> Run:
+    with sessions() as db:
+        run = db.get(Run, run_id)
+        assert run is not None
+        db.expunge(run)
+        return run
+
+
+def complete_checkpoints(settings: Settings, run_id: int) -> list[int]:
+    folder = settings.data_dir / f"runs/{run_id}/checkpoints"
+    return sorted(
+        int(path.parent.name.removeprefix("checkpoint-"))
+        for path in folder.glob("checkpoint-*/smiley-complete.json")
+    )
+
+
+def group_members(launch_folder: Path) -> list[psutil.Process]:
+    """Every process of a run's launched group (the launcher and its ranks name the folder)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if str(launch_folder) in process.cmdline():
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found

@@ -81,6 +81,12 @@ class ProgressCallback(TrainerCallback):
             torch.cuda.reset_peak_memory_stats()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        # A cancel that comes with the last step lets the run finish: a checkpoint at max_steps
+        # would leave a run to resume with nothing left to train, and the trainer, resuming mid
+        # epoch, trains one step past max_steps. Not polled then, on every rank alike (a process
+        # group's poll is a collective).
+        if state.global_step >= state.max_steps:
+            return control
         if self.should_stop():
             self.stopped = True
             control.should_training_stop = True

@@ -22,7 +22,10 @@ With --think-seconds the labelers are coroutines on one event loop (asyncio and 
 client whose pool keeps a keep-alive connection per labeler): 500 threads would cost the
 machine more than the server being measured. A labeler leases, thinks (uniformly 0.5 to 1.5
 times the think time), submits and leases again; they start spread over one think time, and
-the window opens once that has passed, so it measures the steady state. Percentiles leave out
+the window opens once that has passed, so it measures the steady state. Beside the clients'
+latencies it gives the server's own (its request histograms, read from /metrics before and
+after the window: bounds at the buckets' resolution), since 500 labelers on one event loop can
+add their own delay to what a client measures. Percentiles leave out
 an empty lease (the queue ran dry for that labeler: its last request, not labeling work). The
 report also gives the SQL statements of one lease and one submit (counted in-process on the
 bench database before the run, the token check left out as in
@@ -39,6 +42,7 @@ import os
 import platform
 import random
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,6 +53,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
@@ -327,8 +332,13 @@ def judgement(assignment: dict) -> dict:
 class Crowd:
     """Labelers who think between tasks, as coroutines (see the module's docstring)."""
 
-    def __init__(self, base: str, tokens: list[str], queue_id: int, think: float) -> None:
+    def __init__(
+        self, base: str, tokens: list[str], queue_id: int, think: float, admin_token: str
+    ) -> None:
         self.base = base
+        self.admin_token = admin_token
+        # The server's latency histograms over the window (from /metrics), by request kind.
+        self.server_latency: dict[str, dict[float, float]] = {}
         self.tokens = tokens
         self.queue_id = queue_id
         self.think = think
@@ -396,18 +406,65 @@ class Crowd:
         meter.start()
         machine_before = machine_cpu_seconds()
         load_before = os.getloadavg()[0]
+        latency_before = await self.scrape_latency(client)
         self.measuring = True
         started = time.perf_counter()
         await asyncio.sleep(window)
         self.measuring = False
         wall = time.perf_counter() - started
         machine_busy = machine_cpu_seconds() - machine_before
+        latency_after = await self.scrape_latency(client)
+        self.server_latency = {
+            kind: {
+                bound: count - latency_before.get(kind, {}).get(bound, 0.0)
+                for bound, count in buckets.items()
+            }
+            for kind, buckets in latency_after.items()
+        }
         self.ending = True
         for outcome in await asyncio.gather(*crowd, return_exceptions=True):
             if isinstance(outcome, BaseException):
                 self.failures[f"labeler stopped: {type(outcome).__name__}: {outcome}"] += 1
         await client.aclose()
         return wall, machine_busy, load_before
+
+    async def scrape_latency(self, client: httpx.AsyncClient) -> dict[str, dict[float, float]]:
+        """The web processes' cumulative latency buckets (upper bound in seconds: requests
+        answered within it) for leases and submits, from /metrics."""
+        answer = await client.get(
+            "/metrics", headers={"Authorization": f"Bearer {self.admin_token}"}
+        )
+        answer.raise_for_status()
+        found: dict[str, dict[float, float]] = {}
+        for family in text_string_to_metric_families(answer.text):
+            for sample in family.samples:
+                if sample.name != "smiley_http_request_duration_seconds_bucket":
+                    continue
+                route = sample.labels.get("route", "")
+                kind = (
+                    "lease"
+                    if route == "/api/v1/queues/{queue_id}/lease"
+                    else "submit"
+                    if route == "/api/v1/assignments/{assignment_id}/comparison"
+                    else None
+                )
+                if kind is not None:
+                    bound = float(sample.labels["le"])
+                    found.setdefault(kind, {})
+                    found[kind][bound] = found[kind].get(bound, 0.0) + sample.value
+        return found
+
+
+def server_percentile(buckets: dict[float, float], share: float) -> float | None:
+    """The smallest bucket bound (ms) within which `share` of the requests were answered, by
+    the server's own clock: an upper bound of that percentile, at the buckets' resolution."""
+    total = buckets.get(float("inf"), 0.0)
+    if total <= 0:
+        return None
+    for bound in sorted(buckets):
+        if buckets[bound] >= share * total:
+            return bound * 1000
+    return None
 
 
 def machine_cpu_seconds() -> float:
@@ -491,6 +548,11 @@ def main() -> None:
                     UserCreate(username=f"bench{index:03d}", role=Role.labeler, password="x" * 12),
                 )
                 tokens.append(auth.create_api_token(db, user, TokenCreate(name="bench"))[1])
+            # An admin's token reads /metrics: the server's own latency of each request.
+            admin_user, _ = users.create_user(
+                db, UserCreate(username="benchadmin", role=Role.admin, password="x" * 12)
+            )
+            admin_token = auth.create_api_token(db, admin_user, TokenCreate(name="bench"))[1]
             queue_id = queue.id
         if args.queue_tasks or args.history:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
@@ -501,8 +563,14 @@ def main() -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
+        # The web processes add up their request metrics in this folder (as `smiley web`
+        # sets up), so one scrape of /metrics covers every process.
+        metrics_dir = args.out / "data" / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
         env = {
             **os.environ,
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
             "SMILEY_DATABASE_URL": url,
             "SMILEY_DATA_DIR": str(args.out / "data"),
             "SMILEY_SECRET_KEY": "bench-" + "k" * 40,
@@ -538,7 +606,7 @@ def main() -> None:
                 time.sleep(0.2)
 
         if args.think_seconds:
-            crowd = Crowd(base, tokens, queue_id, args.think_seconds)
+            crowd = Crowd(base, tokens, queue_id, args.think_seconds, admin_token)
             meter = CpuMeter(server.pid, admin, name)
             wall, machine_busy, load_before_1m = asyncio.run(crowd.run(args.window_seconds, meter))
             load_after = os.getloadavg()
@@ -558,6 +626,7 @@ def main() -> None:
                 every_accepted=crowd.all_accepted,
                 empty_leases=crowd.empty_leases,
                 failures=crowd.failures,
+                server_latency=crowd.server_latency,
             )
             return
 
@@ -673,6 +742,7 @@ def write_result(
     every_accepted: list[int],
     empty_leases: int,
     failures: Counter[str],
+    server_latency: dict[str, dict[float, float]] | None = None,
 ) -> None:
     with session_factory(engine)() as db:
         per_task = Counter(
@@ -711,6 +781,7 @@ def write_result(
         "submit_ms_p50": round(percentile(submit_ms, 0.5), 1),
         "submit_ms_p95": round(percentile(submit_ms, 0.95), 1),
         "submit_ms_p99": round(percentile(submit_ms, 0.99), 1),
+        **server_figures(server_latency),
         "leases_timed": len(lease_ms),
         "empty_leases_left_out": empty_leases,
         "over_overlap_tasks": sum(1 for count in per_task.values() if count > args.overlap),
@@ -738,6 +809,25 @@ def write_result(
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+
+
+def server_figures(latency: dict[str, dict[float, float]] | None) -> dict[str, object]:
+    """The server's own p95 and p99 bounds and its share of answers within 100 ms (the crowd
+    mode reads them from /metrics): the client's figures above also hold the time its own
+    event loop took to see each answer, with 500 labelers on one loop beside the server."""
+    if not latency:
+        return {}
+    figures: dict[str, object] = {}
+    for kind in ("lease", "submit"):
+        buckets = latency.get(kind, {})
+        total = buckets.get(float("inf"), 0.0)
+        figures[f"server_{kind}_ms_p95_at_most"] = server_percentile(buckets, 0.95)
+        figures[f"server_{kind}_ms_p99_at_most"] = server_percentile(buckets, 0.99)
+        figures[f"server_{kind}_share_within_100ms"] = (
+            round(buckets.get(0.1, 0.0) / total, 4) if total else None
+        )
+        figures[f"server_{kind}_requests"] = int(total)
+    return figures
 
 
 if __name__ == "__main__":

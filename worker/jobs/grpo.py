@@ -17,6 +17,7 @@ from app.schemas.runs import GRPOHyperparameters
 from worker.jobs.context import JobContext, JobResult
 from worker.training.arguments import (
     adapter_saving,
+    is_main_process,
     lora_config,
     parse_hyperparameters,
     resume_checkpoint,
@@ -121,7 +122,9 @@ def run(ctx: JobContext) -> JobResult:
 
     save_model(trainer.model, tokenizer, ctx.output_dir, ctx.base_model_path, merge_adapter=merge)
     metrics: dict[str, float] = {}
-    if len(test):
+    if len(test) and is_main_process():
+        # Rank 0 alone in a process group: its result is the run's (worker/launch.py), and
+        # sampling from the saved policies takes no collective.
         metrics = compare_policies(
             load_policy(ctx.output_dir, **load).to(reward_model.device),
             load_policy(ctx.base_model_path, **load).to(reward_model.device),
@@ -133,6 +136,6 @@ def run(ctx: JobContext) -> JobResult:
             temperature=hyperparameters.temperature,
             seed=hyperparameters.seed,
         )
-    else:
+    elif not len(test):
         ctx.log("the snapshot's test split is empty: no held-out reward or win rate")
     return JobResult(metrics, ctx.output_dir, "policy", settings)

@@ -24,6 +24,7 @@ from app.schemas.runs import PPOHyperparameters
 from worker.jobs.context import JobContext, JobResult
 from worker.training.arguments import (
     adapter_saving,
+    is_main_process,
     lora_config,
     parse_hyperparameters,
     resume_checkpoint,
@@ -167,7 +168,9 @@ def run(ctx: JobContext) -> JobResult:
         trainer.policy_model, tokenizer, ctx.output_dir, ctx.base_model_path, merge_adapter=merge
     )
     metrics: dict[str, float] = {}
-    if len(test_prompts):
+    if len(test_prompts) and is_main_process():
+        # Rank 0 alone in a process group: its result is the run's (worker/launch.py), and
+        # sampling from the saved policies takes no collective.
         metrics = compare_policies(
             load_policy(ctx.output_dir, **load).to(reward_model.device),
             reference.to(reward_model.device),
@@ -179,7 +182,7 @@ def run(ctx: JobContext) -> JobResult:
             temperature=hyperparameters.temperature,
             seed=hyperparameters.seed,
         )
-    else:
+    elif not len(test_prompts):
         ctx.log("the snapshot's test split is empty: no held-out reward or win rate")
     return JobResult(metrics, ctx.output_dir, "policy", settings)
 

@@ -221,6 +221,9 @@ def test_settings_come_from_a_file_then_the_options(tmp_path: Path) -> None:
     as_json.write_text(json.dumps({"ppo_steps": 0, "dpo_beta": 0.5}))
     assert (load_config(as_json).ppo_steps, load_config(as_json).dpo_beta) == (0, 0.5)
     assert config_with(LoopConfig(), ppo_steps=None) == LoopConfig()
+    # Without the AI-feedback arm, RLOO may be off and the seed is not checked.
+    toml.write_text("ai_arm = false\nrloo_steps = 0\nai_seed_prompts = 60\n")
+    assert (load_config(toml).ai_arm, load_config(toml).rloo_steps) == (False, 0)
 
 
 @pytest.mark.parametrize(
@@ -232,6 +235,9 @@ def test_settings_come_from_a_file_then_the_options(tmp_path: Path) -> None:
         ("dpo_min_agreement = 0.9\n", "set dpo_pairs consensus"),
         ("rloo_steps = 0\nppo_steps = 0\ndpo_steps = 0\n", "every arm is off"),
         ("rloo_steps = [\n", "not valid TOML"),
+        # 60 prompts, 16 held out: 44 to train on, so a seed of 45 cannot be.
+        ("ai_seed_prompts = 45\n", "at most the 44 training prompts"),
+        ("rloo_steps = 0\n", "the AI-feedback arm trains RLOO"),
     ],
 )
 def test_bad_settings_are_refused_with_the_reason(tmp_path: Path, text: str, message: str) -> None:
@@ -249,6 +255,7 @@ def test_bad_settings_are_refused_with_the_reason(tmp_path: Path, text: str, mes
         (["--seed", "1", "--seeds", "0,1"], "give --seed or --seeds, not both"),
         (["--dpo-loss-type", "kto"], "dpo_loss_type"),
         (["--final-topics", "15"], "at most 20"),
+        (["--ai-seed-prompts", "0"], "ai_seed_prompts"),
     ],
 )
 def test_the_command_refuses_bad_settings_before_starting_anything(

@@ -7,7 +7,6 @@ recorded in the run's hyperparameters by id, so the run says which versions it u
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -16,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
-from app.models import ModelRole, Prompt, QueueKind, Response, Snapshot, SnapshotKind, Task
+from app.models import ModelRole, Prompt, QueueKind, Response, Task
 from app.models.queues import TaskResponse
 from app.schemas.critique import CritiqueHyperparameters
 from app.schemas.training import RunCreate
@@ -24,6 +23,7 @@ from app.services.generation.launching import RunInputs, checked_model
 from app.services.principles import current_principles
 from app.services.prompts import storable_id
 from app.services.queues import chunks, get_queue
+from app.services.snapshots.reading import preference_rows
 from app.settings import Settings
 
 INPUT_FILE = "critiques.jsonl"
@@ -142,31 +142,17 @@ def _candidate_responses(
 def _snapshot_responses(
     db: Session, settings: Settings, project_id: int, snapshot_id: int
 ) -> list[int]:
-    snapshot = db.get(Snapshot, snapshot_id) if storable_id(snapshot_id) else None
-    if snapshot is None or snapshot.project_id != project_id:
-        raise InvalidInput(
-            f"no snapshot with id {snapshot_id} in project {project_id}", field="snapshot_id"
-        )
-    if snapshot.kind != SnapshotKind.preference:
-        raise InvalidInput(
-            f"snapshot {snapshot.id} is a {snapshot.kind.value} snapshot; a critique run takes "
-            "the responses of a preference snapshot",
-            field="snapshot_id",
-        )
     found: dict[int, None] = {}
-    for part in ("train", "test"):
-        path = settings.data_dir / snapshot.path / f"{part}.jsonl"
-        if not path.is_file():
-            raise InvalidInput(
-                f"snapshot {snapshot.id}'s {part} file is missing from the data folder",
-                field="snapshot_id",
-            )
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                row = json.loads(line)
-                for key in ("chosen_response_id", "rejected_response_id"):
-                    if row.get(key) is not None:
-                        found[int(row[key])] = None
+    for row in preference_rows(
+        db,
+        settings,
+        project_id,
+        snapshot_id,
+        needed_by="a critique run takes the responses of a preference snapshot",
+    ):
+        for key in ("chosen_response_id", "rejected_response_id"):
+            if row.get(key) is not None:
+                found[int(row[key])] = None
     return list(found)
 
 

@@ -10,7 +10,6 @@ says what it was asked with.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from typing import Any
 
@@ -23,8 +22,6 @@ from app.models import (
     Prompt,
     QueueKind,
     Response,
-    Snapshot,
-    SnapshotKind,
     Task,
     TaskResponse,
     User,
@@ -35,8 +32,8 @@ from app.services import registry
 from app.services.generation.launching import RunInputs
 from app.services.guidelines import current_guideline
 from app.services.judging.templates import LETTERS, render, template_for_run
-from app.services.prompts import storable_id
 from app.services.queues import chunks, get_queue
+from app.services.snapshots.reading import preference_rows
 from app.settings import Settings
 
 INPUT_FILE = "tasks.jsonl"
@@ -192,31 +189,13 @@ def _snapshot_tasks(
 ) -> list[tuple[int | None, int, list[int]]]:
     """A preference snapshot's tasks: the responses its rows compare, per task (rows of no
     task, imports, per prompt)."""
-    snapshot = db.get(Snapshot, snapshot_id) if storable_id(snapshot_id) else None
-    if snapshot is None or snapshot.project_id != project_id:
-        raise InvalidInput(
-            f"no snapshot with id {snapshot_id} in project {project_id}", field="snapshot_id"
-        )
-    if snapshot.kind != SnapshotKind.preference:
-        raise InvalidInput(
-            f"snapshot {snapshot.id} is a {snapshot.kind.value} snapshot; a judge needs a "
-            "preference snapshot",
-            field="snapshot_id",
-        )
     groups: dict[tuple[int | None, int], dict[int, None]] = defaultdict(dict)
-    for split in ("train", "test"):
-        path = settings.data_dir / snapshot.path / f"{split}.jsonl"
-        if not path.is_file():
-            raise InvalidInput(
-                f"snapshot {snapshot.id}'s {split} file is missing from the data folder",
-                field="snapshot_id",
-            )
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                row = json.loads(line)
-                group = groups[(row.get("task_id"), int(row["prompt_id"]))]
-                group[int(row["chosen_response_id"])] = None
-                group[int(row["rejected_response_id"])] = None
+    for row in preference_rows(
+        db, settings, project_id, snapshot_id, needed_by="a judge needs a preference snapshot"
+    ):
+        group = groups[(row.get("task_id"), int(row["prompt_id"]))]
+        group[int(row["chosen_response_id"])] = None
+        group[int(row["rejected_response_id"])] = None
     ordered = sorted(groups.items(), key=lambda item: (item[0][0] is None, item[0]))
     return [(task, prompt, sorted(ids)) for (task, prompt), ids in ordered]
 

@@ -211,10 +211,10 @@ def test_the_hidden_preference_scores_the_reward_models_test_pairs() -> None:
 
 def test_settings_come_from_a_file_then_the_options(tmp_path: Path) -> None:
     toml = tmp_path / "loop.toml"
-    toml.write_text('rloo_steps = 160\ndpo_pairs = "consensus"\ndpo_min_agreement = 1.0\n')
+    toml.write_text('rloo_steps = 240\ndpo_pairs = "consensus"\ndpo_min_agreement = 1.0\n')
     config = load_config(toml, rloo_steps=None, seed=2)
     assert (config.rloo_steps, config.dpo_pairs, config.dpo_min_agreement, config.seed) == (
-        160, "consensus", 1.0, 2
+        240, "consensus", 1.0, 2
     )  # fmt: skip
     assert load_config(toml, rloo_steps=40).rloo_steps == 40
     as_json = tmp_path / "loop.json"

@@ -69,7 +69,14 @@ def loop_command(
     ] = None,
     dpo_pairs: Annotated[
         str | None,
-        typer.Option(help="DPO's pairs: pairs (every labeler's) or consensus."),
+        typer.Option(
+            help="DPO's pairs: reward_model (the default: the start policy's answers ranked "
+            "by the round's reward model), pairs (every labeler's) or consensus."
+        ),
+    ] = None,
+    dpo_samples: Annotated[
+        int | None,
+        typer.Option(help="With reward_model pairs: answers per training prompt to rank."),
     ] = None,
     dpo_min_agreement: Annotated[
         float | None, typer.Option(help="With consensus pairs: the least task agreement.")
@@ -123,7 +130,8 @@ def loop_command(
         "rloo_learning_rate": rloo_learning_rate, "ppo_learning_rate": ppo_learning_rate,
         "dpo_learning_rate": dpo_learning_rate, "dpo_beta": dpo_beta,
         "dpo_loss_type": dpo_loss_type, "dpo_sft_weight": dpo_sft_weight, "dpo_pairs": dpo_pairs,
-        "dpo_min_agreement": dpo_min_agreement, "selection_topics": selection_topics,
+        "dpo_min_agreement": dpo_min_agreement, "dpo_samples": dpo_samples,
+        "selection_topics": selection_topics,
         "final_topics": final_topics, "hidden_repeats": hidden_repeats, "keep_rule": keep_rule,
         "ai_arm": ai_arm, "ai_seed_prompts": ai_seed_prompts,
     }  # fmt: skip

@@ -9,14 +9,15 @@ terse (as people differ); SFT on them gives a policy that says both kinds of thi
 Round k (1, 2, ...): the current policy samples N answers per training prompt into a comparison
 queue; the labelers rank them (their noise calibrated once, on round 1's own pairs, so that they
 agree about 73% of the time, and kept for the whole loop and its evaluations); a reward model is
-trained on all the preference labels so far; RLOO (and PPO) against it and DPO on the pairs each
-make a new policy from the current one. Each new policy meets the current one in a side-by-side
-evaluation on the selection split of held-out prompts, which the labelers judge; the arm with
-the best human win rate becomes the next round's current policy if people preferred it to the
-start (else the round keeps its start, and says so). Every reported figure comes from the
-final split, prompts about other topics, with fresh samples: the hidden preference itself,
-without noise, on many samples (the win rate the loop is measured by), the round's reward model
-on the same pairs, and a human evaluation of the kept policy.
+trained on all the preference labels so far; RLOO (and PPO) against it and DPO each make a new
+policy from the current one (DPO, by default, on the current policy's answers ranked by that
+reward model; `dpo_pairs` "pairs" takes the labelers' own). Each new policy meets the current
+one in a side-by-side evaluation on the selection split of held-out prompts, which the labelers
+judge; the arm with the best human win rate becomes the next round's current policy if people
+preferred it to the start (else the round keeps its start, and says so). Every reported figure
+comes from the final split, prompts about other topics, with fresh samples: the hidden
+preference itself, without noise, on many samples (the win rate the loop is measured by), the
+round's reward model on the same pairs, and a human evaluation of the kept policy.
 
 Every run takes the loop's seed, and the simulated labelers judge each comparison in an order
 of their own seed (labeler.seeded_order), not the lease's random display order: the same seed
@@ -298,6 +299,8 @@ def _arms(
                 ctx, f"round {number} consensus pairs", SnapshotKind.preference,
                 ctx.comparison_queues, source="consensus", min_agreement=config.dpo_min_agreement,
             )  # fmt: skip
+        elif config.dpo_pairs == "reward_model":
+            data = _reward_model_pairs(ctx, number, current, reward_model)
         arms.append(
             ("DPO", RunCreate(
                 kind="dpo", base_model_id=current, snapshot_id=data,
@@ -309,6 +312,39 @@ def _arms(
             ))
         )  # fmt: skip
     return arms
+
+
+def _reward_model_pairs(
+    ctx: steps.LoopContext, number: int, current: int, reward_model: int
+) -> int:
+    """DPO's pairs labeled by the round's reward model instead of people: the start policy
+    answers every training prompt `dpo_samples` times into a queue of its own (outside the
+    rounds' comparison queues, so no later reward model learns from it), a judge run ranks each
+    task's answers by reward, and the snapshot takes those AI labels."""
+    config = ctx.config
+    queue = steps.make_queue(ctx, f"Round {number} DPO pairs", QueueKind.comparison, 1)
+    steps.train(
+        ctx,
+        RunCreate(
+            kind="generate",
+            base_model_id=current,
+            hyperparameters={
+                "prompt_ids": ctx.train_prompts,
+                "samples_per_prompt": config.dpo_samples,
+                "max_new_tokens": config.max_new_tokens,
+                "temperature": config.temperature,
+                "seed": config.seed + number + 7000,
+                "target_queue_id": queue,
+            },
+        ),
+    )
+    steps.train(
+        ctx,
+        RunCreate(kind="judge", base_model_id=reward_model, hyperparameters={"queue_id": queue}),
+    )
+    return steps.snapshot(
+        ctx, f"round {number} DPO pairs", SnapshotKind.preference, [queue], label_sources="ai"
+    )
 
 
 def _human(

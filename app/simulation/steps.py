@@ -106,18 +106,26 @@ class LoopConfig(BaseModel):
     ppo_learning_rate: float | None = Field(default=None, gt=0, le=1)
     ppo_kl_coef: float = Field(default=0.05, ge=0, le=10)
     rl_batch_size: int = Field(default=16, ge=1, le=1024)
-    dpo_steps: int = Field(default=40, ge=0, le=100_000)
-    # A gentler rate than the tiny-model default: on noisy pairs DPO at 5e-4 pushes both
-    # answers down until the policy loses the answer's shape.
-    dpo_learning_rate: float = Field(default=1e-4, gt=0, le=1)
-    dpo_beta: float = Field(default=0.1, gt=0, le=10)
+    # DPO's defaults, measured over seeds 0-2 (round 1, README; bench/results/loop/sweeps/):
+    # on people's pairs at 40 steps, 1e-4 and beta 0.1 it reached 0.58 over SFT, and longer
+    # it drifted into malformed answers (160 steps on the reward model's pairs: 32%). With the
+    # chosen answers' likelihood in the loss (RPO, sft_weight 1), 400 steps at 3e-4 and a
+    # tighter leash (beta 0.6) on the reward model's pairs: 0.69, 2% malformed.
+    dpo_steps: int = Field(default=400, ge=0, le=100_000)
+    dpo_learning_rate: float = Field(default=3e-4, gt=0, le=1)
+    dpo_beta: float = Field(default=0.6, gt=0, le=10)
     dpo_loss_type: Literal["sigmoid", "hinge", "ipo"] = "sigmoid"
     # RPO: this times the chosen answers' negative log-likelihood joins DPO's loss (0: off).
-    dpo_sft_weight: float = Field(default=0.0, ge=0, le=10)
-    # DPO's pairs: every labeler's ("pairs"), or one per consensus pair ("consensus") whose
-    # task's labelers agree at least `dpo_min_agreement`.
-    dpo_pairs: Literal["pairs", "consensus"] = "pairs"
+    dpo_sft_weight: float = Field(default=1.0, ge=0, le=10)
+    # DPO's pairs: "reward_model", the loop's own: the start policy answers every training
+    # prompt `dpo_samples` times into a queue of its own and a judge run ranks each task's
+    # answers with the round's reward model (labels of source "ai"); "pairs", every labeler's
+    # pairs of the round's comparisons; "consensus", one per consensus pair of tasks whose
+    # labelers agree at least `dpo_min_agreement`.
+    dpo_pairs: Literal["pairs", "consensus", "reward_model"] = "reward_model"
     dpo_min_agreement: float | None = Field(default=None, ge=0, le=1)
+    # (A comparison task shows at most 9 answers.)
+    dpo_samples: int = Field(default=8, ge=2, le=9)
     # The AI-feedback arm (app/simulation/ai_feedback.py): RLOO on a reward model trained on a
     # judge's labels of the round's queue, the judge trained on people's labels of a seed of
     # `ai_seed_prompts` training prompts (one label each).
@@ -149,6 +157,10 @@ class LoopConfig(BaseModel):
             raise ValueError("the AI-feedback arm trains RLOO: give RLOO steps, or ai_arm false")
         if self.dpo_min_agreement is not None and self.dpo_pairs != "consensus":
             raise ValueError("dpo_min_agreement filters consensus pairs: set dpo_pairs consensus")
+        if "dpo_samples" in self.model_fields_set and self.dpo_pairs != "reward_model":
+            raise ValueError(
+                "dpo_samples is how many answers the reward model ranks: set dpo_pairs reward_model"
+            )
         return self
 
 
@@ -169,7 +181,8 @@ def load_config(path: Path, **overrides: Any) -> LoopConfig:
 def config_with(config: LoopConfig, **overrides: Any) -> LoopConfig:
     """`config` with the given (not None) settings replaced, checked again."""
     given = {name: value for name, value in overrides.items() if value is not None}
-    return LoopConfig.model_validate({**config.model_dump(), **given})
+    # Only the settings given (exclude_unset): some checks look at which were given.
+    return LoopConfig.model_validate({**config.model_dump(exclude_unset=True), **given})
 
 
 @dataclass

@@ -1,10 +1,10 @@
 """The proof that the loop improves a model (issues 7 and 19): `smiley demo loop`'s own code, on
 CPU with the tiny model, a real worker (SQLite, embedded broker) and simulated labelers working
 through the JSON API. SFT on their demonstrations; then two rounds of samples, rankings, a
-reward model, RLOO against it and DPO on the pairs, and the AI-feedback arm (a judge trained on
-a seed of people's labels labels the round's queue; RLOO on a reward model of its labels);
-people choose each round's arm on the selection split of held-out prompts, and every figure
-asserted here comes from the final split (other topics, fresh samples).
+reward model, RLOO against it and DPO on pairs it ranked, and the AI-feedback arm (a judge
+trained on a seed of people's labels labels the round's queue; RLOO on a reward model of its
+labels); people choose each round's arm on the selection split of held-out prompts, and every
+figure asserted here comes from the final split (other topics, fresh samples).
 
 What is asserted, and why it is not noise: the round-1 kept policy's win rate over SFT on the
 final split, judged by the labelers' hidden preference without noise on 512 answer pairs, is
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import make_engine, session_factory
 from app.main import create_app
-from app.models import Comparison, Response, Run, Snapshot, Task
+from app.models import Comparison, Response, Run, Snapshot, Task, TaskResponse
 from app.services import lineage, registry, rounds
 from app.settings import Settings
 from app.simulation.loop import LoopConfig, run_loop
@@ -38,7 +38,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.xdist_gro
 # split's samples and the kept policy's human evaluations cost more than the loop did before
 # (issue 19), and leaving PPO out pays for them. A run that takes 10 minutes (each takes
 # seconds) is stuck: fail with the worker's log, before the timeout.
-CONFIG = LoopConfig(run_timeout=600.0, ppo_steps=0)
+# DPO's pairs are the loop's own (its start policy's answers ranked by the round's reward
+# model), on fewer answers and steps than the README's table: no DPO figure is asserted here,
+# only how its pairs were made.
+CONFIG = LoopConfig(run_timeout=600.0, ppo_steps=0, dpo_steps=40, dpo_samples=4)
 # The round-1 kept policy's hidden-preference win rate over SFT on the final split: seed 0
 # measured 0.73 (0.71-0.76) for RLOO, the arm kept, with the README's settings on a CPU (the
 # ceiling over SFT's answers 0.76); the floor sits two interval half-widths below it.
@@ -160,6 +163,31 @@ def test_two_rounds_of_the_loop_make_a_policy_people_prefer(
         assert ai_reward_run is not None and ai_reward_run.snapshot_id is not None
         ai_snapshot = db.get(Snapshot, ai_reward_run.snapshot_id)
         assert ai_snapshot is not None and ai_snapshot.filters["label_sources"] == "ai"
+
+    with sessions() as db:
+        # DPO learnt from pairs the round's reward model ranked: a judge run over a queue of
+        # its own (4 answers to each of the 44 training prompts), which no reward model
+        # learns from, in a snapshot of those AI labels alone.
+        dpo_run = db.get(Run, first.arms[1].run_id)
+        assert dpo_run is not None and dpo_run.snapshot_id is not None
+        dpo_snapshot = db.get(Snapshot, dpo_run.snapshot_id)
+        assert dpo_snapshot is not None and dpo_snapshot.filters["label_sources"] == "ai"
+        (dpo_queue,) = dpo_snapshot.filters["queue_ids"]
+        assert dpo_queue not in (first.comparisons_queue_id, second.comparisons_queue_id)
+        ranked = db.execute(
+            select(Comparison.model_id, func.count(Comparison.id))
+            .join(Task, Task.id == Comparison.task_id)
+            .where(Task.queue_id == dpo_queue)
+            .group_by(Comparison.model_id)
+        ).all()
+        assert ranked == [(first.reward_model_id, 44)]
+        answers = db.scalars(
+            select(func.count(TaskResponse.response_id))
+            .join(Task, Task.id == TaskResponse.task_id)
+            .where(Task.queue_id == dpo_queue)
+            .group_by(Task.id)
+        ).all()
+        assert answers == [4] * 44
 
     with sessions() as db:
         # The registry is the loop's lineage tree: base -> SFT -> round 1's reward model and

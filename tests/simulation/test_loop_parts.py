@@ -233,6 +233,8 @@ def test_settings_come_from_a_file_then_the_options(tmp_path: Path) -> None:
         ("rloo_steps = -1\n", "greater than or equal to 0"),
         ("selection_topics = 12\nfinal_topics = 12\n", "at most 20"),
         ("dpo_min_agreement = 0.9\n", "set dpo_pairs consensus"),
+        ('dpo_pairs = "pairs"\ndpo_samples = 4\n', "set dpo_pairs reward_model"),
+        ('dpo_pairs = "reward_model"\ndpo_samples = 10\n', "less than or equal to 9"),
         ("rloo_steps = 0\nppo_steps = 0\ndpo_steps = 0\n", "every arm is off"),
         ("rloo_steps = [\n", "not valid TOML"),
         # 60 prompts, 16 held out: 44 to train on, so a seed of 45 cannot be.

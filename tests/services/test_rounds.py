@@ -216,6 +216,11 @@ def side_by_side(db: Session, project: Project, queue: Queue, a: Model, b: Model
 
 @pytest.fixture
 def loop(db: Session, settings: Settings) -> dict[str, object]:
+    return build_loop(db, settings)
+
+
+def build_loop(db: Session, settings: Settings) -> dict[str, object]:
+    """The registry and labels of the module's docstring."""
     project = make_project(db)
     other = make_project(db, "Elsewhere")
     ann = User(username="ann", role=Role.labeler, password_hash="not-a-hash")

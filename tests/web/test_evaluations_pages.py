@@ -14,6 +14,7 @@ from app.models import Evaluation, Run, RunKind, RunStatus, User
 from app.settings import Settings
 from tests.conftest import web_login
 from tests.services.test_evaluations import Registry, build_registry, counts, hand_worked
+from tests.services.test_rounds import build_loop
 from tests.training_factories import queued_messages
 from tests.web.helpers import snapshot as db_snapshot
 
@@ -263,6 +264,30 @@ def test_the_rounds_page(
     assert one("round-reward", page.text) == "62.5% by its reward model"
     # Before the SFT run: the judgement in the "chat" queue counts, the evaluation's are held out.
     assert one("round-data", page.text).startswith("0 demonstrations · 1 comparison · 0 pairs to ")
+
+
+def test_the_rounds_page_counts_ai_labels_apart(
+    client: TestClient, db: Session, settings: Settings, researcher: User
+) -> None:
+    # tests/services/test_rounds.py's registry: round 1 holds a judge's comparison and a
+    # demonstration sft-1 wrote beside people's labels; rounds 0 and 2 hold people's only.
+    project = build_loop(db, settings)["project"]
+    web_login(client, researcher.username)
+
+    page = client.get(f"/projects/{project.id}/rounds")  # type: ignore[attr-defined]
+
+    assert page.status_code == 200
+    # Each round's data: people's labels, then (round 1 only) the AI labels apart.
+    assert texts("round-data", page.text) == [
+        "3 demonstrations · 1 comparison · 1 pair to 2026-05-04 10:00:00 UTC",
+        "1 demonstration · 2 comparisons · 4 pairs and by a model (AI labels): 1 demonstration"
+        " · 1 comparison from 2026-05-04 11:00:00 UTC to 2026-05-04 20:00:00 UTC",
+        "0 demonstrations · 1 comparison · 1 pair from 2026-05-05 06:00:00 UTC to 2026-05-05 "
+        "16:00:00 UTC",
+    ]
+    assert texts("round-ai-data", page.text) == [
+        "and by a model (AI labels): 1 demonstration · 1 comparison"
+    ]
 
 
 def test_a_project_without_rounds_says_so(

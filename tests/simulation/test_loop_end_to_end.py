@@ -166,28 +166,29 @@ def test_two_rounds_of_the_loop_make_a_policy_people_prefer(
 
     with sessions() as db:
         # DPO learnt from pairs the round's reward model ranked: a judge run over a queue of
-        # its own (4 answers to each of the 44 training prompts), which no reward model
-        # learns from, in a snapshot of those AI labels alone.
+        # its own (4 answers to each training prompt; identical answers are one candidate, and
+        # a prompt left with one gets no task), which no reward model learns from, in a
+        # snapshot of those AI labels alone.
         dpo_run = db.get(Run, first.arms[1].run_id)
         assert dpo_run is not None and dpo_run.snapshot_id is not None
         dpo_snapshot = db.get(Snapshot, dpo_run.snapshot_id)
         assert dpo_snapshot is not None and dpo_snapshot.filters["label_sources"] == "ai"
         (dpo_queue,) = dpo_snapshot.filters["queue_ids"]
         assert dpo_queue not in (first.comparisons_queue_id, second.comparisons_queue_id)
-        ranked = db.execute(
-            select(Comparison.model_id, func.count(Comparison.id))
-            .join(Task, Task.id == Comparison.task_id)
-            .where(Task.queue_id == dpo_queue)
-            .group_by(Comparison.model_id)
-        ).all()
-        assert ranked == [(first.reward_model_id, 44)]
         answers = db.scalars(
             select(func.count(TaskResponse.response_id))
             .join(Task, Task.id == TaskResponse.task_id)
             .where(Task.queue_id == dpo_queue)
             .group_by(Task.id)
         ).all()
-        assert answers == [4] * 44
+        assert 40 <= len(answers) <= 44 and set(answers) <= {2, 3, 4}, answers
+        ranked = db.execute(
+            select(Comparison.model_id, Comparison.source, func.count(Comparison.id))
+            .join(Task, Task.id == Comparison.task_id)
+            .where(Task.queue_id == dpo_queue)
+            .group_by(Comparison.model_id, Comparison.source)
+        ).all()
+        assert [tuple(row) for row in ranked] == [(first.reward_model_id, "ai", len(answers))]
 
     with sessions() as db:
         # The registry is the loop's lineage tree: base -> SFT -> round 1's reward model and

@@ -19,7 +19,7 @@ from app.models import ModelRole, Prompt, QueueKind, Response, Task
 from app.models.queues import TaskResponse
 from app.schemas.critique import CritiqueHyperparameters
 from app.schemas.training import RunCreate
-from app.services.generation.launching import RunInputs, checked_model
+from app.services.generation.launching import RunInputs, checked_model, one_source
 from app.services.principles import current_principles
 from app.services.prompts import storable_id
 from app.services.queues import chunks, get_queue
@@ -91,22 +91,14 @@ def _candidate_responses(
     data: RunCreate,
     params: CritiqueHyperparameters,
 ) -> list[int]:
-    sources = [
-        name
-        for name, given in (
-            ("snapshot_id", data.snapshot_id),
-            ("hyperparameters.queue_id", params.queue_id),
-            ("hyperparameters.response_ids", params.response_ids),
-        )
-        if given is not None
-    ]
-    if len(sources) != 1:
-        raise InvalidInput(
-            "take the responses from exactly one of: a comparison queue "
-            "(hyperparameters.queue_id), a preference snapshot (snapshot_id) or a list "
-            "(hyperparameters.response_ids)",
-            field=sources[1] if sources else "hyperparameters.queue_id",
-        )
+    one_source(
+        "responses",
+        [
+            ("hyperparameters.queue_id", "a comparison queue", params.queue_id),
+            ("snapshot_id", "a preference snapshot", data.snapshot_id),
+            ("hyperparameters.response_ids", "a list", params.response_ids),
+        ],
+    )
     if params.queue_id is not None:
         queue = get_queue(db, params.queue_id)
         field = "hyperparameters.queue_id"

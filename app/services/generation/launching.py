@@ -45,6 +45,21 @@ MAX_SAMPLES_PER_RUN = 200_000
 INPUT_FILE = {RunKind.generate: "prompts.jsonl", RunKind.score: "responses.jsonl"}
 
 
+def one_source(what: str, sources: Sequence[tuple[str, str, object]]) -> str:
+    """The field of the one source given among `sources` ((field, what it is, its value; None
+    when not given)); else an InvalidInput listing them all, on the second given (or the first
+    listed when none is)."""
+    given = [field for field, _, value in sources if value is not None]
+    if len(given) != 1:
+        listed = [f"{kind} ({field})" for field, kind, _ in sources]
+        options = f"{', '.join(listed[:-1])} or {listed[-1]}"
+        raise InvalidInput(
+            f"take the {what} from exactly one of: {options}",
+            field=given[1] if given else sources[0][0],
+        )
+    return given[0]
+
+
 @dataclass
 class RunInputs:
     file_name: str
@@ -157,21 +172,14 @@ def _candidate_prompts(
     data: RunCreate,
     params: GenerateHyperparameters,
 ) -> list[int]:
-    sources = [
-        name
-        for name, given in (
-            ("snapshot_id", data.snapshot_id),
-            ("hyperparameters.prompt_queue_id", params.prompt_queue_id),
-            ("hyperparameters.prompt_ids", params.prompt_ids),
-        )
-        if given is not None
-    ]
-    if len(sources) != 1:
-        raise InvalidInput(
-            "take the prompts from exactly one of: a snapshot (snapshot_id), a queue "
-            "(hyperparameters.prompt_queue_id) or a list (hyperparameters.prompt_ids)",
-            field=sources[1] if sources else "snapshot_id",
-        )
+    one_source(
+        "prompts",
+        [
+            ("snapshot_id", "a snapshot", data.snapshot_id),
+            ("hyperparameters.prompt_queue_id", "a queue", params.prompt_queue_id),
+            ("hyperparameters.prompt_ids", "a list", params.prompt_ids),
+        ],
+    )
     if data.snapshot_id is None and params.split != "all":
         raise InvalidInput(
             "split chooses part of a snapshot: give a snapshot_id", field="hyperparameters.split"

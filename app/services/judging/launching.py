@@ -29,7 +29,7 @@ from app.models import (
 from app.schemas.judging import JudgeHyperparameters
 from app.schemas.training import RunCreate
 from app.services import registry
-from app.services.generation.launching import RunInputs
+from app.services.generation.launching import RunInputs, one_source
 from app.services.guidelines import current_guideline
 from app.services.judging.templates import LETTERS, render, template_for_run
 from app.services.queues import chunks, get_queue
@@ -133,12 +133,13 @@ def _tasks(
     params: JudgeHyperparameters,
 ) -> list[tuple[int | None, int, list[int]]]:
     """(task id or None, prompt id, response ids in the order shown) of each task to judge."""
-    if (params.queue_id is None) == (data.snapshot_id is None):
-        raise InvalidInput(
-            "take the tasks from exactly one of: a comparison queue (hyperparameters.queue_id) "
-            "or a preference snapshot (snapshot_id)",
-            field="hyperparameters.queue_id",
-        )
+    one_source(
+        "tasks",
+        [
+            ("hyperparameters.queue_id", "a comparison queue", params.queue_id),
+            ("snapshot_id", "a preference snapshot", data.snapshot_id),
+        ],
+    )
     if params.queue_id is not None:
         found = _queue_tasks(db, project_id, params.queue_id)
         where, field = f"queue {params.queue_id}", "hyperparameters.queue_id"

@@ -40,22 +40,11 @@ def build_judge(
     seed_queue = steps.make_queue(ctx, f"Round {number} judge seed", QueueKind.comparison, 1)
     ctx.seed_queues.append(seed_queue)
     ctx.log(f"round {number}: AI feedback: people label a seed for the judge")
-    steps.train(
-        ctx,
-        RunCreate(
-            kind="generate",
-            base_model_id=current,
-            hyperparameters={
-                "prompt_ids": ctx.train_prompts[: config.ai_seed_prompts],
-                "samples_per_prompt": config.samples_per_prompt,
-                "max_new_tokens": config.max_new_tokens,
-                "temperature": config.temperature,
-                # Fresh answers, not the comparison queue's: a seed of their own.
-                "seed": config.seed + number + 5000,
-                "target_queue_id": seed_queue,
-            },
-        ),
-    )
+    # Fresh answers, not the comparison queue's: a seed of their own.
+    steps.sample_into_queue(
+        ctx, current, ctx.train_prompts[: config.ai_seed_prompts], seed_queue,
+        samples_per_prompt=config.samples_per_prompt, seed=config.seed + number + 5000,
+    )  # fmt: skip
     assert ctx.noise is not None
     steps.label(ctx, seed_queue, noise=ctx.noise)
     seeds = steps.snapshot(

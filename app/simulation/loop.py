@@ -128,21 +128,10 @@ def _round(
         ctx, f"Round {number} comparisons", QueueKind.comparison, config.comparison_overlap
     )
     ctx.comparison_queues.append(queue)
-    steps.train(
-        ctx,
-        RunCreate(
-            kind="generate",
-            base_model_id=current,
-            hyperparameters={
-                "prompt_ids": ctx.train_prompts,
-                "samples_per_prompt": config.samples_per_prompt,
-                "max_new_tokens": config.max_new_tokens,
-                "temperature": config.temperature,
-                "seed": config.seed + number,
-                "target_queue_id": queue,
-            },
-        ),
-    )
+    steps.sample_into_queue(
+        ctx, current, ctx.train_prompts, queue,
+        samples_per_prompt=config.samples_per_prompt, seed=config.seed + number,
+    )  # fmt: skip
     if ctx.noise is None:
         # Once, on round 1's own pairs: later rounds' labelers (and every evaluation's) are
         # the same people, not re-tuned with the hidden preference as the policy improves.
@@ -323,21 +312,10 @@ def _reward_model_pairs(
     task's answers by reward, and the snapshot takes those AI labels."""
     config = ctx.config
     queue = steps.make_queue(ctx, f"Round {number} DPO pairs", QueueKind.comparison, 1)
-    steps.train(
-        ctx,
-        RunCreate(
-            kind="generate",
-            base_model_id=current,
-            hyperparameters={
-                "prompt_ids": ctx.train_prompts,
-                "samples_per_prompt": config.dpo_samples,
-                "max_new_tokens": config.max_new_tokens,
-                "temperature": config.temperature,
-                "seed": config.seed + number + 7000,
-                "target_queue_id": queue,
-            },
-        ),
-    )
+    steps.sample_into_queue(
+        ctx, current, ctx.train_prompts, queue,
+        samples_per_prompt=config.dpo_samples, seed=config.seed + number + 7000,
+    )  # fmt: skip
     steps.train(
         ctx,
         RunCreate(kind="judge", base_model_id=reward_model, hyperparameters={"queue_id": queue}),

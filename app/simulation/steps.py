@@ -507,6 +507,35 @@ def _answer(value: object) -> str:
     return str(value)
 
 
+def sample_into_queue(
+    ctx: LoopContext,
+    model: int,
+    prompt_ids: list[int],
+    queue_id: int,
+    *,
+    samples_per_prompt: int,
+    seed: int,
+) -> int:
+    """A generation run: `model` answers each prompt `samples_per_prompt` times, one comparison
+    task of `queue_id` per prompt; its run id once it has finished."""
+    config = ctx.config
+    return train(
+        ctx,
+        RunCreate(
+            kind="generate",
+            base_model_id=model,
+            hyperparameters={
+                "prompt_ids": prompt_ids,
+                "samples_per_prompt": samples_per_prompt,
+                "max_new_tokens": config.max_new_tokens,
+                "temperature": config.temperature,
+                "seed": seed,
+                "target_queue_id": queue_id,
+            },
+        ),
+    )
+
+
 def rloo_run(ctx: LoopContext, current: int, prompt_data: int, reward_model: int) -> RunCreate:
     """A round's RLOO from `current` against `reward_model`, with the loop's settings (the
     human arm's and the AI-feedback arm's alike)."""

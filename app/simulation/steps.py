@@ -97,8 +97,8 @@ class LoopConfig(BaseModel):
     # Measured over seeds 0-2 (README): at 80 steps and a KL coefficient of 0.05 RLOO was
     # under-trained in some seeds and learned the reward model's blind spots in another (24%
     # malformed answers); 160 steps on a tighter leash reached 0.94 of the ceiling in round 1
-    # with 2% malformed.
-    rloo_steps: int = Field(default=160, ge=0, le=100_000)
+    # with 2% malformed, and 320 steps 0.97 with 1% (round 2: 0.98 and 0.995).
+    rloo_steps: int = Field(default=320, ge=0, le=100_000)
     rloo_learning_rate: float | None = Field(default=None, gt=0, le=1)
     rloo_beta: float = Field(default=0.2, ge=0, le=10)
     num_generations: int = Field(default=4, ge=2, le=16)

@@ -41,8 +41,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.xdist_gro
 # DPO's pairs are the loop's own (its start policy's answers ranked by the round's reward
 # model), on fewer answers and steps than the README's table: no DPO figure is asserted here,
 # only how its pairs were made. RLOO runs 160 steps, half the default: the suite's time is
-# near its limit, and four RLOO runs (two rounds, the human and the AI arm) are most of
-# this test's.
+# near its limit, and the default would add about 70 s over its four RLOO runs (two rounds,
+# the human and the AI arm).
 CONFIG = LoopConfig(run_timeout=600.0, ppo_steps=0, dpo_steps=40, dpo_samples=4, rloo_steps=160)
 # The round-1 kept policy's hidden-preference win rate over SFT on the final split: seed 0
 # measured 0.73 (0.71-0.76) for RLOO at 160 steps, the arm kept, on a CPU (the ceiling over

@@ -36,7 +36,7 @@ import struct
 import subprocess
 import sys
 import time
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -238,10 +238,17 @@ def run_group(ctx: JobContext) -> JobResult:
             start_new_session=True,
             preexec_fn=die_with_parent,
         )
+    forwarded = _Forwarded()
     try:
-        returncode = _supervise(group, folder, ctx)
-    finally:
+        returncode = _supervise(group, folder, ctx, forwarded)
+    except BaseException:
         end_group(group)
+        # What the group printed between the last poll and its end (a rank's first lines,
+        # often the error's context) still reaches the log; the runner's own error wins.
+        with contextlib.suppress(Exception):
+            _forward_output(folder / LOG_FILE, forwarded.output, ctx)
+        raise
+    end_group(group)
     error = folder / ERROR_FILE
     if error.is_file():
         failure = json.loads(error.read_text())
@@ -288,21 +295,30 @@ def recover_metrics(folder: Path, ctx: JobContext) -> None:
     _forward_metrics(metrics, offset, ctx, after=ctx.reported_through, up_to=int(match.group(1)))
 
 
-def _supervise(group: subprocess.Popen[bytes], folder: Path, ctx: JobContext) -> int:
+@dataclass
+class _Forwarded:
+    """How far into the group's metrics and output the runner has forwarded (byte offsets)."""
+
+    metrics: int = 0
+    output: int = 0
+
+
+def _supervise(
+    group: subprocess.Popen[bytes], folder: Path, ctx: JobContext, forwarded: _Forwarded
+) -> int:
     """Forwards rank 0's metrics, the group's output and the runner's stop until it exits."""
     metrics = folder / METRICS_FILE
-    offset = output = 0
     stop_sent = False
     while True:
         returncode = group.poll()
-        forwarded = _forward_metrics(metrics, offset, ctx)
-        if forwarded != offset:
+        offset = _forward_metrics(metrics, forwarded.metrics, ctx)
+        if offset != forwarded.metrics:
             # Where the next attempt takes up from, should this worker die now.
             partial = folder / f".{FORWARDED_FILE}.partial"
-            partial.write_text(f"{forwarded}\n")
+            partial.write_text(f"{offset}\n")
             partial.replace(folder / FORWARDED_FILE)
-            offset = forwarded
-        output = _forward_output(folder / LOG_FILE, output, ctx)
+            forwarded.metrics = offset
+        forwarded.output = _forward_output(folder / LOG_FILE, forwarded.output, ctx)
         if returncode is not None:
             return returncode
         if not stop_sent and ctx.should_stop():

@@ -457,7 +457,7 @@ def wait(ctx: LoopContext, run_id: int) -> None:
                 raise LoopError(f"run {run_id} ({run.kind.value}) {run.status.value}: {run.error}")
             ctx.log(f"  run {run_id} ({run.kind.value}) succeeded: {run.metrics.get('eval', {})}")
             return
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise LoopError(
         f"run {run_id} did not finish in {ctx.config.run_timeout:.0f} s: is a worker up?"
     )

@@ -42,12 +42,25 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.xdist_gro
 # model), on fewer answers and steps than the README's table: no DPO figure is asserted here,
 # only how its pairs were made. RLOO runs 160 steps, half the default: the suite's time is
 # near its limit, and the default would add about 70 s over its four RLOO runs (two rounds,
-# the human and the AI arm).
-CONFIG = LoopConfig(run_timeout=600.0, ppo_steps=0, dpo_steps=40, dpo_samples=4, rloo_steps=160)
+# the human and the AI arm). People judge 6 answers to each held-out prompt, not 12: halving
+# the labelers' ~1,000 evaluation tasks through the API took the test from 216 s to 200 s
+# alone, and what is asserted of people's figures (the arm chosen beat its start) holds with
+# 48 judgements.
+CONFIG = LoopConfig(
+    run_timeout=600.0,
+    ppo_steps=0,
+    dpo_steps=40,
+    dpo_samples=4,
+    rloo_steps=160,
+    selection_repeats=6,
+    human_repeats=6,
+)
+JUDGEMENTS = 8 * 6
 # The round-1 kept policy's hidden-preference win rate over SFT on the final split: seed 0
 # measured 0.73 (0.71-0.76) for RLOO at 160 steps, the arm kept, on a CPU (the ceiling over
-# SFT's answers 0.76; the default 320 steps reach 0.75); the floor sits two interval
-# half-widths below it.
+# SFT's answers 0.76; the default 320 steps reach 0.75), and 0.74 (0.71-0.76) with this
+# config's 6 judgements a prompt (people's fewer draws move the random streams); the floor
+# sits two interval half-widths below it.
 ROUND_ONE_FLOOR = 0.68
 
 
@@ -100,11 +113,11 @@ def test_two_rounds_of_the_loop_make_a_policy_people_prefer(
     assert rloo.final.hidden.mean_utility > rloo.final.hidden.baseline_mean_utility + 0.5, table
     # The null beside it: SFT against fresh samples of itself.
     assert report.null is not None and abs(report.null.win_rate - 0.5) < 0.05, table
-    # Chosen by people on the selection split (12 answers to each of its 8 prompts), measured
+    # Chosen by people on the selection split (6 answers to each of its 8 prompts), measured
     # by people again on the final split.
-    assert kept.selection.judgements == 96 == kept.selection.tasks_total
+    assert kept.selection.judgements == JUDGEMENTS == kept.selection.tasks_total
     assert kept.selection.win_rate is not None and kept.selection.win_rate > 0.5, table
-    assert first.kept_human is not None and first.kept_human.judgements == 96
+    assert first.kept_human is not None and first.kept_human.judgements == JUDGEMENTS
     # The round's reward model judged every row's own pairs, separately from people.
     assert all(row.comparison.reward_model is not None for row in report.rows()), table
     # Simulated labelers agree about as often as InstructGPT's did (~73%), with one noise for
@@ -123,7 +136,7 @@ def test_two_rounds_of_the_loop_make_a_policy_people_prefer(
     assert first.versus_best_of is not None
     assert first.versus_best_of.baseline_best_of == 4
     assert first.versus_best_of.human is not None
-    assert first.versus_best_of.human.judgements == 96
+    assert first.versus_best_of.human.judgements == JUDGEMENTS
     assert "| 1 | RLOO" in table and "| 2 | DPO" in table
     assert "| best of 4 of SFT |" in table
 
@@ -140,7 +153,7 @@ def test_two_rounds_of_the_loop_make_a_policy_people_prefer(
     assert ai.ai_label_accuracy is not None and ai.ai_label_accuracy > 0.6, table
     assert ai.arm.name == "RLOO on AI labels" and first.kept != ai.arm.name
     assert ai.arm.final.hidden.rate.ci_low > 0.5, table
-    assert ai.arm.selection.judgements == 96
+    assert ai.arm.selection.judgements == JUDGEMENTS
     assert "| 1 | RLOO on AI labels | SFT |" in table
     assert (
         "Round 1 AI feedback: the judge, a reward model trained on 11 comparisons people made "

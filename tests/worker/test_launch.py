@@ -592,13 +592,19 @@ def test_a_runner_that_fails_while_the_group_trains_ends_the_group(
     tiny: Path, tmp_path: Path
 ) -> None:
     """Any way out of the runner but the group's own end (here its report raising, as a
-    database error would) kills the group: nothing is left running."""
-    from worker.launch import run_group
+    database error would) kills the group: nothing is left running, and what the group
+    printed before then still reaches the runner's log."""
+    from worker.launch import LOG_FILE, run_group
 
     demonstrations = write_snapshot_folder(tmp_path / "demos", "sft", sft_rows(64))
     lines: list[str] = []
+    late = "[rank 1] printed after the runner's last look at the log"
 
     def report(step: int, values: dict[str, float], progress: float) -> None:
+        # A line the runner has not forwarded yet when it fails (as a rank's first line was
+        # on CI, written while rank 0 finished its first step): once, before the group's end.
+        with (tmp_path / "run/launch" / LOG_FILE).open("a") as log:
+            log.write(late + "\n")
         raise RuntimeError(f"the database went away at step {step}")
 
     ctx = replace(
@@ -623,3 +629,4 @@ def test_a_runner_that_fails_while_the_group_trains_ends_the_group(
     # The group's output reached the runner's log, each rank's lines marked with its rank.
     assert any(line.startswith("[rank 0] SFT on ") for line in lines), lines[-20:]
     assert any(line.startswith("[rank 1] SFT on ") for line in lines), lines[-20:]
+    assert lines.count(late) == 1, lines[-20:]
